@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// The batch codec: encode records into a batch, decode and iterate them,
+// verify the XXH3-64 checksum. A batch is the unit of write, replication,
+// storage and fetch; its bytes are the same on the wire and on disk. The
+// exact layout is specified in proto/BATCH_FORMAT.md; this header mirrors it.
+//
+// Shared by the broker and the client. It does no I/O and no allocation.
+// Decoders never read outside the buffer they are given, whatever the bytes
+// say: every length is checked against the bytes that are really there.
+#ifndef OX_PROTO_BATCH_H
+#define OX_PROTO_BATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+// Fixed header size; records follow it.
+#define OX_BATCH_HEADER_BYTES 72u
+// Hard limit of the format. Topics set lower limits (max.message.bytes);
+// 64 MiB keeps a whole batch comfortably in one buffer on every node.
+#define OX_BATCH_BYTES_MAX (64u << 20)
+// A record takes at least 7 bytes, so a full-size batch holds fewer than
+// 10 M records; 4 M bounds iteration work per batch.
+#define OX_BATCH_RECORDS_MAX (1u << 22)
+// Headers per record: bounded so that walking one record is bounded work.
+#define OX_RECORD_HEADERS_MAX 1024u
+#define OX_BATCH_MAGIC 1u
+
+// Attribute bits.
+#define OX_BATCH_ATTR_CODEC_MASK 0x0007u // 0 = uncompressed; 1..7 reserved
+#define OX_BATCH_ATTR_CONTROL 0x0008u    // control batch, invisible to consumers
+#define OX_BATCH_ATTR_KNOWN (OX_BATCH_ATTR_CODEC_MASK | OX_BATCH_ATTR_CONTROL)
+
+// Producer id / sequence meaning "none" (non-idempotent producer).
+#define OX_PRODUCER_NONE (-1)
+#define OX_SEQUENCE_NONE (-1)
+
+struct ox_batch_header {
+	uint64_t checksum;          // XXH3-64 of bytes [8, length)
+	uint32_t length;            // whole batch, header included
+	uint16_t attributes;
+	int64_t base_offset;        // offset of the first record slot
+	uint64_t term;              // Raft term of the leader that appended it
+	uint32_t last_offset_delta; // last offset = base_offset + last_offset_delta
+	uint32_t record_count;      // <= last_offset_delta + 1 (compaction leaves gaps)
+	int64_t first_timestamp;    // ms; records store deltas from it
+	int64_t max_timestamp;      // ms; the largest record timestamp
+	int64_t producer_id;
+	int16_t producer_epoch;
+	int32_t base_sequence;
+};
+
+// One record header. On encode the caller owns the bytes; on decode they
+// point into the batch buffer.
+struct ox_record_header {
+	const uint8_t *key;
+	uint32_t key_len;
+	const uint8_t *value; // NULL when value_len == -1
+	int32_t value_len;    // -1: null
+};
+
+// One record. Encode reads key, value, timestamp and headers[]; decode fills
+// every field with pointers into the batch buffer (borrowed: valid while the
+// buffer is) and leaves `headers` NULL: walk the headers with
+// ox_record_header_next().
+struct ox_record {
+	const uint8_t *key;
+	int32_t key_len;   // -1: null key
+	const uint8_t *value;
+	int32_t value_len; // -1: null value (a tombstone)
+	int64_t timestamp; // ms
+	int64_t offset;    // decode: absolute offset; ignored by encode
+	uint32_t header_count;
+	const struct ox_record_header *headers; // encode only
+	const uint8_t *headers_raw;             // decode only: encoded headers
+	size_t headers_raw_len;                 // decode only
+};
+
+// Header fields a writer chooses; the rest are derived from the records.
+struct ox_batch_params {
+	uint16_t attributes;
+	int64_t base_offset; // 0 from clients: the broker assigns offsets
+	uint64_t term;       // 0 from clients: the broker stamps its term
+	int64_t producer_id;
+	int16_t producer_epoch;
+	int32_t base_sequence;
+};
+
+// Writes a batch into caller-provided memory. Plain struct so it lives on
+// the stack; fields are private to batch.c.
+struct ox_batch_builder {
+	uint8_t *buf;
+	size_t cap;
+	size_t len;
+	uint32_t count;
+	uint32_t last_delta;
+	int64_t first_ts;
+	int64_t max_ts;
+	struct ox_batch_params params;
+};
+
+// Starts a batch in buf[0, cap). Borrows buf until finish. Returns -EINVAL
+// when cap cannot hold the header or params carry unknown attribute bits.
+// A cap above OX_BATCH_BYTES_MAX is clamped to it.
+int ox_batch_builder_init(struct ox_batch_builder *b, void *buf, size_t cap,
+			  const struct ox_batch_params *params);
+
+// Appends a record at the next offset delta (0, 1, 2, ...). Returns 0,
+// -ENOSPC when it does not fit (the builder is unchanged and can still be
+// finished), -EINVAL for an invalid record (lengths < -1, too many headers).
+int ox_batch_builder_add(struct ox_batch_builder *b, const struct ox_record *r);
+
+// Appends a record at an explicit offset delta, which must be greater than
+// every delta added before (compaction keeps original offsets this way).
+int ox_batch_builder_add_at(struct ox_batch_builder *b,
+			    const struct ox_record *r, uint32_t offset_delta);
+
+// Widens last_offset_delta beyond the last record added (a compacted batch
+// keeps its original span). `delta` must be >= the last delta added.
+void ox_batch_builder_set_last_delta(struct ox_batch_builder *b,
+				     uint32_t delta);
+
+// Fills in the header and checksum. Returns 0 and the batch length, or
+// -EINVAL when no record was added.
+int ox_batch_builder_finish(struct ox_batch_builder *b, size_t *len_out);
+
+// Records added so far.
+uint32_t ox_batch_builder_count(const struct ox_batch_builder *b);
+
+// Upper bound of the bytes `r` takes inside a batch.
+size_t ox_record_bytes_max(const struct ox_record *r);
+
+// Decodes and checks the fixed header of the batch at buf[0, len): magic,
+// length bounds, attributes, counts, offsets. Does not check the checksum
+// or records. Returns 0, -OX_ETRUNCATED when len < OX_BATCH_HEADER_BYTES,
+// or -OX_ECORRUPT.
+int ox_batch_header_decode(const void *buf, size_t len,
+			   struct ox_batch_header *out);
+
+// Fully checks the batch at buf[0, len): header, that all `length` bytes are
+// present (-OX_ETRUNCATED if not), checksum, and every record's structure
+// (count, increasing offset deltas, timestamps, header bounds, no trailing
+// bytes). Returns 0 or a negative error; fills *out when non-NULL.
+int ox_batch_verify(const void *buf, size_t len, struct ox_batch_header *out);
+
+// Computes the checksum of a batch of `length` bytes (length >= header size).
+uint64_t ox_batch_checksum(const void *buf, size_t length);
+
+// Rewrites base offset and term of a verified batch in place and recomputes
+// its checksum (the broker does this when it assigns offsets).
+void ox_batch_stamp(void *buf, int64_t base_offset, uint64_t term);
+
+// Next batch from a buffer of concatenated batches, starting at *pos. Checks
+// the header and that the whole batch is present, not the checksum. Returns
+// 1 with *hdr filled and *pos advanced past the batch, 0 at the end (*pos ==
+// len), -OX_ETRUNCATED when a partial batch ends the buffer, -OX_ECORRUPT.
+int ox_batch_next(const void *buf, size_t len, size_t *pos,
+		  struct ox_batch_header *hdr);
+
+// Iterates the records of one batch (call ox_batch_verify first; the
+// iterator still checks bounds and returns -OX_ECORRUPT on bad bytes).
+struct ox_batch_iter {
+	const uint8_t *pos;
+	const uint8_t *end;
+	struct ox_batch_header hdr;
+	uint32_t left;
+	int64_t prev_delta;
+};
+
+// Returns 0 or the error of ox_batch_header_decode; borrows batch.
+int ox_batch_iter_init(struct ox_batch_iter *it, const void *batch,
+		       size_t len);
+
+// Returns 1 with *out filled, 0 after the last record, -OX_ECORRUPT.
+int ox_batch_iter_next(struct ox_batch_iter *it, struct ox_record *out);
+
+// Walks a decoded record's headers: start with *pos = 0. Returns 1 with
+// *out filled, 0 at the end, -OX_ECORRUPT.
+int ox_record_header_next(const struct ox_record *r, size_t *pos,
+			  struct ox_record_header *out);
+
+#endif
