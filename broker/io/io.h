@@ -11,10 +11,19 @@
 // benchmarks. Callers cannot tell them apart except by speed.
 //
 // Callback contract: `cb(arg, res)` runs exactly once per accepted
-// operation, from ox_io_run() (never from the submitting call), with `res`
-// the byte count (read/write), 0 (fsync, timer expiry), a file descriptor
-// (open), or a negative errno. A callback may submit new operations.
-// Buffers passed to an operation are borrowed until its callback runs.
+// operation, from ox_io_run() or ox_io_destroy() (never from the
+// submitting call), with `res` the byte count (read/write), 0 (fsync,
+// timer expiry), a file descriptor (open), or a negative errno. A callback
+// may submit new operations, but must not call ox_io_run, ox_io_run_until
+// or ox_io_destroy (they assert). Buffers passed to an operation are
+// borrowed until its callback runs. A bad file descriptor is not a
+// programmer error: it comes back as -EBADF through the callback.
+//
+// Every submission function returns 0 when the operation is accepted (its
+// callback will run), -EBUSY when ops_max operations are already in
+// flight (run the loop, then submit again), -EINVAL for arguments out of
+// range, or an error noted at the function; nothing is accepted when it
+// returns an error.
 #ifndef OX_BROKER_IO_IO_H
 #define OX_BROKER_IO_IO_H
 
@@ -34,22 +43,34 @@ enum ox_io_backend {
 
 struct ox_io_opts {
 	enum ox_io_backend backend;
-	// Submission queue entries; 0 means the default (256).
+	// Submission queue entries; 0 means the default (256); at most
+	// 32768. When the queue is full, submitting flushes it to the kernel.
 	unsigned entries;
-	// Operations in flight at once; 0 means the default (4 * entries).
-	// Submissions beyond it fail with -EBUSY: the caller runs the loop.
+	// Operations in flight at once; 0 means the default (4 * entries,
+	// capped at 32768); at most 32768. Submissions beyond it fail with
+	// -EBUSY: the caller runs the loop. Allocated at create.
 	unsigned ops_max;
 };
 
 // Flags for writes.
 #define OX_IO_DSYNC 0x1u // follow the write with fdatasync; cb after both
 
-// Creates a loop. Returns 0, -ENOMEM, -EINVAL, or the errno of ring set-up
-// (-ENOSYS, -EPERM where io_uring is unavailable: fall back to SYNC).
+// Byte counts travel back as an int: one read or write moves at most this
+// many bytes (Linux's own limit per system call); larger ones get -EINVAL.
+#define OX_IO_LEN_MAX 0x7ffff000u
+
+// Creates a loop; opts NULL means all defaults (io_uring). Returns 0,
+// -ENOMEM, -EINVAL, or the errno of ring set-up (-ENOSYS, -EPERM where
+// io_uring is unavailable or lacks an operation we use: fall back to
+// SYNC). The caller owns *out and frees it with ox_io_destroy; on failure
+// *out is NULL.
 int ox_io_create(struct ox_io **out, const struct ox_io_opts *opts);
 
 // Waits for every operation in flight (running their callbacks), then frees
-// the loop. NULL is a no-op.
+// the loop. Timers still pending are not waited for: their callbacks run
+// with -ECANCELED, and ox_io_timer called meanwhile (from a callback)
+// returns -ECANCELED, so a timer that re-arms itself cannot hold
+// destruction up. Must not be called from a callback. NULL is a no-op.
 void ox_io_destroy(struct ox_io *io);
 
 // The backend in use.
@@ -58,22 +79,26 @@ enum ox_io_backend ox_io_backend(const struct ox_io *io);
 // Parses "uring" / "sync"; returns 0 or -EINVAL.
 int ox_io_backend_parse(const char *name, enum ox_io_backend *out);
 
-// openat(AT_FDCWD, path, flags, mode); res is the new fd. Copies path.
+// openat(AT_FDCWD, path, flags, mode); res is the new fd, which the
+// callback owns. Copies path (-ENOMEM if that fails).
 int ox_io_open(struct ox_io *io, const char *path, int flags, mode_t mode,
 	       ox_io_cb cb, void *arg);
 
-// Positional read of up to len bytes; res is the bytes read (short at EOF).
+// Positional read of up to len bytes; res is the bytes read (short at EOF,
+// 0 at or past it). -EINVAL if len > OX_IO_LEN_MAX or off + len > INT64_MAX.
 int ox_io_read(struct ox_io *io, int fd, void *buf, size_t len, uint64_t off,
 	       ox_io_cb cb, void *arg);
 
 // Positional write of all len bytes: short writes are continued inside the
 // loop, so res is len or a negative errno. With OX_IO_DSYNC the write is
-// followed by fdatasync and res is negative if either failed.
+// followed by fdatasync and res is negative if either failed. -EINVAL for
+// unknown flags, len > OX_IO_LEN_MAX or off + len > INT64_MAX.
 int ox_io_write(struct ox_io *io, int fd, const void *buf, size_t len,
 		uint64_t off, unsigned flags, ox_io_cb cb, void *arg);
 
-// Like ox_io_write for iovcnt <= OX_IO_IOV_MAX buffers (copied: the iov
-// array itself need not outlive the call, the buffers must).
+// Like ox_io_write for 1 <= iovcnt <= OX_IO_IOV_MAX buffers (copied: the
+// iov array itself need not outlive the call, the buffers must); their
+// total length is limited like len. Other counts get -EINVAL.
 #define OX_IO_IOV_MAX 16
 int ox_io_writev(struct ox_io *io, int fd, const struct iovec *iov,
 		 int iovcnt, uint64_t off, unsigned flags, ox_io_cb cb,
@@ -83,13 +108,20 @@ int ox_io_writev(struct ox_io *io, int fd, const struct iovec *iov,
 int ox_io_fsync(struct ox_io *io, int fd, int datasync, ox_io_cb cb,
 		void *arg);
 
-// Calls cb(arg, 0) after timeout_ns nanoseconds (monotonic).
+// Calls cb(arg, 0) after timeout_ns nanoseconds (monotonic), never
+// earlier; cb(arg, -ECANCELED) if ox_io_destroy cancels it. Returns
+// -ECANCELED (nothing accepted) while ox_io_destroy is draining the loop.
 int ox_io_timer(struct ox_io *io, uint64_t timeout_ns, ox_io_cb cb,
 		void *arg);
 
 // Submits what is queued and runs completed callbacks. With wait_nr > 0
 // blocks until at least wait_nr operations completed (or none is in
-// flight). Returns the number of callbacks run or a negative errno.
+// flight); with 0 it does not wait for the kernel or for timers (the sync
+// backend still runs the queued operations' system calls). Returns the
+// number of callbacks run, or a negative errno if the ring failed (the
+// operations stay in flight). Operations that callbacks submit are started
+// before it returns (io_uring) or run at the next call (sync). Must not be
+// called from a callback.
 int ox_io_run(struct ox_io *io, unsigned wait_nr);
 
 // Runs the loop until *flag becomes non-zero (set by a callback) or nothing
