@@ -175,7 +175,9 @@ static void append_done(void *arg, int res, int64_t base, int64_t last)
 
 static int setup_slots(struct bench *b)
 {
-	struct ox_record probe = {.key_len = -1, .value_len = (int32_t)b->o.size};
+	static const uint8_t any;
+	struct ox_record probe = {.key_len = -1, .value = &any,
+				  .value_len = (int32_t)b->o.size};
 	b->batch_cap = OX_BATCH_HEADER_BYTES +
 		       b->o.batch_records * ox_record_bytes_max(&probe);
 	if (b->batch_cap > OX_BATCH_BYTES_MAX)
