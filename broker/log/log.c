@@ -5,7 +5,7 @@
 // append.c, reads and lookups in read.c, recovery at open in recover.c,
 // one segment file in segment.c, the indexes in index.c; all share the
 // structs of log_int.h. Raft, the broker and the benchmarks call it through
-// log.h. Compaction (compact.c) comes later and is not linked yet.
+// log.h. Compaction lives in compact.c.
 //
 // Design notes
 //
@@ -300,6 +300,7 @@ int ox_log_close(struct ox_log *log)
 	if (!log)
 		return 0;
 	log->closing = true;
+	ox_log_compact_abort(log);
 	int rc = drain(log);
 	if (rc < 0)
 		return rc; // the loop is broken: leak rather than free in use
@@ -448,6 +449,10 @@ int ox_log_truncate(struct ox_log *log, int64_t offset)
 	int rc = truncate_point(log, offset, &i, &cut);
 	if (rc < 0)
 		return rc; // nothing changed yet
+	// A pass reading the segments about to be cut would be discarded
+	// anyway (C5 in compact.c); stopping it first also keeps its files
+	// and the truncation's apart.
+	ox_log_compact_abort(log);
 	log->truncate_gen++;
 	rc = truncate_at(log, i, cut);
 	if (rc < 0) {

@@ -5,7 +5,7 @@
 // own unit tests. No other module includes this header: everyone else goes
 // through log.h. The invariants I1..I9 cited here are listed in log.c.
 //
-// compact.c (to come) builds a cleaned segment with ox_segment_create()
+// compact.c builds a cleaned segment with ox_segment_create()
 // using the OX_LOG_SUFFIX_CLEANED suffix, fills it with verified batches,
 // builds its index with ox_segment_track(), stores the index with
 // ox_index_store() and swaps it in on the owner thread; the replaced
@@ -385,6 +385,10 @@ int ox_log_segs_reserve(struct ox_log *log);
 
 // Unlinks the files of segs[i] and drops it from the array (log.c).
 int ox_log_remove_segment(struct ox_log *log, unsigned i);
+
+// Stops a compaction pass in flight (if any), waits for its thread and
+// discards what it wrote (compact.c). Close and truncate call it.
+void ox_log_compact_abort(struct ox_log *log);
 
 // Fault injection for tests: makes the next round's segment sync fail
 // with err (negative errno).

@@ -1,0 +1,657 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// Log compaction (cleanup.policy compact or compact,delete): keeps the
+// latest record of every key in the sealed segments, drops tombstones once
+// they are older than delete.retention.ms, keeps every kept record at its
+// offset, and replaces each cleaned segment atomically. Called by the owner
+// of the log (the broker's retention timer, tests); the heavy work runs on a
+// helper thread so appends and reads go on meanwhile.
+//
+// Design notes
+//
+// A pass has three phases:
+//   start (owner thread)   picks the job: the longest prefix of sealed,
+//                          durable segments with stored indexes below the
+//                          limit offset; takes a reference on each and
+//                          snapshots what the worker needs.
+//   work (helper thread)   builds the key map (key hash -> latest offset)
+//                          over the job, then writes one cleaned file per
+//                          segment ("<base>.cleaned"): batches whose records
+//                          all survive are copied as they are, others are
+//                          rebuilt with their surviving records at their
+//                          original offset deltas; fdatasync; index files.
+//   swap (owner thread)    in offset order, renames each cleaned file over
+//                          its segment and puts the new segment in the log's
+//                          array; a segment left with nothing is removed.
+//
+// Invariants:
+//   C1 Only sealed segments whose bytes are all durable and whose index is
+//      stored are cleaned; the active segment never is (with log I5).
+//   C2 A record is dropped only when the map holds a later offset for its
+//      key, or it is a tombstone that is the latest for its key and older
+//      than delete.retention.ms. Records without a key and control batches
+//      are always kept. Kept records keep their offsets (offsets are never
+//      reused: a dropped record leaves a gap).
+//   C3 The job is a prefix of the log, and cleaned segments are renamed in
+//      offset order, with the directory synced after any rename that drops
+//      a tombstone: once a tombstone is gone, every older record of its key
+//      is gone for good, so a crash never brings an old value back.
+//   C4 A cleaned file is fdatasynced before it is renamed over its segment:
+//      a crash at any moment leaves each segment either old or cleaned,
+//      both valid; leftover ".cleaned" files are removed at open.
+//   C5 A pass that overlaps a truncation (truncate_gen moved) is discarded:
+//      its map may name records the truncation removed.
+//   C6 The worker touches no log state: only its snapshots, its own io
+//      loop, scan buffer and new segments, and the source segments' fds,
+//      kept open by the job's references.
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "broker/io/io.h"
+#include "broker/log/log_int.h"
+#include "proto/assert.h"
+#include "proto/error.h"
+
+// Key map slots: 24 bytes each, so the largest map is 192 MiB and holds
+// about 5.8 M distinct keys at the 70% load kept. A job with more keys is
+// cut at the segment where the map filled; the next pass goes further.
+#define COMPACT_SLOTS_MIN (1u << 12)
+#define COMPACT_SLOTS_MAX (1u << 23)
+// Cleaned output is gathered into writes of this size.
+#define COMPACT_OUT_BYTES (1u << 20)
+// The worker's scan buffer: whole batches must fit (any batch up to the
+// format's limit) plus one read chunk.
+#define COMPACT_SCAN_BYTES (OX_BATCH_BYTES_MAX + OX_LOG_SCAN_BYTES)
+
+struct key_slot {
+	uint64_t lo;
+	uint64_t hi;
+	int64_t offset; // -1: empty
+};
+
+struct key_map {
+	struct key_slot *slots;
+	uint32_t cap; // power of two
+	uint32_t used;
+};
+
+struct compact_seg {
+	struct ox_segment *src; // a reference held by the job
+	int64_t base;
+	uint64_t size;          // snapshot at start (C6)
+	struct ox_segment *out; // the cleaned segment; NULL: unchanged or empty
+	bool changed;           // some record was dropped
+	bool empty;             // nothing survived: remove the segment
+	bool drops_tombstone;
+};
+
+struct ox_compact {
+	// Snapshots and settings, read by the worker.
+	int dirfd;
+	uint32_t interval;
+	int64_t now_ms;
+	int64_t tomb_before; // tombstones with timestamp < this may go
+	uint64_t gen;        // the log's truncate_gen at start (C5)
+	struct compact_seg *segs;
+	unsigned nsegs;
+	// Worker state.
+	struct key_map map;
+	struct ox_scan scan;
+	struct ox_io *io;
+	uint8_t *out_buf;
+	size_t out_len;
+	uint8_t *rebuild;    // batch rebuild buffer
+	size_t rebuild_cap;
+	pthread_t thread;
+	atomic_int cancel; // set by the owner: stop at the next batch
+	atomic_int done;
+	int result;
+};
+
+// ---------------------------------------------------------------- key map
+
+static int map_init(struct key_map *m, uint32_t cap)
+{
+	m->slots = malloc((size_t)cap * sizeof(*m->slots));
+	if (!m->slots)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < cap; i++)
+		m->slots[i].offset = -1;
+	m->cap = cap;
+	m->used = 0;
+	return 0;
+}
+
+static struct key_slot *map_slot(const struct key_map *m, XXH128_hash_t h)
+{
+	uint32_t mask = m->cap - 1;
+	for (uint32_t i = (uint32_t)h.low64 & mask;; i = (i + 1) & mask) {
+		struct key_slot *s = &m->slots[i];
+		if (s->offset < 0 || (s->lo == h.low64 && s->hi == h.high64))
+			return s;
+	}
+}
+
+static int map_grow(struct key_map *m)
+{
+	struct key_map bigger;
+	if (m->cap >= COMPACT_SLOTS_MAX)
+		return -ENOSPC;
+	int rc = map_init(&bigger, m->cap * 2);
+	if (rc < 0)
+		return rc;
+	for (uint32_t i = 0; i < m->cap; i++) {
+		struct key_slot *s = &m->slots[i];
+		if (s->offset < 0)
+			continue;
+		XXH128_hash_t h = {.low64 = s->lo, .high64 = s->hi};
+		*map_slot(&bigger, h) = *s;
+		bigger.used++;
+	}
+	OX_ASSERT(bigger.used == m->used);
+	free(m->slots);
+	*m = bigger;
+	return 0;
+}
+
+// Records offset as the latest of key. Returns 0, -ENOSPC when the map is
+// at its limit, -ENOMEM.
+static int map_put(struct key_map *m, const struct ox_record *r)
+{
+	XXH128_hash_t h = XXH3_128bits(r->key, (size_t)r->key_len);
+	struct key_slot *s = map_slot(m, h);
+	if (s->offset < 0) {
+		if ((uint64_t)(m->used + 1) * 10 > (uint64_t)m->cap * 7) {
+			int rc = map_grow(m);
+			if (rc < 0)
+				return rc;
+			s = map_slot(m, h);
+		}
+		s->lo = h.low64;
+		s->hi = h.high64;
+		m->used++;
+	}
+	OX_ASSERT(r->offset > s->offset); // offsets increase along the job
+	s->offset = r->offset;
+	return 0;
+}
+
+static int64_t map_latest(const struct key_map *m, const struct ox_record *r)
+{
+	XXH128_hash_t h = XXH3_128bits(r->key, (size_t)r->key_len);
+	return map_slot(m, h)->offset;
+}
+
+// ------------------------------------------------------------ worker side
+
+// Walks the batches of one job segment, verifying each, and calls fn on
+// each whole batch. Returns 0 or the first error (fn's included).
+typedef int (*batch_fn)(struct ox_compact *c, struct compact_seg *cs,
+			const uint8_t *batch, const struct ox_batch_header *h);
+
+static int walk_segment(struct ox_compact *c, struct compact_seg *cs,
+			batch_fn fn)
+{
+	struct ox_walk w;
+	struct ox_batch_header h;
+	const uint8_t *bytes;
+	int rc;
+
+	ox_walk_init(&w, cs->src, &c->scan, OX_LOG_SCAN_BYTES, 0, cs->size);
+	while ((rc = ox_walk_next(&w, &h, &bytes)) == 1) {
+		OX_ASSERT(bytes != NULL); // the scan buffer fits any batch
+		if (atomic_load(&c->cancel))
+			return -ECANCELED;
+		if (ox_batch_verify(bytes, h.length, NULL) < 0)
+			return -OX_ECORRUPT;
+		rc = fn(c, cs, bytes, &h);
+		if (rc < 0)
+			return rc;
+		w.pos += h.length;
+	}
+	return rc;
+}
+
+static int map_batch(struct ox_compact *c, struct compact_seg *cs,
+		     const uint8_t *batch, const struct ox_batch_header *h)
+{
+	struct ox_batch_iter it;
+	struct ox_record r;
+	int rc;
+
+	if (h->attributes & OX_BATCH_ATTR_CONTROL)
+		return 0;
+	ox_batch_iter_init(&it, batch, h->length);
+	while ((rc = ox_batch_iter_next(&it, &r)) == 1) {
+		if (r.key_len < 0)
+			continue;
+		rc = map_put(&c->map, &r);
+		if (rc < 0)
+			return rc;
+	}
+	return rc;
+}
+
+// Builds the map over the job; when the map fills up, the job is cut to
+// the segments before the one being read (the map may still hold keys of
+// that one: they only make the pass keep more, C2).
+static int build_map(struct ox_compact *c)
+{
+	int rc = map_init(&c->map, COMPACT_SLOTS_MIN);
+	for (unsigned i = 0; rc == 0 && i < c->nsegs; i++) {
+		rc = walk_segment(c, &c->segs[i], map_batch);
+		if (rc == -ENOSPC) {
+			c->nsegs = i;
+			return 0;
+		}
+	}
+	return rc;
+}
+
+static bool keep_record(const struct ox_compact *c, const struct ox_record *r)
+{
+	if (r->key_len < 0)
+		return true;
+	if (map_latest(&c->map, r) != r->offset)
+		return false;
+	return r->value_len >= 0 || r->timestamp >= c->tomb_before;
+}
+
+struct flag_res {
+	int done;
+	int res;
+};
+
+static void io_done(void *arg, int res)
+{
+	struct flag_res *f = arg;
+	f->res = res;
+	f->done = 1;
+}
+
+static int write_at(struct ox_compact *c, int fd, const void *buf,
+		    size_t len, uint64_t pos)
+{
+	struct flag_res f = {0};
+	int rc = ox_io_write(c->io, fd, buf, len, pos, 0, io_done, &f);
+	if (rc == 0)
+		rc = ox_io_run_until(c->io, &f.done);
+	return rc < 0 ? rc : f.res < 0 ? f.res : 0;
+}
+
+static int flush_out(struct ox_compact *c, struct compact_seg *cs)
+{
+	if (c->out_len == 0)
+		return 0;
+	uint64_t pos = cs->out->size - c->out_len;
+	int rc = write_at(c, cs->out->fd, c->out_buf, c->out_len, pos);
+	c->out_len = 0;
+	return rc;
+}
+
+// Places one whole batch at the end of the cleaned segment.
+static int emit(struct ox_compact *c, struct compact_seg *cs,
+		const uint8_t *batch, const struct ox_batch_header *h)
+{
+	int rc = ox_index_reserve(&cs->out->index);
+	if (rc < 0)
+		return rc;
+	uint64_t pos = cs->out->size;
+	if (c->out_len + h->length > COMPACT_OUT_BYTES) {
+		rc = flush_out(c, cs);
+		if (rc < 0)
+			return rc;
+	}
+	ox_segment_track(cs->out, h, pos, c->interval);
+	if (h->length > COMPACT_OUT_BYTES)
+		return write_at(c, cs->out->fd, batch, h->length, pos);
+	memcpy(c->out_buf + c->out_len, batch, h->length);
+	c->out_len += h->length;
+	return 0;
+}
+
+static int rebuild_reserve(struct ox_compact *c, size_t need)
+{
+	if (need <= c->rebuild_cap)
+		return 0;
+	uint8_t *p = realloc(c->rebuild, need);
+	if (!p)
+		return -ENOMEM;
+	c->rebuild = p;
+	c->rebuild_cap = need;
+	return 0;
+}
+
+// Rewrites a batch with only its surviving records, at their offsets and
+// with the batch's span, term and producer fields unchanged (C2).
+static int rebuild_batch(struct ox_compact *c, const uint8_t *batch,
+			 const struct ox_batch_header *h, size_t *len_out)
+{
+	struct ox_batch_params p = {
+		.attributes = h->attributes, .base_offset = h->base_offset,
+		.term = h->term, .producer_id = h->producer_id,
+		.producer_epoch = h->producer_epoch,
+		.base_sequence = h->base_sequence,
+	};
+	struct ox_batch_builder b;
+	struct ox_batch_iter it;
+	struct ox_record r;
+	// Timestamp deltas are re-based on the first kept record, which can
+	// lengthen a varint by a byte or two per record: twice is ample.
+	int rc = rebuild_reserve(c, (size_t)h->length * 2 + 64);
+	if (rc == 0)
+		rc = ox_batch_builder_init(&b, c->rebuild, c->rebuild_cap, &p);
+	if (rc == 0)
+		rc = ox_batch_iter_init(&it, batch, h->length);
+	while (rc == 0 && (rc = ox_batch_iter_next(&it, &r)) == 1) {
+		rc = 0;
+		if (keep_record(c, &r))
+			rc = ox_batch_builder_add_at(
+				&b, &r, (uint32_t)(r.offset - h->base_offset));
+	}
+	if (rc < 0)
+		return rc;
+	ox_batch_builder_set_last_delta(&b, h->last_offset_delta);
+	return ox_batch_builder_finish(&b, len_out);
+}
+
+// Counts the batch's surviving records and notes dropped tombstones.
+static uint32_t count_kept(struct ox_compact *c, struct compact_seg *cs,
+			   const uint8_t *batch, const struct ox_batch_header *h)
+{
+	struct ox_batch_iter it;
+	struct ox_record r;
+	uint32_t kept = 0;
+	ox_batch_iter_init(&it, batch, h->length);
+	while (ox_batch_iter_next(&it, &r) == 1) {
+		if (keep_record(c, &r))
+			kept++;
+		else if (r.value_len < 0 && map_latest(&c->map, &r) == r.offset)
+			cs->drops_tombstone = true;
+	}
+	return kept;
+}
+
+static int clean_batch(struct ox_compact *c, struct compact_seg *cs,
+		       const uint8_t *batch, const struct ox_batch_header *h)
+{
+	if (h->attributes & OX_BATCH_ATTR_CONTROL)
+		return emit(c, cs, batch, h);
+	uint32_t kept = count_kept(c, cs, batch, h);
+	if (kept == h->record_count)
+		return emit(c, cs, batch, h);
+	cs->changed = true;
+	if (kept == 0)
+		return 0;
+	size_t len;
+	int rc = rebuild_batch(c, batch, h, &len);
+	if (rc < 0)
+		return rc;
+	struct ox_batch_header nh;
+	rc = ox_batch_verify(c->rebuild, len, &nh); // checked before written
+	OX_ASSERT(rc == 0 && nh.record_count == kept);
+	return emit(c, cs, c->rebuild, &nh);
+}
+
+static void discard_out(struct ox_compact *c, struct compact_seg *cs)
+{
+	char name[OX_LOG_NAME_MAX];
+	if (!cs->out)
+		return;
+	ox_log_file_name(name, cs->base, OX_LOG_SUFFIX_CLEANED);
+	unlinkat(c->dirfd, name, 0);
+	ox_segment_unref(cs->out);
+	cs->out = NULL;
+}
+
+static int finish_out(struct ox_compact *c, struct compact_seg *cs)
+{
+	struct flag_res f = {0};
+	struct ox_index_meta meta;
+	int rc = flush_out(c, cs);
+	if (rc == 0)
+		rc = ox_io_fsync(c->io, cs->out->fd, 1, io_done, &f);
+	if (rc == 0)
+		rc = ox_io_run_until(c->io, &f.done);
+	if (rc == 0)
+		rc = f.res; // C4: durable before the rename
+	if (rc < 0)
+		return rc;
+	cs->out->written_bytes = cs->out->size; // all of it, durable (I2)
+	ox_segment_meta(cs->out, &meta);
+	// The index describes the cleaned bytes; until the rename it does not
+	// match the live segment, which open detects and rebuilds. A failed
+	// store is no loss either: open rebuilds a missing index.
+	ox_index_store(c->dirfd, &cs->out->index, &meta);
+	cs->out->sealed = true;
+	cs->out->index_state = OX_INDEX_STORED;
+	return 0;
+}
+
+// Writes the cleaned file of one segment. Leaves cs->out NULL when nothing
+// changed, or with cs->empty when nothing survived.
+static int clean_segment(struct ox_compact *c, struct compact_seg *cs)
+{
+	char name[OX_LOG_NAME_MAX];
+	ox_log_file_name(name, cs->base, OX_LOG_SUFFIX_CLEANED);
+	unlinkat(c->dirfd, name, 0); // left by a pass that was abandoned
+	int rc = ox_segment_create(c->dirfd, cs->base, OX_LOG_SUFFIX_CLEANED,
+				   c->now_ms, &cs->out);
+	if (rc < 0)
+		return rc;
+	c->out_len = 0;
+	rc = walk_segment(c, cs, clean_batch);
+	if (rc == 0 && !cs->changed) {
+		discard_out(c, cs); // every record survived: keep the segment
+		return 0;
+	}
+	if (rc == 0 && cs->out->size == 0) {
+		cs->empty = true;
+		discard_out(c, cs);
+		return 0;
+	}
+	if (rc == 0)
+		rc = finish_out(c, cs);
+	return rc;
+}
+
+static void *compact_main(void *arg)
+{
+	struct ox_compact *c = arg;
+	struct ox_io_opts opts = {.entries = 8};
+	int rc = ox_io_create(&c->io, &opts);
+	if (rc < 0) {
+		opts.backend = OX_IO_BACKEND_SYNC;
+		rc = ox_io_create(&c->io, &opts);
+	}
+	c->scan.cap = COMPACT_SCAN_BYTES;
+	c->scan.buf = malloc(c->scan.cap);
+	c->out_buf = malloc(COMPACT_OUT_BYTES);
+	if (rc == 0 && (!c->scan.buf || !c->out_buf))
+		rc = -ENOMEM;
+	if (rc == 0)
+		rc = build_map(c);
+	for (unsigned i = 0; rc == 0 && i < c->nsegs; i++)
+		rc = clean_segment(c, &c->segs[i]);
+	ox_io_destroy(c->io);
+	free(c->scan.buf);
+	free(c->out_buf);
+	free(c->rebuild);
+	free(c->map.slots);
+	c->result = rc;
+	atomic_store(&c->done, 1);
+	return NULL;
+}
+
+// -------------------------------------------------------------- owner side
+
+// The job (C1, C3): the longest prefix of sealed segments that are durable,
+// indexed and wholly below limit_offset.
+static unsigned job_length(const struct ox_log *log, int64_t limit_offset)
+{
+	unsigned n = 0;
+	while (n + 1 < log->nsegs) {
+		const struct ox_segment *s = log->segs[n];
+		if (!s->sealed || s->index_state != OX_INDEX_STORED ||
+		    s->next_offset > limit_offset ||
+		    s->next_offset > log->durable)
+			break;
+		n++;
+	}
+	return n;
+}
+
+static void compact_free(struct ox_log *log, struct ox_compact *c)
+{
+	for (unsigned i = 0; i < c->nsegs; i++)
+		discard_out(c, &c->segs[i]);
+	// nsegs may have been cut by the worker: release every reference.
+	for (struct compact_seg *cs = c->segs; cs && cs->src; cs++)
+		ox_segment_unref(cs->src);
+	free(c->segs);
+	free(c);
+	log->compact = NULL;
+}
+
+int ox_log_compact_start(struct ox_log *log, int64_t limit_offset)
+{
+	OX_ASSERT(log != NULL);
+	if (!(log->cfg.cleanup & OX_LOG_CLEANUP_COMPACT))
+		return -EINVAL;
+	if (log->compact)
+		return -EALREADY;
+	if (log->failed)
+		return -OX_EFAILED;
+	unsigned n = job_length(log, limit_offset);
+	if (n == 0)
+		return 0;
+	struct ox_compact *c = calloc(1, sizeof(*c));
+	if (c)
+		c->segs = calloc(n + 1, sizeof(*c->segs)); // NULL-terminated
+	if (!c || !c->segs) {
+		free(c);
+		return -ENOMEM;
+	}
+	c->dirfd = log->dirfd;
+	c->interval = log->cfg.index_interval_bytes;
+	c->now_ms = ox_log_now_ms(log);
+	c->tomb_before = c->now_ms - log->cfg.delete_retention_ms;
+	c->gen = log->truncate_gen;
+	c->nsegs = n;
+	for (unsigned i = 0; i < n; i++) {
+		struct ox_segment *s = log->segs[i];
+		ox_segment_ref(s);
+		c->segs[i] = (struct compact_seg){.src = s, .base = s->base_offset,
+						  .size = s->size};
+	}
+	log->compact = c;
+	if (pthread_create(&c->thread, NULL, compact_main, c) != 0) {
+		compact_free(log, c);
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+static int seg_position(const struct ox_log *log, const struct ox_segment *s)
+{
+	for (unsigned i = 0; i < log->nsegs; i++)
+		if (log->segs[i] == s)
+			return (int)i;
+	return -1;
+}
+
+static int fsync_dir(struct ox_log *log)
+{
+	return fsync(log->dirfd) < 0 ? -errno : 0;
+}
+
+// Puts one cleaned segment in place of its source (C3, C4).
+static int swap_one(struct ox_log *log, struct ox_compact *c,
+		    struct compact_seg *cs)
+{
+	char from[OX_LOG_NAME_MAX], to[OX_LOG_NAME_MAX];
+	int i = seg_position(log, cs->src);
+	if (i < 0 && cs->out) // gone (retention): drop the index stored for it
+		ox_index_unlink(c->dirfd, cs->base);
+	if (i < 0 || (!cs->out && !cs->empty))
+		return 0; // gone or unchanged
+	if (cs->empty)
+		return ox_log_remove_segment(log, (unsigned)i);
+	ox_log_file_name(from, cs->base, OX_LOG_SUFFIX_CLEANED);
+	ox_log_file_name(to, cs->base, OX_LOG_SUFFIX_LOG);
+	if (renameat(c->dirfd, from, c->dirfd, to) < 0)
+		return -errno;
+	struct ox_segment *old = log->segs[i];
+	log->segs[i] = cs->out;
+	log->total_bytes = log->total_bytes - old->size + cs->out->size;
+	cs->out = NULL; // the log's reference now
+	old->removed = true;
+	ox_segment_unref(old);
+	return cs->drops_tombstone ? fsync_dir(log) : 0;
+}
+
+static int swap_all(struct ox_log *log, struct ox_compact *c)
+{
+	int rc = 0;
+	bool any = false;
+	for (unsigned i = 0; rc == 0 && i < c->nsegs; i++) {
+		struct compact_seg *cs = &c->segs[i];
+		any = any || cs->out || cs->empty;
+		rc = swap_one(log, c, cs);
+	}
+	if (any) {
+		log->dir_dirty = true;
+		int rc2 = fsync_dir(log);
+		rc = rc < 0 ? rc : rc2;
+	}
+	return rc;
+}
+
+// Joins the worker and swaps its result in, unless the pass failed or a
+// truncation overlapped it (C5). Returns 1 when it swapped, 0 when it
+// discarded the pass, or a negative error.
+static int compact_finish(struct ox_log *log)
+{
+	struct ox_compact *c = log->compact;
+	pthread_join(c->thread, NULL);
+	int rc = c->result;
+	if (c->gen != log->truncate_gen)
+		rc = 0;
+	else if (rc == 0 && (rc = swap_all(log, c)) == 0)
+		rc = 1;
+	compact_free(log, c);
+	return rc;
+}
+
+int ox_log_compact_poll(struct ox_log *log)
+{
+	OX_ASSERT(log != NULL);
+	if (!log->compact || !atomic_load(&log->compact->done))
+		return 0;
+	return compact_finish(log);
+}
+
+void ox_log_compact_abort(struct ox_log *log)
+{
+	struct ox_compact *c = log->compact;
+	if (!c)
+		return;
+	atomic_store(&c->cancel, 1);
+	pthread_join(c->thread, NULL);
+	compact_free(log, c);
+}
+
+int ox_log_compact(struct ox_log *log, int64_t limit_offset)
+{
+	int rc = ox_log_compact_start(log, limit_offset);
+	if (rc < 0 || !log->compact)
+		return rc;
+	rc = compact_finish(log);
+	return rc < 0 ? rc : 0;
+}

@@ -1,0 +1,348 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// Compaction (compact.c): the latest record of every key survives at its
+// offset (C2), tombstones go only after delete.retention.ms, records
+// without a key and control batches stay, the active segment is never
+// touched (C1), emptied segments disappear, a second pass changes nothing,
+// the result survives a reopen, appends go on while a pass runs, and a
+// truncation discards a pass that overlapped it (C5).
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "broker/log/log_int.h"
+#include "proto/batch.h"
+#include "proto/error.h"
+#include "tests/unit/log/helpers.h"
+
+#define KEYS 10
+#define MAX_OFFSETS 4096
+
+// What the test wrote: for every offset, its key (-1: no key), whether it
+// is a tombstone, and its timestamp.
+static struct {
+	int key[MAX_OFFSETS];
+	bool tomb[MAX_OFFSETS];
+	int64_t ts[MAX_OFFSETS];
+	int64_t n;
+} W;
+
+struct kv {
+	int key;   // -1: no key
+	bool tomb;
+};
+
+static void appended(void *arg, int res, int64_t base, int64_t last)
+{
+	struct tl_cb *cb = arg;
+	cb->calls++;
+	cb->res = res;
+	cb->base = base;
+	cb->last = last;
+}
+
+// Appends one batch of records (attributes may mark it a control batch).
+// Each value is "o<offset>", so a record read back tells where it was
+// written.
+static void put(const struct kv *recs, int n, int64_t ts, uint16_t attrs)
+{
+	uint8_t buf[4096];
+	char keys[64][8], vals[64][16];
+	struct ox_batch_params p = {.attributes = attrs,
+				    .producer_id = OX_PRODUCER_NONE,
+				    .base_sequence = OX_SEQUENCE_NONE};
+	struct ox_batch_builder b;
+	cr_assert_leq(n, 64);
+	cr_assert_eq(ox_batch_builder_init(&b, buf, sizeof(buf), &p), 0);
+	int64_t base = ox_log_end_offset(T.log);
+	for (int i = 0; i < n; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "k%d", recs[i].key);
+		snprintf(vals[i], sizeof(vals[i]), "o%" PRId64, base + i);
+		struct ox_record r = {
+			.key = (const uint8_t *)keys[i],
+			.key_len = recs[i].key < 0 ? -1 : (int32_t)strlen(keys[i]),
+			.value = recs[i].tomb ? NULL : (const uint8_t *)vals[i],
+			.value_len = recs[i].tomb ? -1 : (int32_t)strlen(vals[i]),
+			.timestamp = ts,
+		};
+		cr_assert_eq(ox_batch_builder_add(&b, &r), 0);
+		cr_assert_lt(base + i, MAX_OFFSETS);
+		W.key[base + i] = recs[i].key;
+		W.tomb[base + i] = recs[i].tomb;
+		W.ts[base + i] = ts;
+	}
+	size_t len;
+	cr_assert_eq(ox_batch_builder_finish(&b, &len), 0);
+	struct tl_cb cb = {0};
+	cr_assert_eq(ox_log_append(T.log, buf, len, 1, 0, appended, &cb, NULL), 0);
+	tl_wait(&cb);
+	cr_assert_eq(cb.res, 0);
+	W.n = base + n;
+}
+
+// One round: every key once, values (or tombstones for `tomb_mask` keys).
+static void round_of_keys(int64_t ts, unsigned tomb_mask)
+{
+	struct kv recs[KEYS];
+	for (int k = 0; k < KEYS; k++)
+		recs[k] = (struct kv){.key = k, .tomb = (tomb_mask >> k) & 1};
+	put(recs, KEYS, ts, 0);
+}
+
+// The offset of the latest record of key below `upto` (-1 if none).
+static int64_t latest_written(int key, int64_t upto)
+{
+	for (int64_t o = upto - 1; o >= 0; o--)
+		if (W.key[o] == key)
+			return o;
+	return -1;
+}
+
+struct seen {
+	int64_t offsets[MAX_OFFSETS];
+	int n;
+	int controls;
+};
+
+// Reads the whole log; checks every batch verifies, offsets increase and
+// each record still says the offset it was written at (C2).
+static void read_back(struct seen *s)
+{
+	size_t len, pos = 0;
+	uint8_t *all = tl_read_all(&len);
+	struct ox_batch_header h;
+	int64_t prev = -1;
+	memset(s, 0, sizeof(*s));
+	while (ox_batch_next(all, len, &pos, &h) == 1) {
+		const uint8_t *batch = all + pos - h.length;
+		cr_assert_eq(ox_batch_verify(batch, h.length, NULL), 0);
+		cr_assert_gt(h.base_offset, prev, "offsets only increase");
+		prev = h.base_offset + h.last_offset_delta;
+		if (h.attributes & OX_BATCH_ATTR_CONTROL)
+			s->controls++;
+		struct ox_batch_iter it;
+		struct ox_record r;
+		cr_assert_eq(ox_batch_iter_init(&it, batch, h.length), 0);
+		while (ox_batch_iter_next(&it, &r) == 1) {
+			cr_assert_lt(r.offset, W.n);
+			if (r.value_len >= 0) {
+				char want[24];
+				snprintf(want, sizeof(want), "o%" PRId64, r.offset);
+				cr_assert_eq((size_t)r.value_len, strlen(want));
+				cr_assert_eq(memcmp(r.value, want, strlen(want)), 0,
+					     "record moved from its offset");
+			}
+			cr_assert_eq(r.value_len < 0, W.tomb[r.offset]);
+			s->offsets[s->n++] = r.offset;
+		}
+	}
+	free(all);
+}
+
+static bool seen_has(const struct seen *s, int64_t offset)
+{
+	for (int i = 0; i < s->n; i++)
+		if (s->offsets[i] == offset)
+			return true;
+	return false;
+}
+
+// Lets the background index writes of sealed segments finish: compaction
+// takes only segments whose index is stored (C1).
+static void settle(void)
+{
+	for (int i = 0; T.log->index_jobs > 0 && i < 1000; i++)
+		cr_assert_geq(ox_io_run(T.io, 1), 0);
+	cr_assert_eq(T.log->index_jobs, 0);
+}
+
+static void compact_all(void)
+{
+	settle();
+	cr_assert_eq(ox_log_compact(T.log, ox_log_end_offset(T.log)), 0);
+}
+
+static void open_compacted(uint64_t segment_bytes)
+{
+	T.cfg.cleanup = OX_LOG_CLEANUP_COMPACT;
+	T.cfg.segment_bytes = segment_bytes;
+	T.cfg.index_interval_bytes = 64;
+	T.cfg.delete_retention_ms = 1000;
+	memset(&W, 0, sizeof(W));
+	tl_open();
+}
+
+LOG_TEST(compact, latest_per_key_kept_at_its_offset)
+{
+	open_compacted(600);
+	for (int r = 0; r < 30; r++)
+		round_of_keys(T.now_ms, 0);
+	unsigned segs = ox_log_segment_count(T.log);
+	cr_assert_geq(segs, 5);
+	struct ox_segment *active = ox_log_active(T.log);
+	uint64_t active_size = active->size;
+	int64_t end = ox_log_end_offset(T.log);
+
+	compact_all();
+	cr_assert_eq(ox_log_active(T.log), active, "C1: active untouched");
+	cr_assert_eq(active->size, active_size);
+	cr_assert_eq(ox_log_end_offset(T.log), end);
+
+	struct seen s;
+	read_back(&s);
+	// Every key's latest record survives, and below the active segment
+	// nothing but each key's latest within the cleaned part.
+	int64_t sealed_end = active->base_offset;
+	for (int k = 0; k < KEYS; k++) {
+		cr_assert(seen_has(&s, latest_written(k, end)));
+		int64_t last_sealed = latest_written(k, sealed_end);
+		for (int64_t o = 0; o < sealed_end; o++)
+			if (W.key[o] == k && o != last_sealed)
+				cr_assert(!seen_has(&s, o), "k%d@%" PRId64 " kept", k, o);
+	}
+	cr_assert_lt(ox_log_segment_count(T.log), segs, "emptied segments go");
+	cr_assert_lt(ox_log_size_bytes(T.log), (uint64_t)segs * 600);
+}
+
+LOG_TEST(compact, second_pass_changes_nothing)
+{
+	open_compacted(600);
+	for (int r = 0; r < 20; r++)
+		round_of_keys(T.now_ms, 0);
+	compact_all();
+	size_t len1, len2;
+	uint8_t *once = tl_read_all(&len1);
+	unsigned segs = ox_log_segment_count(T.log);
+	compact_all();
+	uint8_t *twice = tl_read_all(&len2);
+	cr_assert_eq(len1, len2);
+	cr_assert_eq(memcmp(once, twice, len1), 0, "a re-run is idempotent");
+	cr_assert_eq(ox_log_segment_count(T.log), segs);
+	tl_reopen();
+	uint8_t *reopened = tl_read_all(&len2);
+	cr_assert_eq(len1, len2);
+	cr_assert_eq(memcmp(once, reopened, len1), 0, "survives a reopen");
+	free(once);
+	free(twice);
+	free(reopened);
+}
+
+LOG_TEST(compact, tombstones_go_after_delete_retention)
+{
+	open_compacted(600);
+	for (int r = 0; r < 10; r++)
+		round_of_keys(T.now_ms, 0);
+	round_of_keys(T.now_ms, 0x5); // k0 and k2 deleted
+	for (int r = 0; r < 10; r++) {
+		struct kv recs[] = {{.key = 5}, {.key = 6}};
+		put(recs, 2, T.now_ms, 0); // pushes the tombstones out of the active segment
+	}
+	int64_t t0 = latest_written(0, W.n), t2 = latest_written(2, W.n);
+	cr_assert(W.tomb[t0] && W.tomb[t2]);
+
+	compact_all();
+	struct seen s;
+	read_back(&s);
+	cr_assert(seen_has(&s, t0) && seen_has(&s, t2), "young tombstones stay");
+	for (int64_t o = 0; o < t0; o++)
+		if (W.key[o] == 0 || W.key[o] == 2)
+			cr_assert(!seen_has(&s, o), "value under a tombstone kept");
+
+	T.now_ms += 1001; // past delete.retention.ms
+	compact_all();
+	read_back(&s);
+	for (int64_t o = 0; o < W.n; o++)
+		if (W.key[o] == 0 || W.key[o] == 2)
+			cr_assert(!seen_has(&s, o), "k%d@%" PRId64 " is back", W.key[o], o);
+	cr_assert(seen_has(&s, latest_written(1, W.n)), "other keys stay");
+}
+
+LOG_TEST(compact, keyless_records_and_control_batches_stay)
+{
+	open_compacted(400);
+	struct kv keyless[] = {{.key = -1}, {.key = -1}};
+	struct kv ctl[] = {{.key = -1}};
+	put(keyless, 2, T.now_ms, 0);
+	put(ctl, 1, T.now_ms, OX_BATCH_ATTR_CONTROL);
+	for (int r = 0; r < 12; r++)
+		round_of_keys(T.now_ms, 0);
+	compact_all();
+	struct seen s;
+	read_back(&s);
+	cr_assert(seen_has(&s, 0) && seen_has(&s, 1), "keyless records stay");
+	cr_assert(seen_has(&s, 2), "the control record stays");
+	cr_assert_eq(s.controls, 1);
+	cr_assert_eq(ox_log_start_offset(T.log), 0);
+}
+
+LOG_TEST(compact, only_below_the_limit_and_the_policy)
+{
+	T.cfg.segment_bytes = 600;
+	tl_open();
+	round_of_keys(T.now_ms, 0);
+	cr_assert_eq(ox_log_compact(T.log, ox_log_end_offset(T.log)), -EINVAL,
+		     "delete-only topics are not compacted");
+	tl_close();
+	open_compacted(600);
+	for (int r = 0; r < 20; r++)
+		round_of_keys(T.now_ms, 0);
+	size_t len1, len2;
+	uint8_t *before = tl_read_all(&len1);
+	cr_assert_eq(ox_log_compact(T.log, 0), 0, "limit 0: nothing to do");
+	uint8_t *after = tl_read_all(&len2);
+	cr_assert_eq(len1, len2);
+	cr_assert_eq(memcmp(before, after, len1), 0);
+	free(before);
+	free(after);
+}
+
+LOG_TEST(compact, appends_go_on_during_a_pass)
+{
+	open_compacted(600);
+	for (int r = 0; r < 30; r++)
+		round_of_keys(T.now_ms, 0);
+	settle();
+	cr_assert_eq(ox_log_compact_start(T.log, ox_log_end_offset(T.log)), 0);
+	cr_assert_eq(ox_log_compact_start(T.log, ox_log_end_offset(T.log)), -EALREADY);
+	for (int r = 0; r < 5; r++)
+		round_of_keys(T.now_ms, 0);
+	int rc = 0;
+	for (int i = 0; i < 10000 && (rc = ox_log_compact_poll(T.log)) == 0; i++)
+		usleep(1000);
+	cr_assert_eq(rc, 1, "the pass swapped in: %d", rc);
+	struct seen s;
+	read_back(&s);
+	for (int k = 0; k < KEYS; k++)
+		cr_assert(seen_has(&s, latest_written(k, W.n)));
+	cr_assert_eq(ox_log_end_offset(T.log), W.n);
+}
+
+LOG_TEST(compact, truncation_discards_an_overlapping_pass)
+{
+	open_compacted(600);
+	for (int r = 0; r < 30; r++)
+		round_of_keys(T.now_ms, 0);
+	size_t len1;
+	uint8_t *before = tl_read_all(&len1);
+	settle();
+	cr_assert_eq(ox_log_compact_start(T.log, ox_log_end_offset(T.log)), 0);
+	int64_t cut = W.n - 2 * KEYS;
+	cr_assert_eq(ox_log_truncate(T.log, cut), 0);
+	cr_assert_eq(ox_log_compact_poll(T.log), 0, "nothing left to swap");
+	W.n = cut;
+	struct seen s;
+	read_back(&s);
+	for (int64_t o = 0; o < cut; o++)
+		cr_assert(seen_has(&s, o), "the aborted pass dropped %" PRId64, o);
+	free(before);
+	// The log compacts normally afterwards.
+	compact_all();
+	read_back(&s);
+	for (int k = 0; k < KEYS; k++)
+		cr_assert(seen_has(&s, latest_written(k, W.n)));
+}
