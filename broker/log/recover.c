@@ -94,10 +94,12 @@ static int listing_push(struct listing *l, int64_t base)
 	return 0;
 }
 
-// Removes temporary files and lists the segment base offsets, sorted.
-static int list_dir(struct ox_log *log, struct listing *l)
+// Opens the partition directory for a listing from its first entry. The
+// stream gets a dup of dirfd because closedir closes the descriptor it is
+// given and dirfd must stay open. The dup shares dirfd's read position,
+// which an earlier listing left at the end: hence the rewind.
+static int open_dir(const struct ox_log *log, DIR **out)
 {
-	int rc = 0;
 	int fd = dup(log->dirfd);
 	if (fd < 0)
 		return -errno;
@@ -107,6 +109,17 @@ static int list_dir(struct ox_log *log, struct listing *l)
 		return -errno;
 	}
 	rewinddir(d);
+	*out = d;
+	return 0;
+}
+
+// Removes temporary files and lists the segment base offsets, sorted.
+static int list_dir(struct ox_log *log, struct listing *l)
+{
+	DIR *d;
+	int rc = open_dir(log, &d);
+	if (rc < 0)
+		return rc;
 	struct dirent *e;
 	while (rc == 0 && (errno = 0, e = readdir(d)) != NULL) {
 		int64_t base;
@@ -129,16 +142,10 @@ static int list_dir(struct ox_log *log, struct listing *l)
 // Removes index files whose segment is gone.
 static int remove_orphans(struct ox_log *log)
 {
-	int rc = 0;
-	int fd = dup(log->dirfd);
-	if (fd < 0)
-		return -errno;
-	DIR *d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -errno;
-	}
-	rewinddir(d);
+	DIR *d;
+	int rc = open_dir(log, &d);
+	if (rc < 0)
+		return rc;
 	struct dirent *e;
 	while ((e = readdir(d)) != NULL) {
 		int64_t base;

@@ -12,7 +12,7 @@
 //     that was written (a tombstoned key is either gone or still a
 //     tombstone: an older value never comes back).
 // Not Criterion: it forks and kills, so it is a plain program (exit 0 = ok).
-#include <dirent.h>
+// The seed (of the kill times) is printed; OX_TEST_SEED=<seed> replays it.
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -28,6 +28,7 @@
 #include "broker/log/log.h"
 #include "proto/batch.h"
 #include "proto/error.h"
+#include "tests/integration/log_common.h"
 
 #define KEYS 500
 #define ROUNDS_FIRST 24   // every key once a round: 12,000 records first
@@ -46,23 +47,6 @@ struct expect {
 };
 
 static struct expect ex;
-static int failures;
-
-#define CHECK(cond, ...)                                                       \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);   \
-			fprintf(stderr, __VA_ARGS__);                          \
-			fprintf(stderr, "\n");                                 \
-			failures++;                                            \
-		}                                                              \
-	} while (0)
-
-static void die(const char *what, int rc)
-{
-	fprintf(stderr, "log_compact_crash: %s: %s\n", what, ox_strerror(rc));
-	exit(1);
-}
 
 static void config(struct ox_log_config *cfg)
 {
@@ -71,16 +55,6 @@ static void config(struct ox_log_config *cfg)
 	cfg->cleanup = OX_LOG_CLEANUP_COMPACT;
 	cfg->retention_ms = -1;
 	cfg->delete_retention_ms = 0; // tombstones may go at once
-}
-
-static void appended(void *arg, int res, int64_t base, int64_t last)
-{
-	int *done = arg;
-	(void)base;
-	(void)last;
-	if (res < 0)
-		die("append", res);
-	(*done)++;
 }
 
 // Appends one batch of sequences [seq0, seq0 + n) and records their offsets.
@@ -92,7 +66,7 @@ static void append_batch(struct ox_io *io, struct ox_log *log, int seq0, int n,
 	struct ox_batch_builder b;
 	char keys[BATCH_RECORDS][16], vals[BATCH_RECORDS][32];
 	if (ox_batch_builder_init(&b, buf, cap, &p) < 0)
-		die("builder", -EINVAL);
+		lc_die("builder", -EINVAL);
 	for (int i = 0; i < n; i++) {
 		int seq = seq0 + i, key = seq % KEYS;
 		// Every seventh write of a key in the later rounds is a delete.
@@ -107,22 +81,39 @@ static void append_batch(struct ox_io *io, struct ox_log *log, int seq0, int n,
 			.timestamp = 1000 + seq,
 		};
 		if (ox_batch_builder_add(&b, &r) < 0)
-			die("builder add", -ENOSPC);
+			lc_die("builder add", -ENOSPC);
 		ex.latest_seq[key] = seq;
 		ex.tombstone[key] = del;
 	}
 	size_t len;
-	int64_t base;
-	int done = 0;
 	if (ox_batch_builder_finish(&b, &len) < 0)
-		die("builder finish", -EINVAL);
-	int rc = ox_log_append(log, buf, len, 1, 0, appended, &done, &base);
-	if (rc < 0)
-		die("append", rc);
+		lc_die("builder finish", -EINVAL);
+	int64_t base = lc_append_wait(log, io, buf, len, 1);
 	for (int i = 0; i < n; i++)
 		ex.seq_offset[seq0 + i] = base + i;
-	if (ox_io_run_until(io, &done) < 0)
-		die("append wait", -EIO);
+}
+
+// Opens the log at dir over an io_uring loop (the default backend; this
+// test has never fallen back to plain syscalls). The caller closes both.
+// Returns 0 or the first error, and then nothing is open.
+static int open_log(const char *dir, struct ox_io **io, struct ox_log **log)
+{
+	struct ox_io_opts io_opts = {0};
+	struct ox_log_config cfg;
+	config(&cfg);
+	int rc = ox_io_create(io, &io_opts);
+	if (rc < 0)
+		return rc;
+	rc = ox_log_open(log, *io, dir, &cfg);
+	if (rc < 0)
+		ox_io_destroy(*io);
+	return rc;
+}
+
+static void close_log(struct ox_io *io, struct ox_log *log)
+{
+	ox_log_close(log);
+	ox_io_destroy(io);
 }
 
 // Appends `rounds` rounds of every key, from sequence *seq on, so that
@@ -131,16 +122,13 @@ static void extend_log(const char *dir, int *seq, int rounds)
 {
 	struct ox_io *io;
 	struct ox_log *log;
-	struct ox_io_opts io_opts = {0};
-	struct ox_log_config cfg;
 	static uint8_t buf[1 << 16];
-	config(&cfg);
-	if (ox_io_create(&io, &io_opts) < 0 || ox_log_open(&log, io, dir, &cfg) < 0)
-		die("open", -EIO);
+	int rc = open_log(dir, &io, &log);
+	if (rc < 0)
+		lc_die("open", rc);
 	for (int end = *seq + rounds * KEYS; *seq < end; *seq += BATCH_RECORDS)
 		append_batch(io, log, *seq, BATCH_RECORDS, buf, sizeof(buf));
-	ox_log_close(log);
-	ox_io_destroy(io);
+	close_log(io, log);
 }
 
 // Child: compacts forever (each pass rewrites what the last one left, and
@@ -149,10 +137,7 @@ static void compact_forever(const char *dir, int ready_fd)
 {
 	struct ox_io *io;
 	struct ox_log *log;
-	struct ox_io_opts io_opts = {0};
-	struct ox_log_config cfg;
-	config(&cfg);
-	if (ox_io_create(&io, &io_opts) < 0 || ox_log_open(&log, io, dir, &cfg) < 0)
+	if (open_log(dir, &io, &log) < 0)
 		_exit(3);
 	// Tells the parent the first pass starts now, so its kill can aim at
 	// the pass and not at process start-up.
@@ -219,14 +204,9 @@ static long verify_log(const char *dir, int round)
 {
 	struct ox_io *io;
 	struct ox_log *log;
-	struct ox_io_opts io_opts = {0};
-	struct ox_log_config cfg;
 	static uint8_t buf[4 << 20];
 	static struct seen s;
-	config(&cfg);
-	int rc = ox_io_create(&io, &io_opts);
-	if (rc == 0)
-		rc = ox_log_open(&log, io, dir, &cfg);
+	int rc = open_log(dir, &io, &log);
 	CHECK(rc == 0, "round %d: reopen failed: %s", round, ox_strerror(rc));
 	if (rc < 0)
 		return 0;
@@ -235,7 +215,7 @@ static long verify_log(const char *dir, int round)
 		s.last_offset[k] = -1;
 	int64_t off = ox_log_start_offset(log), end = ox_log_written_offset(log);
 	int64_t prev_last = -1;
-	while (off < end && failures == 0) {
+	while (off < end && lc_failures == 0) {
 		size_t len = 0, pos = 0;
 		rc = ox_log_read(log, off, 1 << 20, end, buf, sizeof(buf), &len);
 		CHECK(rc == 0 && len > 0, "round %d: read at %" PRId64 ": %s",
@@ -259,7 +239,7 @@ static long verify_log(const char *dir, int round)
 			off = prev_last + 1;
 		}
 	}
-	for (int k = 0; k < KEYS && failures == 0; k++) {
+	for (int k = 0; k < KEYS && lc_failures == 0; k++) {
 		int want = ex.latest_seq[k];
 		if (ex.tombstone[k]) {
 			CHECK(s.last_offset[k] < 0 ||
@@ -272,8 +252,7 @@ static long verify_log(const char *dir, int round)
 			      s.last_seq[k], want);
 		}
 	}
-	ox_log_close(log);
-	ox_io_destroy(io);
+	close_log(io, log);
 	return records;
 }
 
@@ -283,15 +262,12 @@ static void final_pass(const char *dir, int written)
 {
 	struct ox_io *io;
 	struct ox_log *log;
-	struct ox_io_opts io_opts = {0};
-	struct ox_log_config cfg;
-	config(&cfg);
-	if (ox_io_create(&io, &io_opts) < 0 || ox_log_open(&log, io, dir, &cfg) < 0)
-		die("open", -EIO);
-	int rc = ox_log_compact(log, ox_log_end_offset(log));
+	int rc = open_log(dir, &io, &log);
+	if (rc < 0)
+		lc_die("open", rc);
+	rc = ox_log_compact(log, ox_log_end_offset(log));
 	CHECK(rc == 0, "final pass: %s", ox_strerror(rc));
-	ox_log_close(log);
-	ox_io_destroy(io);
+	close_log(io, log);
 	long left = verify_log(dir, KILL_ROUNDS + 1);
 	printf("log_compact_crash: %d records written, %ld left after a final pass\n",
 	       written, left);
@@ -300,47 +276,44 @@ static void final_pass(const char *dir, int written)
 
 // True when the killed compactor left a cleaned file behind: it died in
 // the middle of a pass. Counted to show the kills land where they matter.
+static void find_cleaned(void *arg, const char *name, const char *path)
+{
+	(void)path;
+	if (strstr(name, ".cleaned") != NULL)
+		*(bool *)arg = true;
+}
+
 static bool killed_mid_pass(const char *dir)
 {
-	DIR *d = opendir(dir);
-	struct dirent *e;
 	bool found = false;
-	while (d != NULL && (e = readdir(d)) != NULL)
-		if (strstr(e->d_name, ".cleaned") != NULL)
-			found = true;
-	if (d != NULL)
-		closedir(d);
+	// A directory that cannot be listed shows no pass cut short.
+	(void)lc_dir_each(dir, find_cleaned, &found);
 	return found;
 }
 
 int main(void)
 {
-	char dir[] = "/tmp/oxbow-compact-crash-XXXXXX";
-	unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
-	if (getenv("OX_TEST_SEED") != NULL)
-		seed = (unsigned)strtoul(getenv("OX_TEST_SEED"), NULL, 10);
-	printf("log_compact_crash: seed %u (OX_TEST_SEED=%u replays it)\n", seed, seed);
-	srandom(seed);
-	if (mkdtemp(dir) == NULL)
-		die("mkdtemp", -errno);
+	char dir[LC_PATH_MAX];
+	lc_start("log_compact_crash");
+	lc_tmpdir(dir, "log-compact-crash");
 	int seq = 0, mid_pass = 0;
 	extend_log(dir, &seq, ROUNDS_FIRST);
 	verify_log(dir, 0);
-	for (int round = 1; round <= KILL_ROUNDS && failures == 0; round++) {
+	for (int round = 1; round <= KILL_ROUNDS && lc_failures == 0; round++) {
 		extend_log(dir, &seq, ROUNDS_MORE);
 		int ready[2];
 		char byte;
 		if (pipe(ready) < 0)
-			die("pipe", -errno);
+			lc_die("pipe", -errno);
 		pid_t pid = fork();
 		if (pid < 0)
-			die("fork", -errno);
+			lc_die("fork", -errno);
 		if (pid == 0)
 			compact_forever(dir, ready[1]);
 		close(ready[1]);
 		CHECK(read(ready[0], &byte, 1) == 1, "round %d: compactor never started", round);
 		close(ready[0]);
-		struct timespec t = {0, (long)(random() % KILL_WINDOW_US) * 1000L};
+		struct timespec t = {0, (long)(lc_rng() % KILL_WINDOW_US) * 1000L};
 		nanosleep(&t, NULL);
 		kill(pid, SIGKILL);
 		int st;
@@ -350,13 +323,10 @@ int main(void)
 		mid_pass += killed_mid_pass(dir);
 		verify_log(dir, round);
 	}
-	if (failures == 0)
+	if (lc_failures == 0)
 		final_pass(dir, seq);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "log_compact_crash: could not remove %s\n", dir);
+	lc_rmtree(dir);
 	printf("log_compact_crash: %d kill rounds (%d in the middle of a pass), %d failures\n",
-	       KILL_ROUNDS, mid_pass, failures);
-	return failures == 0 ? 0 : 1;
+	       KILL_ROUNDS, mid_pass, lc_failures);
+	return lc_failures == 0 ? 0 : 1;
 }

@@ -15,7 +15,6 @@
 // a plain program, exit 0 when every check held. The seed is printed;
 // OX_TEST_SEED=<seed> replays a run.
 #include <errno.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
@@ -23,9 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
-#include <dirent.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,6 +30,7 @@
 #include "broker/log/log.h"
 #include "proto/batch.h"
 #include "proto/error.h"
+#include "tests/integration/log_common.h"
 
 #define ROUNDS 30
 #define KILL_MS_MAX 300       // the child dies within this after its start
@@ -53,34 +51,6 @@ struct report {
 
 static struct report reports[REPORTS_MAX];
 static size_t nreports;
-static int failures;
-
-#define CHECK(cond, ...)                                                     \
-	do {                                                                 \
-		if (!(cond)) {                                               \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-			fprintf(stderr, __VA_ARGS__);                        \
-			fprintf(stderr, "\n");                               \
-			failures++;                                          \
-		}                                                            \
-	} while (0)
-
-static uint64_t rng_state;
-
-// splitmix64: one seeded stream drives the whole run.
-static uint64_t rng(void)
-{
-	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-static void die(const char *what, int rc)
-{
-	fprintf(stderr, "log_crash: %s: %s\n", what, ox_strerror(rc));
-	exit(1);
-}
 
 static void config(struct ox_log_config *cfg)
 {
@@ -89,21 +59,6 @@ static void config(struct ox_log_config *cfg)
 	cfg->index_interval_bytes = 1024;
 	cfg->retention_ms = -1;
 	cfg->retention_bytes = RETENTION_BYTES;
-}
-
-static struct ox_io *io_open(int round)
-{
-	struct ox_io_opts o = { .backend = round % 2 ? OX_IO_BACKEND_SYNC
-						     : OX_IO_BACKEND_URING };
-	struct ox_io *io = NULL;
-
-	if (ox_io_create(&io, &o) < 0) {
-		o.backend = OX_IO_BACKEND_SYNC;
-		int rc = ox_io_create(&io, &o);
-		if (rc < 0)
-			die("ox_io_create", rc);
-	}
-	return io;
 }
 
 // ------------------------------------------------------------- child
@@ -122,9 +77,9 @@ static void child_appended(void *arg, int res, int64_t base, int64_t last)
 	struct ox_batch_header h;
 
 	if (res < 0)
-		die("append callback", res);
+		lc_die("append callback", res);
 	if (ox_batch_header_decode(s->buf, OX_BATCH_HEADER_BYTES, &h) < 0)
-		die("own batch", -OX_ECORRUPT);
+		lc_die("own batch", -OX_ECORRUPT);
 	struct report r = { base, last, h.checksum };
 	// Whole reports only: a pipe write of up to PIPE_BUF bytes is atomic.
 	if (write(report_fd, &r, sizeof(r)) != (ssize_t)sizeof(r))
@@ -138,23 +93,23 @@ static size_t child_batch(uint8_t *buf)
 					  .base_sequence = OX_SEQUENCE_NONE };
 	struct ox_batch_builder b;
 	uint8_t value[VALUE_BYTES_MAX];
-	uint32_t n = 1 + (uint32_t)(rng() % BATCH_RECORDS_MAX);
+	uint32_t n = 1 + (uint32_t)(lc_rng() % BATCH_RECORDS_MAX);
 	size_t len = 0;
 
 	if (ox_batch_builder_init(&b, buf, BATCH_CAP, &params) < 0)
-		die("builder", -EINVAL);
+		lc_die("builder", -EINVAL);
 	for (uint32_t i = 0; i < n; i++) {
-		uint32_t vlen = (uint32_t)(rng() % VALUE_BYTES_MAX);
+		uint32_t vlen = (uint32_t)(lc_rng() % VALUE_BYTES_MAX);
 		for (uint32_t j = 0; j < vlen; j++)
-			value[j] = (uint8_t)rng();
+			value[j] = (uint8_t)lc_rng();
 		struct ox_record r = { .key = NULL, .key_len = -1,
 				       .value = value, .value_len = (int32_t)vlen,
 				       .timestamp = (int64_t)time(NULL) * 1000 };
 		if (ox_batch_builder_add(&b, &r) < 0)
-			die("builder add", -ENOSPC);
+			lc_die("builder add", -ENOSPC);
 	}
 	if (ox_batch_builder_finish(&b, &len) < 0)
-		die("builder finish", -EINVAL);
+		lc_die("builder finish", -EINVAL);
 	return len;
 }
 
@@ -163,13 +118,13 @@ static _Noreturn void child_main(const char *dir, int fd, int round)
 {
 	struct ox_log_config cfg;
 	struct ox_log *log = NULL;
-	struct ox_io *io = io_open(round);
+	struct ox_io *io = lc_io_create(round);
 
 	report_fd = fd;
 	config(&cfg);
 	int rc = ox_log_open(&log, io, dir, &cfg);
 	if (rc < 0)
-		die("child open", rc);
+		lc_die("child open", rc);
 	for (unsigned long pass = 0;; pass++) {
 		for (int i = 0; i < DEPTH; i++) {
 			if (slots[i].busy)
@@ -180,16 +135,16 @@ static _Noreturn void child_main(const char *dir, int fd, int round)
 			if (rc == -EBUSY)
 				break;
 			if (rc < 0)
-				die("append", rc);
+				lc_die("append", rc);
 			slots[i].busy = 1;
 		}
 		rc = ox_io_run(io, 1);
 		if (rc < 0)
-			die("ox_io_run", rc);
+			lc_die("ox_io_run", rc);
 		if (pass % 64 == 0) {
 			rc = ox_log_enforce_retention(log);
 			if (rc < 0)
-				die("retention", rc);
+				lc_die("retention", rc);
 		}
 	}
 }
@@ -208,7 +163,7 @@ static void take_reports(const uint8_t *bytes, size_t len)
 	for (size_t off = 0; off + sizeof(struct report) <= len;
 	     off += sizeof(struct report)) {
 		if (nreports == REPORTS_MAX)
-			die("reports", -OX_ETOOBIG);
+			lc_die("reports", -OX_ETOOBIG);
 		memcpy(&reports[nreports++], bytes + off, sizeof(struct report));
 	}
 }
@@ -221,10 +176,10 @@ static void run_child(const char *dir, int round, int kill_ms)
 	int fds[2];
 
 	if (pipe(fds) < 0)
-		die("pipe", -errno);
+		lc_die("pipe", -errno);
 	pid_t pid = fork();
 	if (pid < 0)
-		die("fork", -errno);
+		lc_die("fork", -errno);
 	if (pid == 0) {
 		close(fds[0]);
 		child_main(dir, fds[1], round);
@@ -240,12 +195,12 @@ static void run_child(const char *dir, int round, int kill_ms)
 		}
 		struct pollfd p = { .fd = fds[0], .events = POLLIN };
 		if (poll(&p, 1, killed ? 1000 : (int)left) < 0 && errno != EINTR)
-			die("poll", -errno);
+			lc_die("poll", -errno);
 		ssize_t n = read(fds[0], buf + have, sizeof(buf) - have);
 		if (n == 0 && killed)
 			break;
 		if (n < 0 && errno != EINTR && errno != EAGAIN)
-			die("read", -errno);
+			lc_die("read", -errno);
 		if (n > 0)
 			have += (size_t)n;
 		size_t whole = have - have % sizeof(struct report);
@@ -256,7 +211,7 @@ static void run_child(const char *dir, int round, int kill_ms)
 	close(fds[0]);
 	int status = 0;
 	if (waitpid(pid, &status, 0) < 0)
-		die("waitpid", -errno);
+		lc_die("waitpid", -errno);
 	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
 	      "round %d: the child ended by itself (status %d)", round, status);
 }
@@ -313,49 +268,27 @@ static void check_reports(struct ox_log *log, uint8_t *buf)
 	}
 }
 
-// Bytes in the directory's segment files.
-static uint64_t segment_files_bytes(const char *dir)
-{
-	char path[400];
-	uint64_t total = 0;
-	DIR *d = opendir(dir);
-	struct dirent *e;
-
-	if (!d)
-		return 0; // the first child may die before creating it
-	while ((e = readdir(d)) != NULL) {
-		struct stat st;
-		size_t n = strlen(e->d_name);
-		if (n < 4 || strcmp(e->d_name + n - 4, ".log") != 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%.255s", dir, e->d_name);
-		if (stat(path, &st) == 0)
-			total += (uint64_t)st.st_size;
-	}
-	closedir(d);
-	return total;
-}
-
 static unsigned tails_cut;
 
 static void verify(const char *dir, int round, int kill_ms)
 {
 	struct ox_log_config cfg;
 	struct ox_log *log = NULL;
-	struct ox_io *io = io_open(round + 1);
+	struct ox_io *io = lc_io_create(round + 1);
 	uint8_t *buf = malloc(READ_CAP);
 
 	if (!buf)
-		die("malloc", -ENOMEM);
+		lc_die("malloc", -ENOMEM);
 	config(&cfg);
-	uint64_t before = segment_files_bytes(dir);
+	// The first child may die before it creates the directory.
+	uint64_t before = lc_segment_files_bytes(dir, true);
 	int rc = ox_log_open(&log, io, dir, &cfg);
 	if (rc < 0)
-		die("reopen after kill", rc);
+		lc_die("reopen after kill", rc);
 	// Recovery cut a torn tail (or the retention in flight finished).
 	if (ox_log_size_bytes(log) < before)
 		tails_cut++;
-	CHECK(ox_log_size_bytes(log) == segment_files_bytes(dir),
+	CHECK(ox_log_size_bytes(log) == lc_segment_files_bytes(dir, true),
 	      "round %d: the files hold more than the log", round);
 	check_log(log, buf);
 	check_reports(log, buf);
@@ -365,37 +298,20 @@ static void verify(const char *dir, int round, int kill_ms)
 	       ox_log_end_offset(log), nreports);
 	rc = ox_log_close(log);
 	if (rc < 0)
-		die("close", rc);
+		lc_die("close", rc);
 	ox_io_destroy(io);
 	free(buf);
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag,
-		    struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 int main(void)
 {
-	char dir[64];
-	uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+	char root[LC_PATH_MAX], dir[LC_PATH_MAX + 2];
 
-	if (getenv("OX_TEST_SEED"))
-		seed = strtoull(getenv("OX_TEST_SEED"), NULL, 10);
-	printf("log_crash: seed %" PRIu64 " (OX_TEST_SEED=%" PRIu64
-	       " replays it)\n", seed, seed);
-	fflush(stdout);
-	rng_state = seed;
-	snprintf(dir, sizeof(dir), "/tmp/ox-log-crash-XXXXXX");
-	if (!mkdtemp(dir))
-		die("mkdtemp", -errno);
-	strcat(dir, "/p");
+	lc_start("log_crash");
+	lc_tmpdir(root, "log-crash");
+	snprintf(dir, sizeof(dir), "%s/p", root);
 	for (int round = 0; round < ROUNDS; round++) {
-		int kill_ms = 1 + (int)(rng() % KILL_MS_MAX);
+		int kill_ms = 1 + (int)(lc_rng() % KILL_MS_MAX);
 		run_child(dir, round, kill_ms);
 		verify(dir, round, kill_ms);
 	}
@@ -404,11 +320,9 @@ int main(void)
 		if (reports[i].last > highest)
 			highest = reports[i].last;
 	CHECK(nreports > 0, "no append ever became durable");
-	dir[strlen(dir) - 2] = '\0';
-	if (nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
-		fprintf(stderr, "log_crash: could not remove %s\n", dir);
+	lc_rmtree(root);
 	printf("log_crash: %d failures, %zu durable batches checked, up to "
-	       "offset %" PRId64 ", %u recoveries cut a tail\n", failures,
+	       "offset %" PRId64 ", %u recoveries cut a tail\n", lc_failures,
 	       nreports, highest, tails_cut);
-	return failures ? 1 : 0;
+	return lc_failures ? 1 : 0;
 }

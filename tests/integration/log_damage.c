@@ -17,7 +17,6 @@
 // Rounds alternate the io backends. A plain program: exit 0 when every
 // check held. The seed is printed; OX_TEST_SEED=<seed> replays a run, and
 // OX_DAMAGE_DEBUG=1 prints each damage and any batch served wrongly.
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -26,13 +25,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "broker/io/io.h"
 #include "broker/log/log.h"
 #include "proto/batch.h"
 #include "proto/error.h"
+#include "tests/integration/log_common.h"
 
 #define ROUNDS 150
 #define BATCHES 300
@@ -64,33 +63,7 @@ static unsigned seg_file[FILES_MAX]; // segment index -> files[] index
 static unsigned nsegs;
 static struct batch batches[BATCHES];
 static unsigned nbatches;
-static char dir[64];
-static int failures;
-static uint64_t rng_state;
-
-#define CHECK(cond, ...)                                                     \
-	do {                                                                 \
-		if (!(cond)) {                                               \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-			fprintf(stderr, __VA_ARGS__);                        \
-			fprintf(stderr, "\n");                               \
-			failures++;                                          \
-		}                                                            \
-	} while (0)
-
-static uint64_t rng(void)
-{
-	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-static void die(const char *what, int rc)
-{
-	fprintf(stderr, "log_damage: %s: %s\n", what, ox_strerror(rc));
-	exit(1);
-}
+static char dir[LC_PATH_MAX + 2];
 
 static void config(struct ox_log_config *cfg)
 {
@@ -98,30 +71,6 @@ static void config(struct ox_log_config *cfg)
 	cfg->segment_bytes = 12 * 1024;
 	cfg->index_interval_bytes = 512;
 	cfg->retention_ms = -1;
-}
-
-static struct ox_io *io_open(int round)
-{
-	struct ox_io_opts o = { .backend = round % 2 ? OX_IO_BACKEND_SYNC
-						     : OX_IO_BACKEND_URING };
-	struct ox_io *io = NULL;
-
-	if (ox_io_create(&io, &o) < 0) {
-		o.backend = OX_IO_BACKEND_SYNC;
-		int rc = ox_io_create(&io, &o);
-		if (rc < 0)
-			die("ox_io_create", rc);
-	}
-	return io;
-}
-
-static void appended(void *arg, int res, int64_t base, int64_t last)
-{
-	(void)base;
-	(void)last;
-	if (res < 0)
-		die("append", res);
-	*(int *)arg = 1;
 }
 
 static void append_one(struct ox_log *log, struct ox_io *io, uint32_t n)
@@ -132,27 +81,22 @@ static void append_one(struct ox_log *log, struct ox_io *io, uint32_t n)
 	struct ox_batch_builder b;
 	uint8_t value[200];
 	size_t len = 0;
-	int done = 0;
 
 	if (ox_batch_builder_init(&b, buf, sizeof(buf), &params) < 0)
-		die("builder", -EINVAL);
+		lc_die("builder", -EINVAL);
 	for (uint32_t i = 0; i < n; i++) {
-		uint32_t vlen = (uint32_t)(rng() % sizeof(value));
+		uint32_t vlen = (uint32_t)(lc_rng() % sizeof(value));
 		for (uint32_t j = 0; j < vlen; j++)
-			value[j] = (uint8_t)rng();
+			value[j] = (uint8_t)lc_rng();
 		struct ox_record r = { .key = value, .key_len = vlen > 8 ? 8 : 0,
 				       .value = value, .value_len = (int32_t)vlen,
 				       .timestamp = 1700000000000 + (int64_t)i };
 		if (ox_batch_builder_add(&b, &r) < 0)
-			die("builder add", -ENOSPC);
+			lc_die("builder add", -ENOSPC);
 	}
 	if (ox_batch_builder_finish(&b, &len) < 0)
-		die("builder finish", -EINVAL);
-	int rc = ox_log_append(log, buf, len, 3, 0, appended, &done, NULL);
-	if (rc == 0)
-		rc = ox_io_run_until(io, &done);
-	if (rc < 0)
-		die("append", rc);
+		lc_die("builder finish", -EINVAL);
+	lc_append_wait(log, io, buf, len, 3);
 }
 
 static int cmp_file(const void *a, const void *b)
@@ -163,35 +107,40 @@ static int cmp_file(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
+// Walks the partition directory: every file in it, dot entries skipped.
+static void each_file(lc_dir_each_cb fn)
+{
+	int rc = lc_dir_each(dir, fn, NULL);
+	if (rc < 0)
+		lc_die("opendir", rc);
+}
+
+static void snapshot_file(void *arg, const char *name, const char *path)
+{
+	struct stat st;
+
+	(void)arg;
+	if (name[0] == '.')
+		return;
+	if (nfiles == FILES_MAX)
+		lc_die("snapshot", -OX_ETOOBIG);
+	struct file *f = &files[nfiles++];
+	snprintf(f->name, sizeof(f->name), "%.255s", name);
+	FILE *fp = fopen(path, "rb");
+	if (!fp || stat(path, &st) < 0)
+		lc_die("snapshot read", -errno);
+	f->len = (size_t)st.st_size;
+	f->bytes = malloc(f->len + 1);
+	if (!f->bytes || fread(f->bytes, 1, f->len, fp) != f->len)
+		lc_die("snapshot read", -EIO);
+	fclose(fp);
+	f->base = strtoll(f->name, NULL, 10);
+	f->is_log = strstr(f->name, ".log") != NULL;
+}
+
 static void snapshot(void)
 {
-	char path[400];
-	DIR *d = opendir(dir);
-	struct dirent *e;
-
-	if (!d)
-		die("opendir", -errno);
-	while ((e = readdir(d)) != NULL) {
-		struct stat st;
-		if (e->d_name[0] == '.')
-			continue;
-		if (nfiles == FILES_MAX)
-			die("snapshot", -OX_ETOOBIG);
-		struct file *f = &files[nfiles++];
-		snprintf(f->name, sizeof(f->name), "%.255s", e->d_name);
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		FILE *fp = fopen(path, "rb");
-		if (!fp || stat(path, &st) < 0)
-			die("snapshot read", -errno);
-		f->len = (size_t)st.st_size;
-		f->bytes = malloc(f->len + 1);
-		if (!f->bytes || fread(f->bytes, 1, f->len, fp) != f->len)
-			die("snapshot read", -EIO);
-		fclose(fp);
-		f->base = strtoll(f->name, NULL, 10);
-		f->is_log = strstr(f->name, ".log") != NULL;
-	}
-	closedir(d);
+	each_file(snapshot_file);
 	qsort(files, nfiles, sizeof(files[0]), cmp_file);
 }
 
@@ -206,7 +155,7 @@ static void index_batches(void)
 		seg_file[nsegs] = i;
 		while (ox_batch_next(files[i].bytes, files[i].len, &pos, &h) == 1) {
 			if (nbatches == BATCHES)
-				die("too many batches", -OX_ETOOBIG);
+				lc_die("too many batches", -OX_ETOOBIG);
 			batches[nbatches++] = (struct batch){
 				.base = h.base_offset,
 				.last = h.base_offset + h.last_offset_delta,
@@ -217,7 +166,7 @@ static void index_batches(void)
 			};
 		}
 		if (pos != files[i].len)
-			die("built log is not whole batches", -OX_ECORRUPT);
+			lc_die("built log is not whole batches", -OX_ECORRUPT);
 		nsegs++;
 	}
 }
@@ -226,22 +175,22 @@ static void build(void)
 {
 	struct ox_log_config cfg;
 	struct ox_log *log = NULL;
-	struct ox_io *io = io_open(0);
+	struct ox_io *io = lc_io_create(0);
 
 	config(&cfg);
 	int rc = ox_log_open(&log, io, dir, &cfg);
 	if (rc < 0)
-		die("open", rc);
+		lc_die("open", rc);
 	for (int i = 0; i < BATCHES; i++)
-		append_one(log, io, 1 + (uint32_t)(rng() % 12));
+		append_one(log, io, 1 + (uint32_t)(lc_rng() % 12));
 	rc = ox_log_close(log);
 	if (rc < 0)
-		die("close", rc);
+		lc_die("close", rc);
 	ox_io_destroy(io);
 	snapshot();
 	index_batches();
 	if (nsegs < 4 || nbatches != BATCHES)
-		die("build: too few segments", -EINVAL);
+		lc_die("build: too few segments", -EINVAL);
 }
 
 static void write_file(const char *name, const uint8_t *bytes, size_t len)
@@ -250,25 +199,20 @@ static void write_file(const char *name, const uint8_t *bytes, size_t len)
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0 || (len && write(fd, bytes, len) != (ssize_t)len))
-		die("restore", -errno);
+		lc_die("restore", -errno);
 	close(fd);
+}
+
+static void remove_file(void *arg, const char *name, const char *path)
+{
+	(void)arg;
+	if (name[0] != '.')
+		unlink(path);
 }
 
 static void restore(void)
 {
-	char path[400];
-	DIR *d = opendir(dir);
-	struct dirent *e;
-
-	if (!d)
-		die("opendir", -errno);
-	while ((e = readdir(d)) != NULL) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		unlink(path);
-	}
-	closedir(d);
+	each_file(remove_file);
 	for (unsigned i = 0; i < nfiles; i++)
 		write_file(files[i].name, files[i].bytes, files[i].len);
 }
@@ -287,17 +231,17 @@ static void edit_segment(unsigned seg, struct damage *dmg)
 	struct file *f = &files[seg_file[seg]];
 	uint8_t *copy = malloc(f->len + 4096);
 	size_t len = f->len;
-	uint64_t at = f->len ? rng() % f->len : 0;
+	uint64_t at = f->len ? lc_rng() % f->len : 0;
 
 	if (!copy)
-		die("malloc", -ENOMEM);
+		lc_die("malloc", -ENOMEM);
 	memcpy(copy, f->bytes, f->len);
-	switch (rng() % 4) {
+	switch (lc_rng() % 4) {
 	case 0: // a few flipped bytes from `at` on
-		for (int k = 0, flips = 1 + (int)(rng() % 4); k < flips; k++) {
-			uint64_t p = at + (uint64_t)k * (rng() % 64);
+		for (int k = 0, flips = 1 + (int)(lc_rng() % 4); k < flips; k++) {
+			uint64_t p = at + (uint64_t)k * (lc_rng() % 64);
 			if (p < len)
-				copy[p] ^= (uint8_t)(1 + rng() % 255);
+				copy[p] ^= (uint8_t)(1 + lc_rng() % 255);
 		}
 		dmg->what = "flipped bytes";
 		break;
@@ -306,17 +250,17 @@ static void edit_segment(unsigned seg, struct damage *dmg)
 		dmg->what = "cut short";
 		break;
 	case 2: { // a garbage or zero-filled tail
-		size_t extra = 1 + rng() % 4000;
-		bool zero = rng() % 2;
+		size_t extra = 1 + lc_rng() % 4000;
+		bool zero = lc_rng() % 2;
 		for (size_t k = 0; k < extra; k++)
-			copy[len + k] = zero ? 0 : (uint8_t)rng();
+			copy[len + k] = zero ? 0 : (uint8_t)lc_rng();
 		at = len;
 		len += extra;
 		dmg->what = zero ? "zero tail" : "garbage tail";
 		break;
 	}
 	default: { // a zeroed range
-		size_t n = 1 + rng() % 512;
+		size_t n = 1 + lc_rng() % 512;
 		if (at + n > len)
 			n = len - at;
 		memset(copy + at, 0, n);
@@ -343,20 +287,22 @@ static void edit_index(struct damage *dmg)
 		if (!files[i].is_log)
 			idx[n++] = i;
 	if (n == 0)
-		die("no index files", -ENOENT);
-	struct file *f = &files[idx[rng() % n]];
+		lc_die("no index files", -ENOENT);
+	struct file *f = &files[idx[lc_rng() % n]];
 	uint8_t *copy = malloc(f->len + 1);
 	if (!copy)
-		die("malloc", -ENOMEM);
+		lc_die("malloc", -ENOMEM);
 	memcpy(copy, f->bytes, f->len);
 	size_t len = f->len;
-	switch (rng() % 3) {
+	dmg->seg = UINT32_MAX;
+	dmg->pos = UINT64_MAX;
+	switch (lc_rng() % 3) {
 	case 0:
-		copy[rng() % len] ^= (uint8_t)(1 + rng() % 255);
+		copy[lc_rng() % len] ^= (uint8_t)(1 + lc_rng() % 255);
 		dmg->what = "index byte flipped";
 		break;
 	case 1:
-		len = rng() % len;
+		len = lc_rng() % len;
 		dmg->what = "index cut short";
 		break;
 	default: {
@@ -365,15 +311,11 @@ static void edit_index(struct damage *dmg)
 		unlink(path);
 		free(copy);
 		dmg->what = "index removed";
-		dmg->seg = UINT32_MAX;
-		dmg->pos = UINT64_MAX;
 		return;
 	}
 	}
 	write_file(f->name, copy, len);
 	free(copy);
-	dmg->seg = UINT32_MAX;
-	dmg->pos = UINT64_MAX;
 }
 
 static bool before(const struct batch *b, const struct damage *d)
@@ -419,47 +361,24 @@ static void check_offsets(struct ox_log *log, const struct damage *d,
 	}
 }
 
-// Bytes in the directory's segment files.
-static uint64_t segment_files_bytes(void)
-{
-	char path[400];
-	uint64_t total = 0;
-	DIR *d = opendir(dir);
-	struct dirent *e;
-
-	if (!d)
-		die("opendir", -errno);
-	while ((e = readdir(d)) != NULL) {
-		struct stat st;
-		size_t n = strlen(e->d_name);
-		if (n < 4 || strcmp(e->d_name + n - 4, ".log") != 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%.255s", dir, e->d_name);
-		if (stat(path, &st) == 0)
-			total += (uint64_t)st.st_size;
-	}
-	closedir(d);
-	return total;
-}
-
 static void check_round(int round, const struct damage *d)
 {
 	struct ox_log_config cfg;
 	struct ox_log *log = NULL;
-	struct ox_io *io = io_open(round);
+	struct ox_io *io = lc_io_create(round);
 	uint8_t *buf = malloc(READ_CAP);
 
 	if (!buf)
-		die("malloc", -ENOMEM);
+		lc_die("malloc", -ENOMEM);
 	config(&cfg);
 	int rc = ox_log_open(&log, io, dir, &cfg);
 	CHECK(rc == 0, "round %d (%s): open: %s", round, d->what, ox_strerror(rc));
 	if (rc == 0) {
 		// What recovery cut is gone from the files too.
-		CHECK(ox_log_size_bytes(log) == segment_files_bytes(),
+		CHECK(ox_log_size_bytes(log) == lc_segment_files_bytes(dir, false),
 		      "round %d (%s): log holds %" PRIu64 " bytes, files %" PRIu64,
 		      round, d->what, ox_log_size_bytes(log),
-		      segment_files_bytes());
+		      lc_segment_files_bytes(dir, false));
 		check_offsets(log, d, buf, round);
 		int64_t end = ox_log_end_offset(log);
 		append_one(log, io, 3);
@@ -478,44 +397,30 @@ static void check_round(int round, const struct damage *d)
 
 int main(void)
 {
-	uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+	char root[LC_PATH_MAX];
 	unsigned counts[2] = { 0, 0 };
 
-	if (getenv("OX_TEST_SEED"))
-		seed = strtoull(getenv("OX_TEST_SEED"), NULL, 10);
-	printf("log_damage: seed %" PRIu64 " (OX_TEST_SEED=%" PRIu64
-	       " replays it)\n", seed, seed);
-	fflush(stdout);
-	rng_state = seed;
-	char root[48];
-	snprintf(root, sizeof(root), "/tmp/ox-log-damage-XXXXXX");
-	if (!mkdtemp(root))
-		die("mkdtemp", -errno);
+	lc_start("log_damage");
+	lc_tmpdir(root, "log-damage");
 	snprintf(dir, sizeof(dir), "%s/p", root);
 	build();
 	printf("log_damage: %u batches in %u segments\n", nbatches, nsegs);
 	for (int round = 0; round < ROUNDS; round++) {
 		struct damage d = { 0 };
 		restore();
-		if (rng() % 5 == 0) {
+		if (lc_rng() % 5 == 0) {
 			edit_index(&d);
 			counts[1]++;
 		} else {
-			edit_segment((unsigned)(rng() % nsegs), &d);
+			edit_segment((unsigned)(lc_rng() % nsegs), &d);
 			counts[0]++;
 		}
 		check_round(round, &d);
 	}
-	restore();
-	for (unsigned i = 0; i < nfiles; i++) {
-		char path[400];
-		snprintf(path, sizeof(path), "%s/%.255s", dir, files[i].name);
-		unlink(path);
+	for (unsigned i = 0; i < nfiles; i++)
 		free(files[i].bytes);
-	}
-	rmdir(dir);
-	rmdir(root);
+	lc_rmtree(root);
 	printf("log_damage: %d failures in %d rounds (%u segment, %u index "
-	       "damages)\n", failures, ROUNDS, counts[0], counts[1]);
-	return failures ? 1 : 0;
+	       "damages)\n", lc_failures, ROUNDS, counts[0], counts[1]);
+	return lc_failures ? 1 : 0;
 }
