@@ -34,11 +34,20 @@
 #define ROUNDS_FIRST 24   // every key once a round: 12,000 records first
 #define ROUNDS_MORE 2     // and 1,000 more before each kill round
 #define BATCH_RECORDS 50
-#define KILL_ROUNDS 25
-// Kills land up to this long after the first pass starts; a pass over
-// this log takes a few milliseconds here.
+// Rounds go on until this many kills hit a pass while it was writing
+// (a ".cleaned" file left behind), at least KILL_ROUNDS_MIN and at most
+// KILL_ROUNDS_MAX rounds: on a busy machine fewer kills land mid-pass.
+#define MID_PASS_WANT 12
+#define KILL_ROUNDS_MIN 25
+#define KILL_ROUNDS_MAX 120
+// Even rounds kill up to KILL_WINDOW_US after the first pass starts (any
+// phase: map, writing, swap); odd rounds wait until the pass is writing a
+// cleaned file (polling every POLL_US, for WRITE_WAIT_US at most) and kill
+// up to KILL_WINDOW_US later, to aim at the writes and the renames.
 #define KILL_WINDOW_US 6000
-#define SEQ_MAX (KEYS * (ROUNDS_FIRST + ROUNDS_MORE * KILL_ROUNDS))
+#define POLL_US 100
+#define WRITE_WAIT_US 2000000
+#define SEQ_MAX (KEYS * (ROUNDS_FIRST + ROUNDS_MORE * KILL_ROUNDS_MAX))
 
 struct expect {
 	int64_t seq_offset[SEQ_MAX]; // offset each sequence was appended at
@@ -268,14 +277,15 @@ static void final_pass(const char *dir, int written)
 	rc = ox_log_compact(log, ox_log_end_offset(log));
 	CHECK(rc == 0, "final pass: %s", ox_strerror(rc));
 	close_log(io, log);
-	long left = verify_log(dir, KILL_ROUNDS + 1);
+	long left = verify_log(dir, KILL_ROUNDS_MAX + 1);
 	printf("log_compact_crash: %d records written, %ld left after a final pass\n",
 	       written, left);
 	CHECK(left < written / 4, "compaction left %ld of %d records", left, written);
 }
 
-// True when the killed compactor left a cleaned file behind: it died in
-// the middle of a pass. Counted to show the kills land where they matter.
+// True while a pass is writing a cleaned file, or, after a kill, when the
+// compactor died in the middle of one: counted to show the kills land
+// where they matter.
 static void find_cleaned(void *arg, const char *name, const char *path)
 {
 	(void)path;
@@ -283,7 +293,7 @@ static void find_cleaned(void *arg, const char *name, const char *path)
 		*(bool *)arg = true;
 }
 
-static bool killed_mid_pass(const char *dir)
+static bool cleaned_file_present(const char *dir)
 {
 	bool found = false;
 	// A directory that cannot be listed shows no pass cut short.
@@ -296,10 +306,12 @@ int main(void)
 	char dir[LC_PATH_MAX];
 	lc_start("log_compact_crash");
 	lc_tmpdir(dir, "log-compact-crash");
-	int seq = 0, mid_pass = 0;
+	int seq = 0, mid_pass = 0, round;
 	extend_log(dir, &seq, ROUNDS_FIRST);
 	verify_log(dir, 0);
-	for (int round = 1; round <= KILL_ROUNDS && lc_failures == 0; round++) {
+	for (round = 1; lc_failures == 0 && round <= KILL_ROUNDS_MAX &&
+		       (round <= KILL_ROUNDS_MIN || mid_pass < MID_PASS_WANT);
+	     round++) {
 		extend_log(dir, &seq, ROUNDS_MORE);
 		int ready[2];
 		char byte;
@@ -313,6 +325,9 @@ int main(void)
 		close(ready[1]);
 		CHECK(read(ready[0], &byte, 1) == 1, "round %d: compactor never started", round);
 		close(ready[0]);
+		for (int w = 0; round % 2 == 1 && w < WRITE_WAIT_US / POLL_US &&
+				!cleaned_file_present(dir); w++)
+			usleep(POLL_US);
 		struct timespec t = {0, (long)(lc_rng() % KILL_WINDOW_US) * 1000L};
 		nanosleep(&t, NULL);
 		kill(pid, SIGKILL);
@@ -320,13 +335,13 @@ int main(void)
 		waitpid(pid, &st, 0);
 		CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
 		      "round %d: the compactor died by itself (status %#x)", round, st);
-		mid_pass += killed_mid_pass(dir);
+		mid_pass += cleaned_file_present(dir);
 		verify_log(dir, round);
 	}
 	if (lc_failures == 0)
 		final_pass(dir, seq);
 	lc_rmtree(dir);
 	printf("log_compact_crash: %d kill rounds (%d in the middle of a pass), %d failures\n",
-	       KILL_ROUNDS, mid_pass, lc_failures);
+	       round - 1, mid_pass, lc_failures);
 	return lc_failures == 0 ? 0 : 1;
 }
