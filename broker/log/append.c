@@ -473,11 +473,12 @@ void ox_log_persist_indexes(struct ox_log *log)
 {
 	if (log->failed)
 		return;
-	// Sealed segments, newest first; older ones are stored already.
+	// Sealed segments, newest first. Not only the newest can be pending:
+	// compaction swaps in segments whose index is still to be written.
 	for (unsigned i = log->nsegs - 1; i-- > 0;) {
 		struct ox_segment *s = log->segs[i];
 		if (s->index_state == OX_INDEX_STORED)
-			break;
+			continue;
 		// I9: an index file describes durable bytes only.
 		if (s->index_state != OX_INDEX_PENDING ||
 		    s->next_offset > log->durable)

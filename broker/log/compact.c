@@ -20,22 +20,30 @@
 //                          all survive are copied as they are, others are
 //                          rebuilt with their surviving records at their
 //                          original offset deltas; fdatasync; index files.
-//   swap (owner thread)    in offset order, renames each cleaned file over
-//                          its segment and puts the new segment in the log's
-//                          array; a segment left with nothing is removed.
+//   swap (owner thread)    raises the cleaner checkpoint (the offset below
+//                          which compaction may have left gaps, read by
+//                          recovery), then in offset order renames each
+//                          cleaned file over its segment and puts the new
+//                          segment in the log's array (its index files are
+//                          written later by the log's own index writer); a
+//                          segment left with nothing is removed.
 //
 // Invariants:
 //   C1 Only sealed segments whose bytes are all durable and whose index is
 //      stored are cleaned; the active segment never is (with log I5).
 //   C2 A record is dropped only when the map holds a later offset for its
-//      key, or it is a tombstone that is the latest for its key and older
-//      than delete.retention.ms. Records without a key and control batches
-//      are always kept. Kept records keep their offsets (offsets are never
-//      reused: a dropped record leaves a gap).
+//      key, or it is a tombstone that is the latest for its key in a
+//      segment last written more than delete.retention.ms ago (the file's
+//      mtime: the broker's clock, not the producer's timestamps). Records
+//      without a key and control batches are always kept. Kept records keep
+//      their offsets (offsets are never reused: a dropped record leaves a
+//      gap); a batch whose survivors cannot be re-encoded as one batch is
+//      split, each piece at its records' offsets.
 //   C3 The job is a prefix of the log, and cleaned segments are renamed in
-//      offset order, with the directory synced after any rename that drops
-//      a tombstone: once a tombstone is gone, every older record of its key
-//      is gone for good, so a crash never brings an old value back.
+//      offset order; before a rename or removal that drops a tombstone the
+//      directory is synced if an earlier one of the pass is not: once a
+//      tombstone is gone, every older record of its key is gone for good,
+//      so a crash never brings an old value back.
 //   C4 A cleaned file is fdatasynced before it is renamed over its segment:
 //      a crash at any moment leaves each segment either old or cleaned,
 //      both valid; leftover ".cleaned" files are removed at open.
@@ -43,13 +51,19 @@
 //      its map may name records the truncation removed.
 //   C6 The worker touches no log state: only its snapshots, its own io
 //      loop, scan buffer and new segments, and the source segments' fds,
-//      kept open by the job's references.
+//      kept open by the job's references. It never writes a file under a
+//      live segment's name (only "<base>.cleaned").
+//   C7 Gaps between segments exist only below the cleaner checkpoint, which
+//      is durable before the first rename that can make one; recovery
+//      accepts a gap there and treats any other as a lost tail (log I6).
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdatomic.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -69,6 +83,12 @@
 // format's limit) plus one read chunk.
 #define COMPACT_SCAN_BYTES (OX_BATCH_BYTES_MAX + OX_LOG_SCAN_BYTES)
 
+// The cleaner checkpoint file: magic, the offset, XXH3-64 of both.
+#define CHECKPOINT_NAME "cleaner-checkpoint"
+#define CHECKPOINT_TMP "cleaner-checkpoint.tmp"
+#define CHECKPOINT_MAGIC 0x314e41454c43584full // "OXCLEAN1"
+#define CHECKPOINT_BYTES 24
+
 struct key_slot {
 	uint64_t lo;
 	uint64_t hi;
@@ -85,6 +105,7 @@ struct compact_seg {
 	struct ox_segment *src; // a reference held by the job
 	int64_t base;
 	uint64_t size;          // snapshot at start (C6)
+	int64_t mtime_ms;       // when the file was last written (C2)
 	struct ox_segment *out; // the cleaned segment; NULL: unchanged or empty
 	bool changed;           // some record was dropped
 	bool empty;             // nothing survived: remove the segment
@@ -95,6 +116,7 @@ struct ox_compact {
 	// Snapshots and settings, read by the worker.
 	int dirfd;
 	uint32_t interval;
+	uint32_t max_batch_bytes;
 	int64_t now_ms;
 	int64_t tomb_before; // tombstones with timestamp < this may go
 	uint64_t gen;        // the log's truncate_gen at start (C5)
@@ -239,8 +261,9 @@ static int map_batch(struct ox_compact *c, struct compact_seg *cs,
 }
 
 // Builds the map over the job; when the map fills up, the job is cut to
-// the segments before the one being read (the map may still hold keys of
-// that one: they only make the pass keep more, C2).
+// the segments before the one being read. The map may still hold keys of
+// that one, pointing at records it keeps untouched: the pass then drops
+// older records of those keys, which is right (C2).
 static int build_map(struct ox_compact *c)
 {
 	int rc = map_init(&c->map, COMPACT_SLOTS_MIN);
@@ -254,13 +277,14 @@ static int build_map(struct ox_compact *c)
 	return rc;
 }
 
-static bool keep_record(const struct ox_compact *c, const struct ox_record *r)
+static bool keep_record(const struct ox_compact *c,
+			const struct compact_seg *cs, const struct ox_record *r)
 {
 	if (r->key_len < 0)
 		return true;
 	if (map_latest(&c->map, r) != r->offset)
 		return false;
-	return r->value_len >= 0 || r->timestamp >= c->tomb_before;
+	return r->value_len >= 0 || cs->mtime_ms >= c->tomb_before;
 }
 
 struct flag_res {
@@ -303,6 +327,8 @@ static int emit(struct ox_compact *c, struct compact_seg *cs,
 	if (rc < 0)
 		return rc;
 	uint64_t pos = cs->out->size;
+	if (pos + h->length > OX_SEGMENT_FILE_MAX)
+		return -OX_ETOOBIG; // re-encoding grew it past what an index maps
 	if (c->out_len + h->length > COMPACT_OUT_BYTES) {
 		rc = flush_out(c, cs);
 		if (rc < 0)
@@ -328,37 +354,70 @@ static int rebuild_reserve(struct ox_compact *c, size_t need)
 	return 0;
 }
 
-// Rewrites a batch with only its surviving records, at their offsets and
-// with the batch's span, term and producer fields unchanged (C2).
-static int rebuild_batch(struct ox_compact *c, const uint8_t *batch,
-			 const struct ox_batch_header *h, size_t *len_out)
+static int rebuild_begin(struct ox_compact *c, struct ox_batch_builder *b,
+			 const struct ox_batch_header *h, int64_t base)
 {
 	struct ox_batch_params p = {
-		.attributes = h->attributes, .base_offset = h->base_offset,
+		.attributes = h->attributes, .base_offset = base,
 		.term = h->term, .producer_id = h->producer_id,
 		.producer_epoch = h->producer_epoch,
 		.base_sequence = h->base_sequence,
 	};
+	return ox_batch_builder_init(b, c->rebuild, c->rebuild_cap, &p);
+}
+
+// Finishes a rebuilt batch (spanning up to `last` when last >= 0), checks
+// it before it is written, and emits it.
+static int rebuild_end(struct ox_compact *c, struct compact_seg *cs,
+		       struct ox_batch_builder *b, int64_t base, int64_t last)
+{
+	struct ox_batch_header nh;
+	size_t len;
+	if (last >= 0)
+		ox_batch_builder_set_last_delta(b, (uint32_t)(last - base));
+	int rc = ox_batch_builder_finish(b, &len);
+	OX_ASSERT(rc == 0);
+	rc = ox_batch_verify(c->rebuild, len, &nh);
+	OX_ASSERT(rc == 0);
+	return emit(c, cs, c->rebuild, &nh);
+}
+
+// Writes a batch's surviving records, at their offsets and with the
+// batch's term and producer fields (C2). The last piece keeps the batch's
+// span. Survivors that do not fit one batch of the original's size (their
+// timestamp deltas are re-based on the first survivor and can grow, or
+// even overflow) go on in a new batch: a record alone always fits, since
+// it then takes no more bytes than it did.
+static int rebuild_batch(struct ox_compact *c, struct compact_seg *cs,
+			 const uint8_t *batch, const struct ox_batch_header *h)
+{
 	struct ox_batch_builder b;
 	struct ox_batch_iter it;
 	struct ox_record r;
-	// Timestamp deltas are re-based on the first kept record, which can
-	// lengthen a varint by a byte or two per record: twice is ample.
-	int rc = rebuild_reserve(c, (size_t)h->length * 2 + 64);
-	if (rc == 0)
-		rc = ox_batch_builder_init(&b, c->rebuild, c->rebuild_cap, &p);
+	int64_t base = -1;
+	size_t cap = h->length > c->max_batch_bytes ? h->length : c->max_batch_bytes;
+	int rc = rebuild_reserve(c, cap);
 	if (rc == 0)
 		rc = ox_batch_iter_init(&it, batch, h->length);
 	while (rc == 0 && (rc = ox_batch_iter_next(&it, &r)) == 1) {
 		rc = 0;
-		if (keep_record(c, &r))
-			rc = ox_batch_builder_add_at(
-				&b, &r, (uint32_t)(r.offset - h->base_offset));
+		if (!keep_record(c, cs, &r))
+			continue;
+		if (base < 0 && (rc = rebuild_begin(c, &b, h, base = r.offset)) < 0)
+			break;
+		rc = ox_batch_builder_add_at(&b, &r, (uint32_t)(r.offset - base));
+		if ((rc == -ENOSPC || rc == -EINVAL) && ox_batch_builder_count(&b) > 0) {
+			rc = rebuild_end(c, cs, &b, base, -1);
+			if (rc == 0)
+				rc = rebuild_begin(c, &b, h, base = r.offset);
+			if (rc == 0)
+				rc = ox_batch_builder_add_at(&b, &r, 0);
+		}
 	}
 	if (rc < 0)
 		return rc;
-	ox_batch_builder_set_last_delta(&b, h->last_offset_delta);
-	return ox_batch_builder_finish(&b, len_out);
+	OX_ASSERT(base >= 0); // called only when something survives
+	return rebuild_end(c, cs, &b, base, h->base_offset + h->last_offset_delta);
 }
 
 // Counts the batch's surviving records and notes dropped tombstones.
@@ -370,7 +429,7 @@ static uint32_t count_kept(struct ox_compact *c, struct compact_seg *cs,
 	uint32_t kept = 0;
 	ox_batch_iter_init(&it, batch, h->length);
 	while (ox_batch_iter_next(&it, &r) == 1) {
-		if (keep_record(c, &r))
+		if (keep_record(c, cs, &r))
 			kept++;
 		else if (r.value_len < 0 && map_latest(&c->map, &r) == r.offset)
 			cs->drops_tombstone = true;
@@ -387,16 +446,7 @@ static int clean_batch(struct ox_compact *c, struct compact_seg *cs,
 	if (kept == h->record_count)
 		return emit(c, cs, batch, h);
 	cs->changed = true;
-	if (kept == 0)
-		return 0;
-	size_t len;
-	int rc = rebuild_batch(c, batch, h, &len);
-	if (rc < 0)
-		return rc;
-	struct ox_batch_header nh;
-	rc = ox_batch_verify(c->rebuild, len, &nh); // checked before written
-	OX_ASSERT(rc == 0 && nh.record_count == kept);
-	return emit(c, cs, c->rebuild, &nh);
+	return kept == 0 ? 0 : rebuild_batch(c, cs, batch, h);
 }
 
 static void discard_out(struct ox_compact *c, struct compact_seg *cs)
@@ -413,7 +463,6 @@ static void discard_out(struct ox_compact *c, struct compact_seg *cs)
 static int finish_out(struct ox_compact *c, struct compact_seg *cs)
 {
 	struct flag_res f = {0};
-	struct ox_index_meta meta;
 	int rc = flush_out(c, cs);
 	if (rc == 0)
 		rc = ox_io_fsync(c->io, cs->out->fd, 1, io_done, &f);
@@ -424,13 +473,10 @@ static int finish_out(struct ox_compact *c, struct compact_seg *cs)
 	if (rc < 0)
 		return rc;
 	cs->out->written_bytes = cs->out->size; // all of it, durable (I2)
-	ox_segment_meta(cs->out, &meta);
-	// The index describes the cleaned bytes; until the rename it does not
-	// match the live segment, which open detects and rebuilds. A failed
-	// store is no loss either: open rebuilds a missing index.
-	ox_index_store(c->dirfd, &cs->out->index, &meta);
 	cs->out->sealed = true;
-	cs->out->index_state = OX_INDEX_STORED;
+	// Its index files are written by the log once it is in place (C6):
+	// until then the old ones do not match it, and open rebuilds them.
+	cs->out->index_state = OX_INDEX_PENDING;
 	return 0;
 }
 
@@ -540,15 +586,20 @@ int ox_log_compact_start(struct ox_log *log, int64_t limit_offset)
 	}
 	c->dirfd = log->dirfd;
 	c->interval = log->cfg.index_interval_bytes;
+	c->max_batch_bytes = log->cfg.max_batch_bytes;
 	c->now_ms = ox_log_now_ms(log);
 	c->tomb_before = c->now_ms - log->cfg.delete_retention_ms;
 	c->gen = log->truncate_gen;
 	c->nsegs = n;
 	for (unsigned i = 0; i < n; i++) {
 		struct ox_segment *s = log->segs[i];
+		struct stat st;
+		// A file whose time cannot be read keeps its tombstones (C2).
+		int64_t mtime = fstat(s->fd, &st) < 0 ? INT64_MAX
+			: (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
 		ox_segment_ref(s);
 		c->segs[i] = (struct compact_seg){.src = s, .base = s->base_offset,
-						  .size = s->size};
+						  .size = s->size, .mtime_ms = mtime};
 	}
 	log->compact = c;
 	if (pthread_create(&c->thread, NULL, compact_main, c) != 0) {
@@ -571,18 +622,83 @@ static int fsync_dir(struct ox_log *log)
 	return fsync(log->dirfd) < 0 ? -errno : 0;
 }
 
-// Puts one cleaned segment in place of its source (C3, C4).
+// ------------------------------------------------------ cleaner checkpoint
+
+int ox_log_checkpoint_store(struct ox_log *log, int64_t upto)
+{
+	uint8_t buf[CHECKPOINT_BYTES];
+	uint64_t magic = CHECKPOINT_MAGIC;
+	OX_ASSERT(upto >= 0);
+	memcpy(buf, &magic, 8);
+	memcpy(buf + 8, &upto, 8);
+	uint64_t sum = XXH3_64bits(buf, 16);
+	memcpy(buf + 16, &sum, 8);
+	int fd = openat(log->dirfd, CHECKPOINT_TMP,
+			O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	int rc = pwrite(fd, buf, sizeof(buf), 0) == (ssize_t)sizeof(buf) ? 0 : -EIO;
+	if (rc == 0 && fdatasync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	if (rc == 0 && renameat(log->dirfd, CHECKPOINT_TMP, log->dirfd,
+				CHECKPOINT_NAME) < 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = fsync_dir(log); // C7: durable before any gap it allows
+	if (rc == 0)
+		log->cleaned_upto = upto;
+	return rc;
+}
+
+int ox_log_checkpoint_load(struct ox_log *log)
+{
+	uint8_t buf[CHECKPOINT_BYTES];
+	uint64_t magic, sum;
+	unlinkat(log->dirfd, CHECKPOINT_TMP, 0);
+	log->cleaned_upto = 0;
+	int fd = openat(log->dirfd, CHECKPOINT_NAME, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	ssize_t n = ox_pread_full(fd, buf, sizeof(buf), 0);
+	close(fd);
+	if (n < 0)
+		return (int)n;
+	memcpy(&magic, buf, 8);
+	memcpy(&sum, buf + 16, 8);
+	if (n == (ssize_t)sizeof(buf) && magic == CHECKPOINT_MAGIC &&
+	    sum == XXH3_64bits(buf, 16)) {
+		memcpy(&log->cleaned_upto, buf + 8, 8);
+		return 0;
+	}
+	// It is written whole and renamed, so damage is bit rot. Rejecting
+	// the gaps it vouched for would cut acknowledged records: accept any.
+	log->cleaned_upto = INT64_MAX;
+	return 0;
+}
+
+// ------------------------------------------------------------------- swap
+
+// Puts one cleaned segment in place of its source (C3, C4). *unsynced
+// says whether a rename of this pass may not be durable yet. Returns 1
+// when it changed the log, 0 when not, or a negative error.
 static int swap_one(struct ox_log *log, struct ox_compact *c,
-		    struct compact_seg *cs)
+		    struct compact_seg *cs, bool *unsynced)
 {
 	char from[OX_LOG_NAME_MAX], to[OX_LOG_NAME_MAX];
 	int i = seg_position(log, cs->src);
-	if (i < 0 && cs->out) // gone (retention): drop the index stored for it
-		ox_index_unlink(c->dirfd, cs->base);
 	if (i < 0 || (!cs->out && !cs->empty))
-		return 0; // gone or unchanged
-	if (cs->empty)
-		return ox_log_remove_segment(log, (unsigned)i);
+		return 0; // gone (retention) or unchanged
+	if (cs->drops_tombstone && *unsynced) {
+		int rc = fsync_dir(log); // C3: older values gone for good first
+		if (rc < 0)
+			return rc;
+	}
+	*unsynced = true;
+	if (cs->empty) {
+		int rc = ox_log_remove_segment(log, (unsigned)i);
+		return rc < 0 ? rc : 1;
+	}
 	ox_log_file_name(from, cs->base, OX_LOG_SUFFIX_CLEANED);
 	ox_log_file_name(to, cs->base, OX_LOG_SUFFIX_LOG);
 	if (renameat(c->dirfd, from, c->dirfd, to) < 0)
@@ -593,37 +709,46 @@ static int swap_one(struct ox_log *log, struct ox_compact *c,
 	cs->out = NULL; // the log's reference now
 	old->removed = true;
 	ox_segment_unref(old);
-	return cs->drops_tombstone ? fsync_dir(log) : 0;
+	return 1;
 }
 
+// Swaps the whole pass in. Returns the number of segments changed or a
+// negative error (the log stays valid: each segment is old or cleaned).
 static int swap_all(struct ox_log *log, struct ox_compact *c)
 {
-	int rc = 0;
-	bool any = false;
-	for (unsigned i = 0; rc == 0 && i < c->nsegs; i++) {
-		struct compact_seg *cs = &c->segs[i];
-		any = any || cs->out || cs->empty;
-		rc = swap_one(log, c, cs);
+	int rc = 0, changed = 0;
+	bool unsynced = false, any = false;
+	int64_t upto = c->segs[c->nsegs - 1].src->next_offset;
+	for (unsigned i = 0; i < c->nsegs; i++)
+		any = any || c->segs[i].out || c->segs[i].empty;
+	if (!any)
+		return 0;
+	if (upto > log->cleaned_upto)
+		rc = ox_log_checkpoint_store(log, upto);
+	for (unsigned i = 0; rc >= 0 && i < c->nsegs; i++) {
+		rc = swap_one(log, c, &c->segs[i], &unsynced);
+		changed += rc > 0;
 	}
-	if (any) {
+	if (changed > 0) {
 		log->dir_dirty = true;
 		int rc2 = fsync_dir(log);
 		rc = rc < 0 ? rc : rc2;
+		ox_log_persist_indexes(log);
 	}
-	return rc;
+	return rc < 0 ? rc : changed;
 }
 
-// Joins the worker and swaps its result in, unless the pass failed or a
-// truncation overlapped it (C5). Returns 1 when it swapped, 0 when it
-// discarded the pass, or a negative error.
+// Joins the worker and swaps its result in, unless the pass failed, the
+// log failed (I7), or a truncation overlapped it (C5). Returns 1 when it
+// changed the log, 0 when not, or a negative error.
 static int compact_finish(struct ox_log *log)
 {
 	struct ox_compact *c = log->compact;
 	pthread_join(c->thread, NULL);
 	int rc = c->result;
-	if (c->gen != log->truncate_gen)
+	if (c->gen != log->truncate_gen || log->failed)
 		rc = 0;
-	else if (rc == 0 && (rc = swap_all(log, c)) == 0)
+	else if (rc == 0 && c->nsegs > 0 && (rc = swap_all(log, c)) > 0)
 		rc = 1;
 	compact_free(log, c);
 	return rc;

@@ -135,6 +135,8 @@ static int config_check(const struct ox_log_config *c)
 		return -EINVAL;
 	if (c->cleanup & ~(OX_LOG_CLEANUP_DELETE | OX_LOG_CLEANUP_COMPACT))
 		return -EINVAL;
+	if (c->delete_retention_ms < 0)
+		return -EINVAL;
 	if (c->max_batch_bytes < OX_BATCH_HEADER_BYTES ||
 	    c->max_batch_bytes > OX_BATCH_BYTES_MAX)
 		return -EINVAL;
@@ -453,6 +455,11 @@ int ox_log_truncate(struct ox_log *log, int64_t offset)
 	// anyway (C5 in compact.c); stopping it first also keeps its files
 	// and the truncation's apart.
 	ox_log_compact_abort(log);
+	// Offsets from the cut on are handed out again: compaction gaps there
+	// are gone, and a gap there later would be a lost tail (C7).
+	if (offset < log->cleaned_upto &&
+	    (rc = ox_log_checkpoint_store(log, offset)) < 0)
+		return rc; // nothing cut yet
 	log->truncate_gen++;
 	rc = truncate_at(log, i, cut);
 	if (rc < 0) {

@@ -349,6 +349,10 @@ struct ox_log {
 	// a compaction pass) may describe bytes that are gone, so it is not
 	// installed.
 	uint64_t truncate_gen;
+	// Compaction may have left gaps between segments below this offset
+	// (the durable cleaner checkpoint, compact.c C7); recovery accepts a
+	// gap only there.
+	int64_t cleaned_upto;
 	struct ox_compact *compact; // a compaction pass (compact.c), or NULL
 
 	struct ox_scan scan;
@@ -385,6 +389,12 @@ int ox_log_segs_reserve(struct ox_log *log);
 
 // Unlinks the files of segs[i] and drops it from the array (log.c).
 int ox_log_remove_segment(struct ox_log *log, unsigned i);
+
+// The cleaner checkpoint (compact.c): store writes `upto` durably
+// (tmp file, fdatasync, rename, directory fsync) and sets cleaned_upto;
+// load reads it at open (0 when missing). Both return 0 or -errno.
+int ox_log_checkpoint_store(struct ox_log *log, int64_t upto);
+int ox_log_checkpoint_load(struct ox_log *log);
 
 // Stops a compaction pass in flight (if any), waits for its thread and
 // discards what it wrote (compact.c). Close and truncate call it.

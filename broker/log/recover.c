@@ -214,9 +214,10 @@ static int load_sealed(struct ox_log *log, struct ox_segment *seg,
 }
 
 // Whether the segment at base may follow the previous one (I1): never
-// overlapping it; a gap only where compaction may have made it, or after
-// a segment whose index proves it was complete and durable when sealed.
-// Anything else is the lost tail of the previous segment (I6).
+// overlapping it; a gap only below the cleaner checkpoint, where
+// compaction may have made it (compact.c C7), or after a segment whose
+// index proves it was complete and durable when sealed. Anything else is
+// the lost tail of the previous segment (I6).
 static bool boundary_ok(const struct ox_log *log, int64_t base,
 			bool prev_from_index)
 {
@@ -225,8 +226,7 @@ static bool boundary_ok(const struct ox_log *log, int64_t base,
 	int64_t prev_next = ox_log_active(log)->next_offset;
 	if (base < prev_next)
 		return false;
-	return base == prev_next || prev_from_index ||
-	       (log->cfg.cleanup & OX_LOG_CLEANUP_COMPACT);
+	return base == prev_next || prev_from_index || base <= log->cleaned_upto;
 }
 
 // Opens and checks the segments in order, stopping at the first damage.
@@ -314,7 +314,9 @@ int ox_log_recover(struct ox_log *log)
 	struct listing l = { 0 };
 
 	OX_ASSERT(log->nsegs == 0 && log->dirfd >= 0);
-	int rc = list_dir(log, &l);
+	int rc = ox_log_checkpoint_load(log);
+	if (rc == 0)
+		rc = list_dir(log, &l);
 	if (rc == 0)
 		rc = load_segments(log, &l);
 	free(l.bases);

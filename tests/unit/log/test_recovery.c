@@ -252,15 +252,17 @@ LOG_TEST(recovery, lost_tail_before_a_later_segment)
 	reopen_and_check();
 }
 
-// With compaction a gap between segments is legitimate.
+// Below the cleaner checkpoint a gap between segments is legitimate
+// (compaction made it, compact.c C7), whatever the cleanup policy is now;
+// above it the same gap is a lost tail.
 LOG_TEST(recovery, gap_kept_when_compaction_may_have_made_it)
 {
 	T.cfg.segment_bytes = 1500;
-	T.cfg.cleanup = OX_LOG_CLEANUP_COMPACT;
 	tl_open();
 	batches(12);
 	struct ox_segment *s1 = T.log->segs[1];
 	int64_t base1 = s1->base_offset;
+	cr_assert_eq(ox_log_checkpoint_store(T.log, T.log->segs[2]->base_offset), 0);
 	uint64_t last_pos = s1->last_pos;
 	unsigned segs = ox_log_segment_count(T.log);
 	unsigned lost = 0;
@@ -277,6 +279,35 @@ LOG_TEST(recovery, gap_kept_when_compaction_may_have_made_it)
 	T.nmodel--;
 	tl_open();
 	cr_assert_eq(ox_log_segment_count(T.log), segs);
+	cr_assert_eq(T.log->cleaned_upto, T.log->segs[2]->base_offset);
+	tl_check_model();
+	tl_close();
+	// A damaged checkpoint keeps every gap rather than cut data.
+	char cp[TL_PATH_MAX];
+	snprintf(cp, sizeof(cp), "%s/cleaner-checkpoint", T.dir);
+	FILE *f = fopen(cp, "r+");
+	cr_assert_not_null(f);
+	cr_assert_eq(fputc('x', f), 'x');
+	fclose(f);
+	tl_open();
+	cr_assert_eq(ox_log_segment_count(T.log), segs);
+	tl_check_model();
+}
+
+// A truncation below the checkpoint lowers it: offsets from the cut are
+// handed out again, so a gap there later is a lost tail.
+LOG_TEST(recovery, truncate_lowers_the_cleaner_checkpoint)
+{
+	T.cfg.segment_bytes = 1500;
+	tl_open();
+	batches(12);
+	int64_t base2 = T.log->segs[2]->base_offset;
+	cr_assert_eq(ox_log_checkpoint_store(T.log, base2), 0);
+	cr_assert_eq(ox_log_truncate(T.log, base2 - 1), 0);
+	tl_model_truncate(base2 - 1);
+	cr_assert_leq(T.log->cleaned_upto, base2 - 1);
+	tl_reopen();
+	cr_assert_leq(T.log->cleaned_upto, base2 - 1);
 	tl_check_model();
 }
 
