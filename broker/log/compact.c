@@ -11,11 +11,15 @@
 //
 // A pass has three phases:
 //   start (owner thread)   picks the job: the longest prefix of sealed,
-//                          durable segments with stored indexes below the
-//                          limit offset; takes a reference on each and
+//                          durable segments below the limit offset whose
+//                          index files are not being written; takes a
+//                          reference on each and
 //                          snapshots what the worker needs.
 //   work (helper thread)   builds the key map (key hash -> latest offset)
-//                          over the job, then writes one cleaned file per
+//                          over the dirty part of the job (the segments
+//                          above the cleaner checkpoint: everything below
+//                          holds at most one record per key already), then
+//                          filters the whole job, writing one cleaned file per
 //                          segment ("<base>.cleaned"): batches whose records
 //                          all survive are copied as they are, others are
 //                          rebuilt with their surviving records at their
@@ -29,10 +33,13 @@
 //                          segment left with nothing is removed.
 //
 // Invariants:
-//   C1 Only sealed segments whose bytes are all durable and whose index is
-//      stored are cleaned; the active segment never is (with log I5).
+//   C1 Only sealed segments whose bytes are all durable and whose index
+//      files are not being written are cleaned; the active segment never
+//      is (with log I5).
 //   C2 A record is dropped only when the map holds a later offset for its
-//      key, or it is a tombstone that is the latest for its key in a
+//      key (a key missing from the map has no record in the dirty part, so
+//      its one record in the clean part is its latest), or it is a
+//      tombstone that is the latest for its key in a
 //      segment last written more than delete.retention.ms ago (the file's
 //      mtime: the broker's clock, not the producer's timestamps). Records
 //      without a key and control batches are always kept. Kept records keep
@@ -122,6 +129,7 @@ struct ox_compact {
 	uint64_t gen;        // the log's truncate_gen at start (C5)
 	struct compact_seg *segs;
 	unsigned nsegs;
+	unsigned dirty_first; // first segment above the cleaner checkpoint
 	// Worker state.
 	struct key_map map;
 	struct ox_scan scan;
@@ -260,14 +268,15 @@ static int map_batch(struct ox_compact *c, struct compact_seg *cs,
 	return rc;
 }
 
-// Builds the map over the job; when the map fills up, the job is cut to
-// the segments before the one being read. The map may still hold keys of
-// that one, pointing at records it keeps untouched: the pass then drops
-// older records of those keys, which is right (C2).
+// Builds the map over the dirty part of the job; when the map fills up,
+// the job is cut to the segments before the one being read. The map may
+// still hold keys of that one, pointing at records it keeps untouched: the
+// pass then drops older records of those keys, which is right (C2). The
+// next pass starts its map where this one's job ended.
 static int build_map(struct ox_compact *c)
 {
 	int rc = map_init(&c->map, COMPACT_SLOTS_MIN);
-	for (unsigned i = 0; rc == 0 && i < c->nsegs; i++) {
+	for (unsigned i = c->dirty_first; rc == 0 && i < c->nsegs; i++) {
 		rc = walk_segment(c, &c->segs[i], map_batch);
 		if (rc == -ENOSPC) {
 			c->nsegs = i;
@@ -282,8 +291,9 @@ static bool keep_record(const struct ox_compact *c,
 {
 	if (r->key_len < 0)
 		return true;
-	if (map_latest(&c->map, r) != r->offset)
-		return false;
+	int64_t latest = map_latest(&c->map, r);
+	if (latest >= 0 && latest != r->offset)
+		return false; // superseded
 	return r->value_len >= 0 || cs->mtime_ms >= c->tomb_before;
 }
 
@@ -429,10 +439,13 @@ static uint32_t count_kept(struct ox_compact *c, struct compact_seg *cs,
 	uint32_t kept = 0;
 	ox_batch_iter_init(&it, batch, h->length);
 	while (ox_batch_iter_next(&it, &r) == 1) {
-		if (keep_record(c, cs, &r))
+		if (keep_record(c, cs, &r)) {
 			kept++;
-		else if (r.value_len < 0 && map_latest(&c->map, &r) == r.offset)
-			cs->drops_tombstone = true;
+		} else if (r.value_len < 0) {
+			int64_t latest = map_latest(&c->map, &r);
+			if (latest < 0 || latest == r.offset)
+				cs->drops_tombstone = true; // the key's last word goes
+		}
 	}
 	return kept;
 }
@@ -538,13 +551,13 @@ static void *compact_main(void *arg)
 // -------------------------------------------------------------- owner side
 
 // The job (C1, C3): the longest prefix of sealed segments that are durable,
-// indexed and wholly below limit_offset.
+// wholly below limit_offset and not having their index files written.
 static unsigned job_length(const struct ox_log *log, int64_t limit_offset)
 {
 	unsigned n = 0;
 	while (n + 1 < log->nsegs) {
 		const struct ox_segment *s = log->segs[n];
-		if (!s->sealed || s->index_state != OX_INDEX_STORED ||
+		if (!s->sealed || s->index_state == OX_INDEX_WRITING ||
 		    s->next_offset > limit_offset ||
 		    s->next_offset > log->durable)
 			break;
@@ -591,6 +604,9 @@ int ox_log_compact_start(struct ox_log *log, int64_t limit_offset)
 	c->tomb_before = c->now_ms - log->cfg.delete_retention_ms;
 	c->gen = log->truncate_gen;
 	c->nsegs = n;
+	while (c->dirty_first < n &&
+	       log->segs[c->dirty_first]->next_offset <= log->cleaned_upto)
+		c->dirty_first++;
 	for (unsigned i = 0; i < n; i++) {
 		struct ox_segment *s = log->segs[i];
 		struct stat st;
@@ -721,10 +737,11 @@ static int swap_all(struct ox_log *log, struct ox_compact *c)
 	int64_t upto = c->segs[c->nsegs - 1].src->next_offset;
 	for (unsigned i = 0; i < c->nsegs; i++)
 		any = any || c->segs[i].out || c->segs[i].empty;
-	if (!any)
-		return 0;
+	// Raised even when nothing changed: the next map starts above it.
 	if (upto > log->cleaned_upto)
 		rc = ox_log_checkpoint_store(log, upto);
+	if (!any || rc < 0)
+		return rc;
 	for (unsigned i = 0; rc >= 0 && i < c->nsegs; i++) {
 		rc = swap_one(log, c, &c->segs[i], &unsynced);
 		changed += rc > 0;
