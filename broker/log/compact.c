@@ -82,8 +82,12 @@
 // Key map slots: 24 bytes each, so the largest map is 192 MiB and holds
 // about 5.8 M distinct keys at the 70% load kept. A job with more keys is
 // cut at the segment where the map filled; the next pass goes further.
+// A test build shrinks the limit (tests/unit/log/test_compact_map.c).
 #define COMPACT_SLOTS_MIN (1u << 12)
-#define COMPACT_SLOTS_MAX (1u << 23)
+#ifndef OX_COMPACT_SLOTS_MAX
+#define OX_COMPACT_SLOTS_MAX (1u << 23)
+#endif
+#define COMPACT_SLOTS_MAX OX_COMPACT_SLOTS_MAX
 // Cleaned output is gathered into writes of this size.
 #define COMPACT_OUT_BYTES (1u << 20)
 // The worker's scan buffer: whole batches must fit (any batch up to the
