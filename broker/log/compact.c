@@ -78,6 +78,7 @@
 #include "broker/log/log_int.h"
 #include "proto/assert.h"
 #include "proto/error.h"
+#include "proto/varint.h"
 
 // Key map slots: 24 bytes each, so the largest map is 192 MiB and holds
 // about 5.8 M distinct keys at the 70% load kept. A job with more keys is
@@ -94,7 +95,8 @@
 // format's limit) plus one read chunk.
 #define COMPACT_SCAN_BYTES (OX_BATCH_BYTES_MAX + OX_LOG_SCAN_BYTES)
 
-// The cleaner checkpoint file: magic, the offset, XXH3-64 of both.
+// The cleaner checkpoint file: magic, the offset, XXH3-64 of both, all
+// little-endian u64.
 #define CHECKPOINT_NAME "cleaner-checkpoint"
 #define CHECKPOINT_TMP "cleaner-checkpoint.tmp"
 #define CHECKPOINT_MAGIC 0x314e41454c43584full // "OXCLEAN1"
@@ -605,7 +607,9 @@ int ox_log_compact_start(struct ox_log *log, int64_t limit_offset)
 	c->interval = log->cfg.index_interval_bytes;
 	c->max_batch_bytes = log->cfg.max_batch_bytes;
 	c->now_ms = ox_log_now_ms(log);
-	c->tomb_before = c->now_ms - log->cfg.delete_retention_ms;
+	if (__builtin_sub_overflow(c->now_ms, log->cfg.delete_retention_ms,
+				   &c->tomb_before))
+		c->tomb_before = INT64_MIN; // kept for ever, in effect
 	c->gen = log->truncate_gen;
 	c->nsegs = n;
 	while (c->dirty_first < n &&
@@ -647,12 +651,10 @@ static int fsync_dir(struct ox_log *log)
 int ox_log_checkpoint_store(struct ox_log *log, int64_t upto)
 {
 	uint8_t buf[CHECKPOINT_BYTES];
-	uint64_t magic = CHECKPOINT_MAGIC;
 	OX_ASSERT(upto >= 0);
-	memcpy(buf, &magic, 8);
-	memcpy(buf + 8, &upto, 8);
-	uint64_t sum = XXH3_64bits(buf, 16);
-	memcpy(buf + 16, &sum, 8);
+	ox_store_le64(buf, CHECKPOINT_MAGIC);
+	ox_store_le64(buf + 8, (uint64_t)upto);
+	ox_store_le64(buf + 16, XXH3_64bits(buf, 16));
 	int fd = openat(log->dirfd, CHECKPOINT_TMP,
 			O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
@@ -674,7 +676,6 @@ int ox_log_checkpoint_store(struct ox_log *log, int64_t upto)
 int ox_log_checkpoint_load(struct ox_log *log)
 {
 	uint8_t buf[CHECKPOINT_BYTES];
-	uint64_t magic, sum;
 	unlinkat(log->dirfd, CHECKPOINT_TMP, 0);
 	log->cleaned_upto = 0;
 	int fd = openat(log->dirfd, CHECKPOINT_NAME, O_RDONLY | O_CLOEXEC);
@@ -684,11 +685,10 @@ int ox_log_checkpoint_load(struct ox_log *log)
 	close(fd);
 	if (n < 0)
 		return (int)n;
-	memcpy(&magic, buf, 8);
-	memcpy(&sum, buf + 16, 8);
-	if (n == (ssize_t)sizeof(buf) && magic == CHECKPOINT_MAGIC &&
-	    sum == XXH3_64bits(buf, 16)) {
-		memcpy(&log->cleaned_upto, buf + 8, 8);
+	if (n == (ssize_t)sizeof(buf) && ox_load_le64(buf) == CHECKPOINT_MAGIC &&
+	    ox_load_le64(buf + 16) == XXH3_64bits(buf, 16) &&
+	    ox_load_le64(buf + 8) <= INT64_MAX) {
+		log->cleaned_upto = (int64_t)ox_load_le64(buf + 8);
 		return 0;
 	}
 	// It is written whole and renamed, so damage is bit rot. Rejecting
