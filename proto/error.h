@@ -18,7 +18,27 @@ enum ox_error {
 	OX_ENOTLEADER = 5005, // this node does not lead the partition
 	OX_ETRUNCATED = 5006, // the input ends inside a structure: more bytes needed
 	OX_ECLOSED = 5007,    // the object is closing or closed
-	OX_EMAX = 5008,
+	// Codes that travel as a protocol ErrorCode (proto/wire.h maps them).
+	OX_ESERVER = 5008,          // UNKNOWN: a server error with no better code
+	OX_EUNKNOWN_TOPIC = 5009,   // UNKNOWN_TOPIC
+	OX_EINVALID_REQUEST = 5010, // INVALID_REQUEST
+	OX_ESTORAGE = 5011,         // STORAGE_ERROR
+	OX_EUNSUPPORTED = 5012,     // UNSUPPORTED_VERSION
+	OX_ETOPIC_EXISTS = 5013,    // TOPIC_ALREADY_EXISTS
+	OX_EREPLICAS = 5014,        // NOT_ENOUGH_REPLICAS
+	OX_ESEQUENCE = 5015,        // OUT_OF_ORDER_SEQUENCE
+	OX_EDUPLICATE = 5016,       // DUPLICATE_SEQUENCE
+	OX_EINVALID_CONFIG = 5017,  // INVALID_CONFIG
+	OX_EAUTH = 5018,            // AUTHENTICATION_FAILED
+	OX_EDENIED = 5019,          // AUTHORIZATION_FAILED
+	OX_EUNKNOWN_PROCESSOR = 5020, // UNKNOWN_PROCESSOR
+	OX_EUNKNOWN_TABLE = 5021,   // UNKNOWN_TABLE
+	OX_ENOT_CAUGHT_UP = 5022,   // NOT_CAUGHT_UP
+	OX_ESHUTDOWN = 5023,        // SHUTTING_DOWN
+	// Client-side codes.
+	OX_EUNREACHABLE = 5024,     // no broker of the bootstrap list answered
+	OX_ENOTFOUND = 5025,        // a key or name that does not exist
+	OX_EMAX = 5026,
 };
 
 // Returns a sentence naming `err` (negative or positive); never NULL, the
