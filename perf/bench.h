@@ -31,6 +31,11 @@ int ox_bench_parse_u64(const char *s, uint64_t *out);
 // appended inside the object.
 void ox_bench_print(const struct ox_bench_result *r, const char *extra);
 
+// The modes; each returns the process's exit code.
 int ox_bench_log(int argc, char **argv);
+// Broker modes, built when liboxbow is (OX_BENCH_CLIENT defined).
+int ox_bench_produce(int argc, char **argv);
+int ox_bench_consume(int argc, char **argv);
+int ox_bench_e2e(int argc, char **argv);
 
 #endif

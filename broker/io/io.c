@@ -32,13 +32,22 @@
 //  6. ox_io_run does not nest: callbacks may submit operations but must not
 //     run or destroy the loop.
 //  7. (sync) Operations execute in submission order; timers fire in
-//     deadline order, ties in submission order.
+//     deadline order, ties in submission order. Readiness operations
+//     (accept, connect, recv, send, poll) are tried in that order and,
+//     when their descriptor is not ready, wait in a list polled by run:
+//     they complete in the order their descriptors become ready.
+//  8. A send's callback, like a write's, gets its full length or a
+//     negative errno: short sends are continued inside the loop.
+//  9. Once ox_io_destroy has begun, no new waiting operation (timer or
+//     readiness operation) is accepted and every one in flight is
+//     cancelled, so destruction always ends.
 #include "broker/io/io_int.h"
 
 #include "proto/assert.h"
 
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -120,7 +129,7 @@ void ox_io_destroy(struct ox_io *io)
 		return;
 	OX_ASSERT(!io->running); // invariant 6
 	io->draining = true;
-	io->be->cancel_timers(io);
+	io->be->cancel_waiting(io); // invariant 9
 	while (io->inflight > 0) {
 		int rc = ox_io_run(io, io->inflight);
 
@@ -197,9 +206,9 @@ void ox_io_op_complete(struct ox_io *io, struct io_op *op, int res)
 	ox_io_cb cb = op->cb;
 	void *arg = op->arg;
 
-	// Invariant 4: a successful write reports every byte.
-	OX_ASSERT(op->kind != IO_OP_WRITE || res < 0 ||
-		  (size_t)res == op->u.write.total);
+	// Invariants 4 and 8: a successful write or send reports every byte.
+	OX_ASSERT((op->kind != IO_OP_WRITE && op->kind != IO_OP_SEND) ||
+		  res < 0 || (size_t)res == op->u.write.total);
 	if (op->kind == IO_OP_OPEN)
 		free(op->u.open.path);
 	op_put(io, op); // invariant 1: BUSY to FREE happens only here
@@ -211,7 +220,8 @@ void ox_io_op_advance(struct io_op *op, size_t n)
 {
 	struct io_op_write *w = &op->u.write;
 
-	OX_ASSERT(op->kind == IO_OP_WRITE && n <= w->left);
+	OX_ASSERT((op->kind == IO_OP_WRITE || op->kind == IO_OP_SEND) &&
+		  n <= w->left);
 	w->left -= n;
 	op->off += n;
 	while (n > 0) {
@@ -317,6 +327,21 @@ static int iov_total(const struct iovec *iov, int iovcnt, size_t *total)
 	return 0;
 }
 
+// Copies a write's or send's buffers into the op, skipping empty leading
+// ones so that a call always starts on data.
+static void iov_load(struct io_op *op, const struct iovec *iov, int iovcnt,
+		     size_t total)
+{
+	struct io_op_write *w = &op->u.write;
+
+	memcpy(w->iov, iov, (size_t)iovcnt * sizeof(*iov));
+	w->iovcnt = iovcnt;
+	w->left = total;
+	w->total = total;
+	while (w->first < w->iovcnt - 1 && w->iov[w->first].iov_len == 0)
+		w->first++;
+}
+
 int ox_io_writev(struct ox_io *io, int fd, const struct iovec *iov,
 		 int iovcnt, uint64_t off, unsigned flags, ox_io_cb cb,
 		 void *arg)
@@ -338,10 +363,7 @@ int ox_io_writev(struct ox_io *io, int fd, const struct iovec *iov,
 		return -EBUSY;
 	op->fd = fd;
 	op->off = off;
-	memcpy(op->u.write.iov, iov, (size_t)iovcnt * sizeof(*iov));
-	op->u.write.iovcnt = iovcnt;
-	op->u.write.left = total;
-	op->u.write.total = total;
+	iov_load(op, iov, iovcnt, total);
 	op->u.write.dsync = (flags & OX_IO_DSYNC) != 0;
 	io->be->start(io, op);
 	return 0;
@@ -416,5 +438,119 @@ int ox_io_run_until(struct ox_io *io, const int *flag)
 		if (rc < 0)
 			return rc;
 	}
+	return 0;
+}
+
+// Takes an op for a readiness operation, or fails: -ECANCELED while the
+// loop is being destroyed (invariant 9), -EBUSY when the pool is empty.
+static int waiting_get(struct ox_io *io, enum io_op_kind kind, int fd,
+		       ox_io_cb cb, void *arg, struct io_op **out)
+{
+	OX_ASSERT(ox_io_kind_waits(kind));
+	if (io->draining)
+		return -ECANCELED;
+	*out = op_get(io, kind, cb, arg);
+	if (!*out)
+		return -EBUSY;
+	(*out)->fd = fd;
+	return 0;
+}
+
+int ox_io_accept(struct ox_io *io, int fd, ox_io_cb cb, void *arg)
+{
+	struct io_op *op;
+	int rc;
+
+	OX_ASSERT(io != NULL && cb != NULL);
+	rc = waiting_get(io, IO_OP_ACCEPT, fd, cb, arg, &op);
+	if (rc < 0)
+		return rc;
+	io->be->start(io, op);
+	return 0;
+}
+
+int ox_io_connect(struct ox_io *io, int fd, const struct sockaddr *addr,
+		  socklen_t addrlen, ox_io_cb cb, void *arg)
+{
+	struct io_op *op;
+	int rc;
+
+	OX_ASSERT(io != NULL && cb != NULL);
+	if (!addr || addrlen == 0 ||
+	    addrlen > (socklen_t)sizeof(struct sockaddr_storage))
+		return -EINVAL;
+	rc = waiting_get(io, IO_OP_CONNECT, fd, cb, arg, &op);
+	if (rc < 0)
+		return rc;
+	memcpy(&op->u.connect.addr, addr, addrlen);
+	op->u.connect.addrlen = addrlen;
+	op->u.connect.started = false;
+	io->be->start(io, op);
+	return 0;
+}
+
+int ox_io_recv(struct ox_io *io, int fd, void *buf, size_t len, ox_io_cb cb,
+	       void *arg)
+{
+	struct io_op *op;
+	int rc;
+
+	OX_ASSERT(io != NULL && cb != NULL);
+	// A zero-byte recv would complete with 0, which means end of stream.
+	if (!buf || len == 0 || len > OX_IO_LEN_MAX)
+		return -EINVAL;
+	rc = waiting_get(io, IO_OP_RECV, fd, cb, arg, &op);
+	if (rc < 0)
+		return rc;
+	op->u.read = (struct io_op_read){ buf, len };
+	io->be->start(io, op);
+	return 0;
+}
+
+int ox_io_send(struct ox_io *io, int fd, const void *buf, size_t len,
+	       ox_io_cb cb, void *arg)
+{
+	// The buffer is only read; iovec has no const member to say so.
+	struct iovec v = { .iov_base = (void *)buf, .iov_len = len };
+
+	return ox_io_sendv(io, fd, &v, 1, cb, arg);
+}
+
+int ox_io_sendv(struct ox_io *io, int fd, const struct iovec *iov, int iovcnt,
+		ox_io_cb cb, void *arg)
+{
+	struct io_op *op;
+	size_t total;
+	int rc;
+
+	OX_ASSERT(io != NULL && cb != NULL && (iov != NULL || iovcnt <= 0));
+	if (iovcnt < 1 || iovcnt > OX_IO_IOV_MAX)
+		return -EINVAL;
+	rc = iov_total(iov, iovcnt, &total);
+	if (rc < 0)
+		return rc;
+	rc = waiting_get(io, IO_OP_SEND, fd, cb, arg, &op);
+	if (rc < 0)
+		return rc;
+	iov_load(op, iov, iovcnt, total);
+	io->be->start(io, op);
+	return 0;
+}
+
+int ox_io_poll(struct ox_io *io, int fd, unsigned events, ox_io_cb cb,
+	       void *arg)
+{
+	const unsigned known = POLLIN | POLLOUT | POLLPRI | POLLRDHUP;
+	struct io_op *op;
+	int rc;
+
+	OX_ASSERT(io != NULL && cb != NULL);
+	if (events == 0 || (events & ~known))
+		return -EINVAL;
+	rc = waiting_get(io, IO_OP_POLL, fd, cb, arg, &op);
+	if (rc < 0)
+		return rc;
+	op->u.poll.events = events;
+	io->be->start(io, op);
 	return 0;
 }

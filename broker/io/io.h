@@ -7,13 +7,15 @@
 //
 // Two backends sit behind one interface: io_uring (the default) and a plain
 // syscall backend (pread/pwrite/fdatasync run inside ox_io_run, in
-// submission order) used where io_uring is missing and as a baseline in
+// submission order; sockets made non-blocking and waited for with poll)
+// used where io_uring is missing or blocked and as a baseline in
 // benchmarks. Callers cannot tell them apart except by speed.
 //
 // Callback contract: `cb(arg, res)` runs exactly once per accepted
 // operation, from ox_io_run() or ox_io_destroy() (never from the
-// submitting call), with `res` the byte count (read/write), 0 (fsync,
-// timer expiry), a file descriptor (open), or a negative errno. A callback
+// submitting call), with `res` the byte count (read/write/recv/send), 0
+// (fsync, timer expiry, connect), a file descriptor (open, accept), the
+// ready events (poll), or a negative errno. A callback
 // may submit new operations, but must not call ox_io_run, ox_io_run_until
 // or ox_io_destroy (they assert). Buffers passed to an operation are
 // borrowed until its callback runs. A bad file descriptor is not a
@@ -29,6 +31,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -67,10 +70,12 @@ struct ox_io_opts {
 int ox_io_create(struct ox_io **out, const struct ox_io_opts *opts);
 
 // Waits for every operation in flight (running their callbacks), then frees
-// the loop. Timers still pending are not waited for: their callbacks run
-// with -ECANCELED, and ox_io_timer called meanwhile (from a callback)
-// returns -ECANCELED, so a timer that re-arms itself cannot hold
-// destruction up. Must not be called from a callback. NULL is a no-op.
+// the loop. Timers and socket operations (accept, connect, recv, send,
+// poll) still pending are not waited for: their callbacks run with
+// -ECANCELED (unless they completed first), and submitting one meanwhile
+// (from a callback) returns -ECANCELED, so an operation that re-arms
+// itself cannot hold destruction up. Must not be called from a callback.
+// NULL is a no-op.
 void ox_io_destroy(struct ox_io *io);
 
 // The backend in use.
@@ -113,6 +118,58 @@ int ox_io_fsync(struct ox_io *io, int fd, int datasync, ox_io_cb cb,
 // -ECANCELED (nothing accepted) while ox_io_destroy is draining the loop.
 int ox_io_timer(struct ox_io *io, uint64_t timeout_ns, ox_io_cb cb,
 		void *arg);
+
+// Sockets. These work on any socket under both backends; under the sync
+// backend, connect wants an O_NONBLOCK socket (a blocking one stalls the
+// loop inside connect(2) for as long as the kernel takes), while accept
+// waits for readiness first and recv and send pass MSG_DONTWAIT. Unlike file
+// operations they complete when their descriptor is ready, not in
+// submission order.
+//
+// Closing a socket with operations pending: call shutdown(fd, SHUT_RDWR)
+// (which completes a pending recv with 0, a pending send with -EPIPE and
+// a pending accept on a listener with -EINVAL, under both backends), run
+// the loop until the last of the socket's callbacks has run, and only
+// then close(fd): a closed descriptor number can be reused at once and a
+// pending operation would then act on another file. ox_io_destroy
+// cancels whatever is still pending.
+
+// accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC); res is the new
+// connection's fd, which the callback owns (getpeername gives its peer).
+int ox_io_accept(struct ox_io *io, int fd, ox_io_cb cb, void *arg);
+
+// Connects fd to addr (copied; addrlen 1 to sizeof(struct
+// sockaddr_storage), else -EINVAL); res is 0 once connected, or the
+// connection's error (-ECONNREFUSED, ...).
+int ox_io_connect(struct ox_io *io, int fd, const struct sockaddr *addr,
+		  socklen_t addrlen, ox_io_cb cb, void *arg);
+
+// Receives up to len bytes (1 <= len <= OX_IO_LEN_MAX, else -EINVAL) once
+// some are available; res is the byte count, 0 at the end of the stream
+// (the peer shut down or closed, or this side shut down), or a negative
+// errno (-ECONNRESET when the peer reset the connection).
+int ox_io_recv(struct ox_io *io, int fd, void *buf, size_t len, ox_io_cb cb,
+	       void *arg);
+
+// Sends all len bytes (MSG_NOSIGNAL: a closed peer is -EPIPE, never
+// SIGPIPE); short sends are continued inside the loop, so res is len or a
+// negative errno (some bytes may have gone out before the error). len up
+// to OX_IO_LEN_MAX; zero sends nothing and completes with 0.
+int ox_io_send(struct ox_io *io, int fd, const void *buf, size_t len,
+	       ox_io_cb cb, void *arg);
+
+// Like ox_io_send for 1 <= iovcnt <= OX_IO_IOV_MAX buffers, sent in order
+// as one stream (sendmsg); the iov array is copied, the buffers borrowed.
+int ox_io_sendv(struct ox_io *io, int fd, const struct iovec *iov, int iovcnt,
+		ox_io_cb cb, void *arg);
+
+// Waits until fd (any pollable descriptor: socket, eventfd, signalfd,
+// pipe) has one of `events` (a non-zero mix of POLLIN, POLLOUT, POLLPRI,
+// POLLRDHUP; else -EINVAL); res is the ready events, as poll(2) reports
+// them (POLLERR and POLLHUP may come with them), or -EBADF. One-shot:
+// submit again to wait again.
+int ox_io_poll(struct ox_io *io, int fd, unsigned events, ox_io_cb cb,
+	       void *arg);
 
 // Submits what is queued and runs completed callbacks. With wait_nr > 0
 // blocks until at least wait_nr operations completed (or none is in

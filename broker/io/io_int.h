@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -38,7 +39,22 @@ enum io_op_kind {
 	IO_OP_WRITE,
 	IO_OP_FSYNC,
 	IO_OP_TIMER,
+	// Operations that wait for a file descriptor to become ready: they
+	// may wait forever, so ox_io_destroy cancels them like timers.
+	IO_OP_ACCEPT,
+	IO_OP_CONNECT,
+	IO_OP_RECV,
+	IO_OP_SEND,
+	IO_OP_POLL,
 };
+
+// Whether an operation of this kind waits on readiness (or a clock)
+// rather than on a file operation: ox_io_destroy cancels those, and
+// refuses new ones while it drains the loop.
+static inline bool ox_io_kind_waits(enum io_op_kind kind)
+{
+	return kind >= IO_OP_TIMER;
+}
 
 enum io_op_state {
 	IO_OP_FREE = 0, // on the pool's free list
@@ -56,8 +72,9 @@ struct io_op_read {
 	size_t len;
 };
 
-// The part of a write not yet written is iov[first..iovcnt), `left` bytes
-// in all, at io_op.off; ox_io_op_advance consumes it after each call.
+// The part of a write (or send) not yet written is iov[first..iovcnt),
+// `left` bytes in all, at io_op.off (unused by sends); ox_io_op_advance
+// consumes it after each call.
 struct io_op_write {
 	struct iovec iov[OX_IO_IOV_MAX];
 	int first;
@@ -65,6 +82,19 @@ struct io_op_write {
 	size_t left;
 	size_t total; // the byte count the callback gets on success
 	bool dsync;   // OX_IO_DSYNC: fdatasync once every byte is written
+	// A send's message header for IORING_OP_SENDMSG and sendmsg(2): it
+	// must stay put while the kernel may read it, so it lives here.
+	struct msghdr msg;
+};
+
+struct io_op_connect {
+	struct sockaddr_storage addr; // copied at submission
+	socklen_t addrlen;
+	bool started; // sync: connect(2) said EINPROGRESS, wait for POLLOUT
+};
+
+struct io_op_poll {
+	unsigned events; // POLLIN, POLLOUT, POLLPRI, POLLRDHUP
 };
 
 struct io_op_fsync {
@@ -74,7 +104,6 @@ struct io_op_fsync {
 struct io_op_timer {
 	uint64_t deadline_ns;        // CLOCK_MONOTONIC; the sync backend's key
 	struct __kernel_timespec ts; // relative timeout for IORING_OP_TIMEOUT
-	bool cancelled;              // complete with -ECANCELED, don't wait
 };
 
 // One operation, from acceptance to its callback. Lives in the pool that
@@ -88,18 +117,25 @@ struct io_op {
 	enum io_op_state state;
 	int fd;
 	uint64_t off; // file offset of the next byte to read or write
+	// Set by ox_io_destroy on timers and readiness operations: complete
+	// with -ECANCELED rather than wait (or, for a send, go on).
+	bool cancelled;
+	short wait_events; // sync: the poll(2) events it waits for
 	union {
 		struct io_op_open open;
-		struct io_op_read read;
-		struct io_op_write write;
+		struct io_op_read read; // reads and recvs
+		struct io_op_write write; // writes and sends
 		struct io_op_fsync fsync;
 		struct io_op_timer timer;
+		struct io_op_connect connect;
+		struct io_op_poll poll;
 	} u;
 	// io_uring bookkeeping for the round of SQEs in flight.
 	unsigned cqes_pending; // completions still expected this round
 	int round_res;         // result of the main SQE of the round
 	int sync_res;          // result of the linked fdatasync SQE
 	bool round_linked;     // this round linked a write and an fdatasync
+	bool round_nop;        // this round is the NOP of a cancelled op
 };
 
 // What the front asks of a backend. `start` always accepts the operation,
@@ -112,9 +148,9 @@ struct io_backend {
 	// Runs until io->completed reaches `target` or nothing is in flight;
 	// with target <= io->completed, makes one pass that does not block.
 	int (*run)(struct ox_io *io, uint64_t target);
-	// Makes every timer in flight complete soon with -ECANCELED (unless
-	// it has already expired).
-	void (*cancel_timers)(struct ox_io *io);
+	// Makes every timer and readiness operation in flight complete soon
+	// with -ECANCELED (unless it has already completed in the kernel).
+	void (*cancel_waiting)(struct ox_io *io);
 };
 
 extern const struct io_backend ox_io_uring_backend;
@@ -131,7 +167,7 @@ struct ox_io {
 	unsigned inflight;  // invariant 2: ops out of the pool
 	uint64_t completed; // callbacks run since create
 	bool running;       // inside ox_io_run: guards against re-entry
-	bool draining;      // inside ox_io_destroy: no new timers
+	bool draining;      // inside ox_io_destroy: no new waiting ops
 	size_t write_max;   // fault injection (ox_io_short_write); 0: off
 	struct io_op *ops;  // the pool: ops_max entries
 	struct io_op *free; // free list through io_op.next

@@ -10,7 +10,13 @@
 // low bits saying which SQE of the operation completed. An operation goes
 // through rounds: one SQE (or a write and its linked fdatasync) out, all
 // their CQEs back, then either the callback or another round (the rest of
-// a short write).
+// a short write or send).
+//
+// Sockets use IORING_OP_ACCEPT, CONNECT, RECV, SEND, SENDMSG and
+// POLL_ADD, all in Linux 5.6 and liburing 2.0; the kernel polls a socket
+// that is not ready and retries the call itself, whether or not the
+// socket is O_NONBLOCK. ox_io_destroy cancels them with ASYNC_CANCEL
+// (5.5) by user_data.
 #include "broker/io/io_int.h"
 
 #include "proto/assert.h"
@@ -19,6 +25,7 @@
 #include <fcntl.h>
 #include <liburing.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 
 // The set-up flags below appeared in kernels 5.18 (SUBMIT_ALL) and 5.19
 // (COOP_TASKRUN, TASKRUN_FLAG); headers older than those lack them.
@@ -36,7 +43,7 @@
 // pointers and 64-bit offsets), so the two low bits are free.
 #define TAG_MAIN 0u   // the operation's read/write/open/fsync/timer SQE
 #define TAG_SYNC 1u   // the fdatasync linked after a write
-#define TAG_REMOVE 2u // a timer's removal: its CQE carries no result
+#define TAG_REMOVE 2u // a removal or cancel: its CQE carries no result
 #define TAG_MASK 3u
 _Static_assert(_Alignof(struct io_op) > TAG_MASK, "tags need free low bits");
 
@@ -102,6 +109,9 @@ static int ring_probe(struct io_uring *ring)
 		IORING_OP_NOP,	 IORING_OP_OPENAT, IORING_OP_READ,
 		IORING_OP_WRITE, IORING_OP_WRITEV, IORING_OP_FSYNC,
 		IORING_OP_TIMEOUT, IORING_OP_TIMEOUT_REMOVE,
+		IORING_OP_ACCEPT, IORING_OP_CONNECT, IORING_OP_RECV,
+		IORING_OP_SEND, IORING_OP_SENDMSG, IORING_OP_POLL_ADD,
+		IORING_OP_ASYNC_CANCEL,
 	};
 	struct io_uring_probe *probe = io_uring_get_probe_ring(ring);
 	int rc = 0;
@@ -184,8 +194,62 @@ static void prep_write(struct io_uring_sqe *sqe, struct io_op *op)
 				     (unsigned)nr, op->off);
 }
 
+static void prep_send(struct io_uring_sqe *sqe, struct io_op *op)
+{
+	struct io_op_write *w = &op->u.write;
+	int nr = w->iovcnt - w->first;
+
+	// IORING_OP_SEND skips the message header: one buffer takes it.
+	if (nr <= 1) {
+		io_uring_prep_send(sqe, op->fd, w->iov[w->first].iov_base,
+				   w->left, MSG_NOSIGNAL);
+		return;
+	}
+	w->msg = (struct msghdr){
+		.msg_iov = &w->iov[w->first],
+		.msg_iovlen = (size_t)nr,
+	};
+	io_uring_prep_sendmsg(sqe, op->fd, &w->msg, MSG_NOSIGNAL);
+}
+
+// The SQE of a socket operation.
+static void prep_socket(struct io_uring_sqe *sqe, struct io_op *op)
+{
+	switch (op->kind) {
+	case IO_OP_ACCEPT:
+		io_uring_prep_accept(sqe, op->fd, NULL, NULL,
+				     SOCK_NONBLOCK | SOCK_CLOEXEC);
+		break;
+	case IO_OP_CONNECT:
+		io_uring_prep_connect(sqe, op->fd,
+				      (struct sockaddr *)&op->u.connect.addr,
+				      op->u.connect.addrlen);
+		break;
+	case IO_OP_RECV:
+		io_uring_prep_recv(sqe, op->fd, op->u.read.buf,
+				   op->u.read.len, 0);
+		break;
+	case IO_OP_SEND:
+		prep_send(sqe, op);
+		break;
+	case IO_OP_POLL:
+		io_uring_prep_poll_add(sqe, op->fd, op->u.poll.events);
+		break;
+	default:
+		OX_ASSERT(!"not a socket operation");
+	}
+}
+
 static void prep_main(struct io_uring_sqe *sqe, struct io_op *op)
 {
+	// A cancelled operation still owes its callback: a NOP brings it
+	// back through the ring like any other completion.
+	op->round_nop = op->cancelled;
+	if (op->cancelled) {
+		io_uring_prep_nop(sqe);
+		io_uring_sqe_set_data64(sqe, op_data(op, TAG_MAIN));
+		return;
+	}
 	switch (op->kind) {
 	case IO_OP_OPEN:
 		io_uring_prep_openat(sqe, AT_FDCWD, op->u.open.path,
@@ -203,12 +267,10 @@ static void prep_main(struct io_uring_sqe *sqe, struct io_op *op)
 				    op->u.fsync.datasync ? IORING_FSYNC_DATASYNC : 0);
 		break;
 	case IO_OP_TIMER:
-		// A cancelled timer still owes its callback: a NOP brings it
-		// back through the ring like any other completion.
-		if (op->u.timer.cancelled)
-			io_uring_prep_nop(sqe);
-		else
-			io_uring_prep_timeout(sqe, &op->u.timer.ts, 0, 0);
+		io_uring_prep_timeout(sqe, &op->u.timer.ts, 0, 0);
+		break;
+	default:
+		prep_socket(sqe, op);
 		break;
 	}
 	io_uring_sqe_set_data64(sqe, op_data(op, TAG_MAIN));
@@ -291,7 +353,10 @@ static void write_round_done(struct ox_io *io, struct io_op *op)
 		return;
 	}
 	OX_ASSERT((size_t)res <= op->u.write.left);
-	n = ox_io_short_write(io, (size_t)res);
+	// Fault injection applies to files only: a stream cannot take the
+	// same bytes twice.
+	n = op->kind == IO_OP_WRITE ? ox_io_short_write(io, (size_t)res) :
+				      (size_t)res;
 	if (n < (size_t)res && op->round_linked)
 		sync = -ECANCELED; // injected short write: as the kernel does
 	// A call that writes nothing makes no progress: fail rather than spin.
@@ -301,6 +366,10 @@ static void write_round_done(struct ox_io *io, struct io_op *op)
 	}
 	ox_io_op_advance(op, n);
 	more = op->u.write.left > 0;
+	if (more && op->cancelled) { // a send that ox_io_destroy cancelled
+		ox_io_op_complete(io, op, -ECANCELED);
+		return;
+	}
 	if (op->round_linked && sync < 0 && !(more && sync == -ECANCELED)) {
 		ox_io_op_complete(io, op, sync);
 		return;
@@ -312,12 +381,10 @@ static void write_round_done(struct ox_io *io, struct io_op *op)
 	ox_io_op_complete(io, op, (int)op->u.write.total);
 }
 
-static int timer_result(const struct io_op *op, int res)
+static int timer_result(int res)
 {
 	if (res == -ETIME) // how a timeout with count 0 expires
 		return 0;
-	if (res == 0 && op->u.timer.cancelled) // the NOP of prep_main
-		return -ECANCELED;
 	return res;
 }
 
@@ -341,10 +408,12 @@ static void handle_cqe(struct ox_io *io, uint64_t data, int res)
 		op->round_res = res;
 	if (--op->cqes_pending > 0)
 		return; // the other half of a linked pair is still out
-	if (op->kind == IO_OP_WRITE)
+	if (op->round_nop)
+		ox_io_op_complete(io, op, -ECANCELED);
+	else if (op->kind == IO_OP_WRITE || op->kind == IO_OP_SEND)
 		write_round_done(io, op);
 	else if (op->kind == IO_OP_TIMER)
-		ox_io_op_complete(io, op, timer_result(op, op->round_res));
+		ox_io_op_complete(io, op, timer_result(op->round_res));
 	else
 		ox_io_op_complete(io, op, op->round_res);
 }
@@ -424,9 +493,13 @@ static int uring_run(struct ox_io *io, uint64_t target)
 }
 
 // Sends a removal for every timer in the kernel (or in the SQ: the
-// removal follows it there); timers still in the backlog become NOPs when
-// prepared. If the SQ cannot take a removal, that timer simply expires.
-static void uring_cancel_timers(struct ox_io *io)
+// removal follows it there) and a cancel for every readiness operation;
+// those still in the backlog become NOPs when prepared. If the SQ cannot
+// take a removal, that timer simply expires (and that socket operation
+// waits for its descriptor, which the caller shuts down). The removals
+// run when submitted, before any CQE is reaped, so they cannot hit an op
+// that completed and was reused meanwhile.
+static void uring_cancel_waiting(struct ox_io *io)
 {
 	struct io_uring_be *ur = io->be_state.uring;
 
@@ -434,15 +507,18 @@ static void uring_cancel_timers(struct ox_io *io)
 		struct io_op *op = &io->ops[i];
 		struct io_uring_sqe *sqe;
 
-		if (op->state != IO_OP_BUSY || op->kind != IO_OP_TIMER ||
-		    op->u.timer.cancelled)
+		if (op->state != IO_OP_BUSY || !ox_io_kind_waits(op->kind) ||
+		    op->cancelled)
 			continue;
-		op->u.timer.cancelled = true;
+		op->cancelled = true;
 		if (op->cqes_pending == 0 || !sq_room(ur, 1))
 			continue;
 		sqe = io_uring_get_sqe(&ur->ring);
 		OX_ASSERT(sqe != NULL);
-		io_uring_prep_timeout_remove(sqe, op_data(op, TAG_MAIN), 0);
+		if (op->kind == IO_OP_TIMER)
+			io_uring_prep_timeout_remove(sqe, op_data(op, TAG_MAIN), 0);
+		else
+			io_uring_prep_cancel64(sqe, op_data(op, TAG_MAIN), 0);
 		io_uring_sqe_set_data64(sqe, op_data(op, TAG_REMOVE));
 		ur->cqes_pending++;
 	}
@@ -453,5 +529,5 @@ const struct io_backend ox_io_uring_backend = {
 	.destroy = uring_destroy,
 	.start = uring_start,
 	.run = uring_run,
-	.cancel_timers = uring_cancel_timers,
+	.cancel_waiting = uring_cancel_waiting,
 };

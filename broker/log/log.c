@@ -143,6 +143,24 @@ static int config_check(const struct ox_log_config *c)
 	return 0;
 }
 
+int ox_log_set_config(struct ox_log *log, const struct ox_log_config *cfg)
+{
+	OX_ASSERT(log != NULL);
+	if (cfg == NULL || config_check(cfg) < 0)
+		return -EINVAL;
+	// The fsync policy drives the group-commit timer and the index
+	// interval the entries already tracked; the clock is a test hook.
+	// None of them can change under a live log.
+	if (cfg->fsync != log->cfg.fsync ||
+	    (cfg->fsync == OX_LOG_FSYNC_INTERVAL &&
+	     cfg->fsync_interval_ms != log->cfg.fsync_interval_ms) ||
+	    cfg->index_interval_bytes != log->cfg.index_interval_bytes ||
+	    cfg->clock != log->cfg.clock || cfg->clock_arg != log->cfg.clock_arg)
+		return -EINVAL;
+	log->cfg = *cfg;
+	return 0;
+}
+
 int64_t ox_log_now_ms(const struct ox_log *log)
 {
 	struct timespec ts;

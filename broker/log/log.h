@@ -68,6 +68,15 @@ struct ox_log_config {
 // retention 7 days, no size limit, tombstones kept 1 day, 1 MiB batches.
 void ox_log_config_default(struct ox_log_config *cfg);
 
+// Replaces the configuration of an open log (a topic's settings were
+// altered). Segment size and age, retention, cleanup policy, tombstone
+// delay and the batch limit take effect from the next append, retention
+// run or compaction pass; a pass already running keeps the settings it
+// started with. Returns 0, or -EINVAL when cfg fails ox_log_open's checks
+// or changes the fsync policy, the fsync interval, the index interval or
+// the clock (fixed while the log is open). Copies cfg.
+int ox_log_set_config(struct ox_log *log, const struct ox_log_config *cfg);
+
 // Opens (creating if missing) the log in `dir`, recovering it: leftover
 // temporary files of an interrupted compaction are removed, indexes are
 // loaded or rebuilt, the tail is verified batch by batch and a torn or

@@ -74,6 +74,10 @@ void ox_net_stop_accepting(struct ox_net *net);
 uint32_t ox_net_conn_count(const struct ox_net *net);
 uint64_t ox_net_requests_total(const struct ox_net *net);
 
+// Open connections not being read now because of back-pressure (their
+// inflight or send limits): a gauge for metrics, and what tests watch.
+uint32_t ox_net_conns_paused(const struct ox_net *net);
+
 // Closes the listener and every connection (running the io loop until
 // their operations complete) and frees the net. Requests the handler
 // still holds stay valid; ending them later frees them without sending.

@@ -35,7 +35,14 @@ extern "C" {
 #endif
 
 // Error codes (negated when returned), shared with the broker: the same
-// values as proto/error.h, which the library itself includes first.
+// values as proto/error.h. Inside the Oxbow tree that header is the one
+// definition (included here, so the order of includes does not matter);
+// an installed copy of this header carries its own.
+#if defined(__has_include)
+#if __has_include("proto/error.h")
+#include "proto/error.h"
+#endif
+#endif
 #ifndef OX_PROTO_ERROR_H
 enum ox_error_code {
 	OX_ECORRUPT = 5001,   // a batch failed its checksum or structure

@@ -1,0 +1,628 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// Admin and discovery requests: API_VERSIONS, METADATA, CREATE_TOPICS,
+// DELETE_TOPICS, DESCRIBE_CONFIGS, ALTER_CONFIGS. Each answers at once;
+// the topic metadata file is rewritten synchronously (S5), which blocks
+// the loop for an fsync: admin changes are rare and must be durable
+// before they are announced.
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "broker/server/server_int.h"
+#include "broker/server/slog.h"
+#include "proto/assert.h"
+#include "proto/error.h"
+#include "proto/wire.h"
+
+#define SERVER_VERSION "oxbowd 0.1.0"
+#define WHY_MAX 512
+
+static const Oxbow__ApiKey served[] = {
+	OXBOW__API_KEY__API_VERSIONS,   OXBOW__API_KEY__METADATA,
+	OXBOW__API_KEY__PRODUCE,        OXBOW__API_KEY__FETCH,
+	OXBOW__API_KEY__LIST_OFFSETS,   OXBOW__API_KEY__CREATE_TOPICS,
+	OXBOW__API_KEY__DELETE_TOPICS,  OXBOW__API_KEY__DESCRIBE_CONFIGS,
+	OXBOW__API_KEY__ALTER_CONFIGS,  OXBOW__API_KEY__OFFSET_COMMIT,
+	OXBOW__API_KEY__OFFSET_FETCH,   OXBOW__API_KEY__LIST_GROUPS,
+};
+#define NSERVED (sizeof(served) / sizeof(served[0]))
+
+static Oxbow__ErrorCode wire(int err)
+{
+	return (Oxbow__ErrorCode)ox_error_to_wire(err);
+}
+
+void ox_srv_api_versions(struct ox_server *srv, struct ox_net_req *req)
+{
+	Oxbow__ApiVersionsResponse resp = OXBOW__API_VERSIONS_RESPONSE__INIT;
+	Oxbow__ApiVersionRange ranges[NSERVED], *ptrs[NSERVED];
+	const struct ox_net_req_info *in = ox_net_req_info(req);
+
+	for (size_t i = 0; i < NSERVED; i++) {
+		Oxbow__ApiVersionRange r = OXBOW__API_VERSION_RANGE__INIT;
+		r.api_key = served[i];
+		r.min_version = 1;
+		r.max_version = 1;
+		ranges[i] = r;
+		ptrs[i] = &ranges[i];
+	}
+	resp.n_apis = NSERVED;
+	resp.apis = ptrs;
+	resp.node_id = srv->cfg.node_id;
+	resp.server_version = (char *)SERVER_VERSION;
+	// Any version of API_VERSIONS gets the list, so a newer client can
+	// learn what this broker speaks; an unknown one is flagged.
+	if (in->api_version != 1) {
+		uint8_t buf[1024];
+		size_t len = oxbow__api_versions_response__pack(&resp, buf);
+		struct ox_net_response r = {
+			.error = -OX_EUNSUPPORTED,
+			.error_message = "API_VERSIONS is served at version 1",
+			.body = buf,
+			.body_len = len,
+		};
+		ox_net_respond(req, &r);
+		return;
+	}
+	ox_srv_respond_msg(req, &resp.base);
+}
+
+// ---- METADATA ----
+
+struct md_build {
+	Oxbow__TopicMetadata *topics;
+	Oxbow__TopicMetadata **tptrs;
+	size_t n;
+	int32_t node;
+};
+
+static int md_topic(struct md_build *b, struct ox_topic *t, const char *name)
+{
+	Oxbow__TopicMetadata *tm = &b->topics[b->n];
+	Oxbow__TopicMetadata init = OXBOW__TOPIC_METADATA__INIT;
+
+	*tm = init;
+	b->tptrs[b->n++] = tm;
+	tm->name = (char *)name;
+	if (!t) {
+		tm->error_code = OXBOW__ERROR_CODE__UNKNOWN_TOPIC;
+		return 0;
+	}
+	tm->internal = t->internal;
+	uint32_t n = t->meta.partitions;
+	Oxbow__PartitionMetadata *pm = calloc(n, sizeof(*pm));
+	Oxbow__PartitionMetadata **pp = calloc(n, sizeof(*pp));
+	if (!pm || !pp) {
+		free(pm);
+		free(pp);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		Oxbow__PartitionMetadata p = OXBOW__PARTITION_METADATA__INIT;
+		p.partition = i;
+		p.leader = b->node;
+		p.n_replicas = 1;
+		p.replicas = &b->node;
+		p.n_in_sync = 1;
+		p.in_sync = &b->node;
+		pm[i] = p;
+		pp[i] = &pm[i];
+	}
+	tm->n_partitions = n;
+	tm->partitions = pp;
+	return 0;
+}
+
+static void md_free(struct md_build *b)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		if (b->topics[i].n_partitions)
+			free(b->topics[i].partitions[0]);
+		free(b->topics[i].partitions);
+	}
+	free(b->topics);
+	free(b->tptrs);
+}
+
+void ox_srv_metadata(struct ox_server *srv, struct ox_net_req *req)
+{
+	const struct ox_net_req_info *in = ox_net_req_info(req);
+	Oxbow__MetadataRequest *m =
+		oxbow__metadata_request__unpack(NULL, in->body_len, in->body);
+	Oxbow__MetadataResponse resp = OXBOW__METADATA_RESPONSE__INIT;
+	Oxbow__BrokerInfo broker = OXBOW__BROKER_INFO__INIT, *bp = &broker;
+	struct md_build b = {.node = srv->cfg.node_id};
+	int rc = 0;
+
+	if (!m) {
+		ox_net_reject(req, "METADATA body does not parse");
+		return;
+	}
+	size_t cap = m->n_topics ? m->n_topics : srv->ntopics;
+	b.topics = calloc(cap + 1, sizeof(*b.topics));
+	b.tptrs = calloc(cap + 1, sizeof(*b.tptrs));
+	if (!b.topics || !b.tptrs) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (m->n_topics) {
+		for (size_t i = 0; i < m->n_topics && rc == 0; i++)
+			rc = md_topic(&b, ox_srv_topic_find(srv, m->topics[i]),
+				      m->topics[i]);
+	} else {
+		for (size_t s = 0; s < OX_TOPIC_SLOTS && rc == 0; s++)
+			for (struct ox_topic *t = srv->topics[s]; t && rc == 0;
+			     t = t->next)
+				if (!t->internal || m->include_internal)
+					rc = md_topic(&b, t, t->meta.name);
+	}
+	if (rc < 0)
+		goto out;
+	broker.node_id = srv->cfg.node_id;
+	broker.host = srv->adv_host;
+	broker.port = srv->adv_port;
+	resp.n_brokers = 1;
+	resp.brokers = &bp;
+	resp.controller_id = srv->cfg.node_id;
+	resp.n_topics = b.n;
+	resp.topics = b.tptrs;
+	ox_srv_respond_msg(req, &resp.base);
+out:
+	if (rc < 0)
+		ox_srv_respond_error(req, rc, "out of memory");
+	md_free(&b);
+	oxbow__metadata_request__free_unpacked(m, NULL);
+}
+
+// ---- CREATE_TOPICS ----
+
+static int create_check(struct ox_server *srv, const Oxbow__TopicSpec *spec,
+			struct ox_topic_meta *m, char *why, size_t why_len)
+{
+	size_t len = strlen(spec->name);
+
+	memset(m, 0, sizeof(*m));
+	if (ox_topic_name_check(spec->name, len) < 0) {
+		snprintf(why, why_len, "a topic name is 1 to %u characters of "
+			 "A-Z a-z 0-9 . _ -, and not . or ..", OX_TOPIC_NAME_MAX);
+		return -OX_EINVALID_REQUEST;
+	}
+	if (ox_topic_name_reserved(spec->name)) {
+		snprintf(why, why_len, "names starting with __ are reserved "
+			 "for internal topics");
+		return -OX_EINVALID_REQUEST;
+	}
+	if (ox_srv_topic_find(srv, spec->name)) {
+		snprintf(why, why_len, "topic %s already exists", spec->name);
+		return -OX_ETOPIC_EXISTS;
+	}
+	strcpy(m->name, spec->name);
+	m->partitions = spec->partitions ? spec->partitions
+					 : srv->cfg.num_partitions;
+	m->replicas = spec->replicas ? spec->replicas
+				     : srv->cfg.default_replication_factor;
+	for (size_t i = 0; i < spec->n_configs; i++) {
+		const Oxbow__ConfigEntry *e = spec->configs[i];
+		if (strcmp(e->key, "partitions") == 0) {
+			char *end;
+			unsigned long v = strtoul(e->value, &end, 10);
+			if (*e->value == '\0' || *end || e->value[0] == '-' ||
+			    (spec->partitions && v != spec->partitions)) {
+				snprintf(why, why_len, "config partitions '%s' "
+					 "is not a count agreeing with the "
+					 "topic's", e->value);
+				return -OX_EINVALID_CONFIG;
+			}
+			m->partitions = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+			continue;
+		}
+		int rc = ox_topic_config_set(&m->cfg, e->key, e->value, why,
+					     why_len);
+		if (rc < 0)
+			return rc;
+	}
+	if (m->partitions < 1 || m->partitions > OX_TOPIC_PARTITIONS_MAX) {
+		snprintf(why, why_len, "partitions must be 1 to %u, not %u",
+			 OX_TOPIC_PARTITIONS_MAX, m->partitions);
+		return -OX_EINVALID_REQUEST;
+	}
+	if (m->replicas > 1) {
+		snprintf(why, why_len, "replication factor %u needs %u nodes "
+			 "and this cluster has 1", m->replicas, m->replicas);
+		return -OX_EREPLICAS;
+	}
+	if (srv->npartitions + m->partitions > OX_NODE_PARTITIONS_MAX) {
+		snprintf(why, why_len, "this node holds at most %u partitions "
+			 "and has %u", OX_NODE_PARTITIONS_MAX, srv->npartitions);
+		return -OX_EINVALID_REQUEST;
+	}
+	return 0;
+}
+
+static int create_one(struct ox_server *srv, const Oxbow__TopicSpec *spec,
+		      char *why, size_t why_len)
+{
+	struct ox_topic_meta m;
+	struct ox_topic *t;
+
+	int rc = create_check(srv, spec, &m, why, why_len);
+	if (rc < 0)
+		return rc;
+	m.id = srv->next_topic_id++;
+	rc = ox_srv_topic_open(srv, &m, &t);
+	if (rc < 0) {
+		snprintf(why, why_len, "cannot create the partition logs: %s",
+			 ox_strerror(rc));
+		return rc == -ENOSPC || rc == -EIO ? rc : -OX_ESTORAGE;
+	}
+	ox_srv_topic_insert(srv, t);
+	rc = ox_srv_meta_save(srv);
+	if (rc < 0) {
+		ox_srv_topic_unlink(srv, t);
+		ox_srv_topic_close(t, true, srv->cfg.data_dir);
+		snprintf(why, why_len, "cannot write the topic metadata: %s",
+			 ox_strerror(rc));
+		return -OX_ESTORAGE;
+	}
+	ox_slog(OX_SLOG_INFO, "topic created name=%s partitions=%u id=%" PRIu64,
+		m.name, m.partitions, m.id);
+	return 0;
+}
+
+static void respond_results(struct ox_net_req *req, Oxbow__TopicResult *res,
+			    size_t n, bool create)
+{
+	Oxbow__TopicResult **ptrs = calloc(n + 1, sizeof(*ptrs));
+	if (!ptrs) {
+		ox_srv_respond_error(req, -ENOMEM, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		ptrs[i] = &res[i];
+	if (create) {
+		Oxbow__CreateTopicsResponse r = OXBOW__CREATE_TOPICS_RESPONSE__INIT;
+		r.n_topics = n;
+		r.topics = ptrs;
+		ox_srv_respond_msg(req, &r.base);
+	} else {
+		Oxbow__DeleteTopicsResponse r = OXBOW__DELETE_TOPICS_RESPONSE__INIT;
+		r.n_topics = n;
+		r.topics = ptrs;
+		ox_srv_respond_msg(req, &r.base);
+	}
+	free(ptrs);
+}
+
+// Results with their messages, freed together.
+struct results {
+	Oxbow__TopicResult *r;
+	char (*why)[WHY_MAX];
+};
+
+static int results_alloc(struct results *rs, size_t n)
+{
+	rs->r = calloc(n + 1, sizeof(*rs->r));
+	rs->why = calloc(n + 1, sizeof(*rs->why));
+	return rs->r && rs->why ? 0 : -ENOMEM;
+}
+
+static void results_set(struct results *rs, size_t i, const char *name,
+			int rc)
+{
+	Oxbow__TopicResult init = OXBOW__TOPIC_RESULT__INIT;
+	rs->r[i] = init;
+	rs->r[i].name = (char *)name;
+	rs->r[i].error_code = wire(rc);
+	rs->r[i].error_message = rc < 0 ? rs->why[i] : (char *)"";
+}
+
+static void results_free(struct results *rs)
+{
+	free(rs->r);
+	free(rs->why);
+}
+
+void ox_srv_create_topics(struct ox_server *srv, struct ox_net_req *req)
+{
+	const struct ox_net_req_info *in = ox_net_req_info(req);
+	Oxbow__CreateTopicsRequest *m =
+		oxbow__create_topics_request__unpack(NULL, in->body_len, in->body);
+	struct results rs;
+
+	if (!m) {
+		ox_net_reject(req, "CREATE_TOPICS body does not parse");
+		return;
+	}
+	if (results_alloc(&rs, m->n_topics) < 0) {
+		ox_srv_respond_error(req, -ENOMEM, "out of memory");
+	} else {
+		for (size_t i = 0; i < m->n_topics; i++) {
+			int rc = create_one(srv, m->topics[i], rs.why[i],
+					    WHY_MAX);
+			results_set(&rs, i, m->topics[i]->name, rc);
+		}
+		respond_results(req, rs.r, m->n_topics, true);
+	}
+	results_free(&rs);
+	oxbow__create_topics_request__free_unpacked(m, NULL);
+}
+
+// ---- DELETE_TOPICS ----
+
+static int delete_one(struct ox_server *srv, const char *name, char *why,
+		      size_t why_len)
+{
+	struct ox_topic *t = ox_srv_topic_find(srv, name);
+
+	if (!t) {
+		snprintf(why, why_len, "no topic named %s", name);
+		return -OX_EUNKNOWN_TOPIC;
+	}
+	if (t->internal) {
+		snprintf(why, why_len, "internal topic %s cannot be deleted",
+			 name);
+		return -OX_EINVALID_REQUEST;
+	}
+	ox_srv_topic_unlink(srv, t);
+	int rc = ox_srv_meta_save(srv);
+	if (rc < 0) {
+		ox_srv_topic_insert(srv, t);
+		snprintf(why, why_len, "cannot write the topic metadata: %s",
+			 ox_strerror(rc));
+		return -OX_ESTORAGE;
+	}
+	// S5: the file no longer names it; now take it out of service.
+	ox_srv_offsets_drop_topic(srv, t->meta.name);
+	ox_slog(OX_SLOG_INFO, "topic deleted name=%s id=%" PRIu64, name,
+		t->meta.id);
+	ox_srv_topic_doom(srv, t);
+	return 0;
+}
+
+void ox_srv_delete_topics(struct ox_server *srv, struct ox_net_req *req)
+{
+	const struct ox_net_req_info *in = ox_net_req_info(req);
+	Oxbow__DeleteTopicsRequest *m =
+		oxbow__delete_topics_request__unpack(NULL, in->body_len, in->body);
+	struct results rs;
+
+	if (!m) {
+		ox_net_reject(req, "DELETE_TOPICS body does not parse");
+		return;
+	}
+	if (results_alloc(&rs, m->n_names) < 0) {
+		ox_srv_respond_error(req, -ENOMEM, "out of memory");
+	} else {
+		for (size_t i = 0; i < m->n_names; i++) {
+			int rc = delete_one(srv, m->names[i], rs.why[i],
+					    WHY_MAX);
+			results_set(&rs, i, m->names[i], rc);
+		}
+		respond_results(req, rs.r, m->n_names, false);
+	}
+	results_free(&rs);
+	oxbow__delete_topics_request__free_unpacked(m, NULL);
+}
+
+// ---- DESCRIBE_CONFIGS / ALTER_CONFIGS ----
+
+// Every key, sorted: the topic keys with "partitions" in its place.
+#define DESCRIBED (OX_TK_COUNT + 1)
+
+struct described {
+	Oxbow__ConfigEntry e[DESCRIBED];
+	Oxbow__ConfigEntry *p[DESCRIBED];
+	char v[DESCRIBED][OX_TOPIC_VALUE_MAX];
+};
+
+static void describe(struct ox_server *srv, const struct ox_topic *t,
+		     struct described *d)
+{
+	size_t n = 0;
+
+	for (unsigned i = 0; i < OX_TK_COUNT; i++) {
+		const char *key = ox_topic_key_name(i);
+		Oxbow__ConfigEntry init = OXBOW__CONFIG_ENTRY__INIT;
+		if (n == (size_t)i && strcmp(key, "partitions") > 0) {
+			d->e[n] = init;
+			d->e[n].key = (char *)"partitions";
+			snprintf(d->v[n], OX_TOPIC_VALUE_MAX, "%u",
+				 t->meta.partitions);
+			d->e[n].value = d->v[n];
+			n++;
+		}
+		d->e[n] = init;
+		d->e[n].key = (char *)key;
+		ox_topic_config_value(&t->meta.cfg, &srv->cfg, i, d->v[n],
+				      OX_TOPIC_VALUE_MAX);
+		d->e[n].value = d->v[n];
+		n++;
+	}
+	OX_ASSERT(n == DESCRIBED);
+	for (size_t i = 0; i < DESCRIBED; i++)
+		d->p[i] = &d->e[i];
+}
+
+void ox_srv_describe_configs(struct ox_server *srv, struct ox_net_req *req)
+{
+	const struct ox_net_req_info *in = ox_net_req_info(req);
+	Oxbow__DescribeConfigsRequest *m = oxbow__describe_configs_request__unpack(
+		NULL, in->body_len, in->body);
+	Oxbow__DescribeConfigsResponse resp = OXBOW__DESCRIBE_CONFIGS_RESPONSE__INIT;
+
+	if (!m) {
+		ox_net_reject(req, "DESCRIBE_CONFIGS body does not parse");
+		return;
+	}
+	size_t n = m->n_topics;
+	Oxbow__TopicConfigs *tc = calloc(n + 1, sizeof(*tc));
+	Oxbow__TopicConfigs **tp = calloc(n + 1, sizeof(*tp));
+	struct described *d = calloc(n + 1, sizeof(*d));
+	if (!tc || !tp || !d) {
+		ox_srv_respond_error(req, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		Oxbow__TopicConfigs init = OXBOW__TOPIC_CONFIGS__INIT;
+		struct ox_topic *t = ox_srv_topic_find(srv, m->topics[i]);
+		tc[i] = init;
+		tp[i] = &tc[i];
+		tc[i].name = m->topics[i];
+		if (!t) {
+			tc[i].error_code = OXBOW__ERROR_CODE__UNKNOWN_TOPIC;
+			tc[i].error_message = (char *)"no such topic";
+			continue;
+		}
+		describe(srv, t, &d[i]);
+		tc[i].n_configs = DESCRIBED;
+		tc[i].configs = d[i].p;
+	}
+	resp.n_topics = n;
+	resp.topics = tp;
+	ox_srv_respond_msg(req, &resp.base);
+out:
+	free(tc);
+	free(tp);
+	free(d);
+	oxbow__describe_configs_request__free_unpacked(m, NULL);
+}
+
+static int parse_partitions(const char *v, uint32_t cur, uint32_t *out,
+			    char *why, size_t why_len)
+{
+	char *end;
+
+	errno = 0;
+	unsigned long x = strtoul(v, &end, 10);
+	if (*v == '\0' || *v == '-' || *end || errno ||
+	    x > OX_TOPIC_PARTITIONS_MAX || x < cur) {
+		snprintf(why, why_len, "partitions '%s' must be a count from "
+			 "%u (the current one: it can only grow) to %u", v, cur,
+			 OX_TOPIC_PARTITIONS_MAX);
+		return -OX_EINVALID_CONFIG;
+	}
+	*out = (uint32_t)x;
+	return 0;
+}
+
+// Checks and applies the whole request to copies (all or nothing).
+static int alter_check(struct ox_server *srv, const struct ox_topic *t,
+		       const Oxbow__AlterConfigsRequest *m,
+		       struct ox_topic_config *cfg, uint32_t *parts, char *why,
+		       size_t why_len)
+{
+	*cfg = t->meta.cfg;
+	*parts = t->meta.partitions;
+	for (size_t i = 0; i < m->n_set; i++) {
+		const Oxbow__ConfigEntry *e = m->set[i];
+		int rc;
+		if (strcmp(e->key, "partitions") == 0)
+			rc = parse_partitions(e->value, t->meta.partitions,
+					      parts, why, why_len);
+		else if (strcmp(e->key, "replicas") == 0) {
+			snprintf(why, why_len, "replicas cannot change here");
+			rc = -OX_EINVALID_CONFIG;
+		} else
+			rc = ox_topic_config_set(cfg, e->key, e->value, why,
+						 why_len);
+		if (rc < 0)
+			return rc;
+	}
+	for (size_t i = 0; i < m->n_reset; i++) {
+		if (strcmp(m->reset[i], "partitions") == 0) {
+			snprintf(why, why_len, "partitions has no default to "
+				 "return to");
+			return -OX_EINVALID_CONFIG;
+		}
+		int rc = ox_topic_config_reset(cfg, m->reset[i], why, why_len);
+		if (rc < 0)
+			return rc;
+	}
+	if (srv->npartitions + (*parts - t->meta.partitions) >
+	    OX_NODE_PARTITIONS_MAX) {
+		snprintf(why, why_len, "this node holds at most %u partitions",
+			 OX_NODE_PARTITIONS_MAX);
+		return -OX_EINVALID_CONFIG;
+	}
+	return 0;
+}
+
+static int alter_apply(struct ox_server *srv, struct ox_topic *t,
+		       const struct ox_topic_config *cfg, uint32_t parts,
+		       char *why, size_t why_len)
+{
+	struct ox_topic_config old_cfg = t->meta.cfg;
+	uint32_t old = t->meta.partitions;
+	struct ox_log_config lc;
+
+	t->meta.cfg = *cfg;
+	int rc = ox_srv_partitions_grow(srv, t, parts);
+	if (rc == 0) {
+		t->meta.partitions = parts;
+		srv->npartitions += parts - old;
+		rc = ox_srv_meta_save(srv);
+		if (rc < 0) {
+			// Roll back: the new logs are fresh, closing them
+			// does not run the loop.
+			ox_srv_partitions_drop_fresh(srv, t, old, parts);
+			t->meta.partitions = old;
+			srv->npartitions -= parts - old;
+		}
+	}
+	if (rc < 0) {
+		t->meta.cfg = old_cfg;
+		snprintf(why, why_len, "cannot apply the change: %s",
+			 ox_strerror(rc));
+		return -OX_ESTORAGE;
+	}
+	ox_topic_log_config(cfg, &srv->cfg, &lc);
+	for (uint32_t i = 0; i < t->meta.partitions; i++) {
+		rc = ox_log_set_config(t->parts[i]->log, &lc);
+		OX_ASSERT(rc == 0); // the values were checked; policy is fixed
+	}
+	return 0;
+}
+
+void ox_srv_alter_configs(struct ox_server *srv, struct ox_net_req *req)
+{
+	const struct ox_net_req_info *in = ox_net_req_info(req);
+	Oxbow__AlterConfigsRequest *m = oxbow__alter_configs_request__unpack(
+		NULL, in->body_len, in->body);
+	Oxbow__AlterConfigsResponse resp = OXBOW__ALTER_CONFIGS_RESPONSE__INIT;
+	Oxbow__TopicResult result = OXBOW__TOPIC_RESULT__INIT;
+	struct ox_topic_config cfg;
+	char why[WHY_MAX] = "";
+	uint32_t parts;
+	int rc;
+
+	if (!m) {
+		ox_net_reject(req, "ALTER_CONFIGS body does not parse");
+		return;
+	}
+	struct ox_topic *t = ox_srv_topic_find(srv, m->topic);
+	if (!t) {
+		snprintf(why, sizeof(why), "no topic named %s", m->topic);
+		rc = -OX_EUNKNOWN_TOPIC;
+	} else if (t->internal) {
+		snprintf(why, sizeof(why), "internal topic %s cannot be altered",
+			 m->topic);
+		rc = -OX_EINVALID_REQUEST;
+	} else {
+		rc = alter_check(srv, t, m, &cfg, &parts, why, sizeof(why));
+		if (rc == 0)
+			rc = alter_apply(srv, t, &cfg, parts, why, sizeof(why));
+		if (rc == 0)
+			ox_slog(OX_SLOG_INFO, "topic altered name=%s "
+				"partitions=%u", m->topic, parts);
+	}
+	result.name = m->topic;
+	result.error_code = wire(rc);
+	result.error_message = why;
+	resp.result = &result;
+	ox_srv_respond_msg(req, &resp.base);
+	oxbow__alter_configs_request__free_unpacked(m, NULL);
+}

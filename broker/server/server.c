@@ -1,0 +1,950 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// The server's life cycle and plumbing: start-up (lock, topics, __offsets,
+// net, ready file), the topic table, the append path shared by PRODUCE,
+// OFFSET_COMMIT and topic deletion, request dispatch, the housekeeping
+// tick, shutdown. The handlers live in admin.c, produce.c, fetch.c and
+// groups.c.
+//
+// Design notes
+//
+// One thread owns the io loop, the net and every partition log. Handlers
+// run inside io callbacks (the net calls them from its receive
+// completions), so they never run the loop themselves: anything that must
+// (closing a log) is deferred to ox_server_poll(), which oxbowd calls
+// after each ox_io_run().
+//
+// Invariants (cited as S1..S7 where they are kept):
+//   S1 Every request handed to the handler is ended exactly once: answered,
+//      finished (acks=none) or rejected, including at shutdown.
+//   S2 Consumers never read past the high watermark: the durable offset
+//      with log.fsync = always, the written offset with interval (the
+//      point at which that policy acknowledges producers).
+//   S3 Appends reach each log in the order their requests arrived: once
+//      one append waits for room (-EBUSY), every later append queues
+//      behind it, and the queue drains from append callbacks and from
+//      ox_server_poll(). Nothing is dropped; the queue is bounded by the
+//      net's per-connection in-flight limits.
+//   S4 A produce or commit is answered only after every one of its
+//      batches was called back by the log (durable or failed), and a
+//      request's raw bytes, which the log borrows, stay alive until then.
+//   S5 The topic metadata file is rewritten (atomically) before a created
+//      topic is announced and before a deleted one is closed; at start,
+//      partition directories the file does not name are removed.
+//   S6 The group-offset map only holds commits whose __offsets batch is
+//      durable, so a fetch never reports an offset a restart would lose.
+//   S7 A timer callback never touches a freed server: the tick and each
+//      parked fetch own small heap objects that the callback frees once
+//      the server has let go of them.
+#include "broker/server/server_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "broker/io/io.h"
+#include "broker/server/slog.h"
+#include "proto/assert.h"
+#include "proto/batch.h"
+#include "proto/error.h"
+#include "proto/wire.h"
+
+// The term stamped on appended batches until replication brings terms.
+#define SINGLE_NODE_TERM 1u
+
+struct ox_tick {
+	struct ox_server *srv; // NULL once the server let go (S7)
+	bool armed;
+	bool due;           // a tick fired: poll does the housekeeping
+	bool run_retention; // and retention is due too
+};
+
+static void fmt_err(char *err, size_t err_len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void fmt_err(char *err, size_t err_len, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || err_len == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, err_len, fmt, ap);
+	va_end(ap);
+}
+
+uint64_t ox_srv_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+// ---- topic table ----
+
+static size_t slot_of(const char *name)
+{
+	return XXH3_64bits(name, strlen(name)) & (OX_TOPIC_SLOTS - 1);
+}
+
+struct ox_topic *ox_srv_topic_find(struct ox_server *srv, const char *name)
+{
+	struct ox_topic *t = srv->topics[slot_of(name)];
+	while (t && strcmp(t->meta.name, name) != 0)
+		t = t->next;
+	return t;
+}
+
+struct ox_partition *ox_srv_partition(struct ox_server *srv,
+				      const char *topic, uint32_t partition)
+{
+	struct ox_topic *t = ox_srv_topic_find(srv, topic);
+	if (!t || partition >= t->meta.partitions)
+		return NULL;
+	return t->parts[partition];
+}
+
+void ox_srv_topic_insert(struct ox_server *srv, struct ox_topic *t)
+{
+	size_t s = slot_of(t->meta.name);
+	t->next = srv->topics[s];
+	srv->topics[s] = t;
+	srv->ntopics++;
+	srv->npartitions += t->meta.partitions;
+}
+
+void ox_srv_topic_unlink(struct ox_server *srv, struct ox_topic *t)
+{
+	struct ox_topic **p = &srv->topics[slot_of(t->meta.name)];
+	while (*p != t)
+		p = &(*p)->next;
+	*p = t->next;
+	t->next = NULL;
+	srv->ntopics--;
+	srv->npartitions -= t->meta.partitions;
+}
+
+int64_t ox_srv_hw(const struct ox_server *srv, const struct ox_partition *p)
+{
+	// S2.
+	if (srv->cfg.fsync == OX_LOG_FSYNC_ALWAYS)
+		return ox_log_durable_offset(p->log);
+	return ox_log_written_offset(p->log);
+}
+
+void ox_srv_partition_dir(const struct ox_server *srv, uint64_t topic_id,
+			  int64_t partition, char *buf, size_t cap)
+{
+	if (partition < 0)
+		snprintf(buf, cap, "%s/topics/%" PRIu64, srv->cfg.data_dir,
+			 topic_id);
+	else
+		snprintf(buf, cap, "%s/topics/%" PRIu64 "/%" PRId64,
+			 srv->cfg.data_dir, topic_id, partition);
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag,
+		    struct FTW *ftw)
+{
+	(void)st, (void)flag, (void)ftw;
+	if (remove(path) < 0 && errno != ENOENT)
+		ox_slog(OX_SLOG_WARN, "cannot remove path=%s error=\"%s\"", path,
+			strerror(errno));
+	return 0;
+}
+
+static void rm_tree(const char *path)
+{
+	nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int open_partition(struct ox_server *srv, struct ox_topic *t,
+			  uint32_t i)
+{
+	char dir[PATH_MAX];
+	struct ox_log_config lc;
+
+	struct ox_partition *p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->topic = t;
+	p->index = i;
+	ox_topic_log_config(&t->meta.cfg, &srv->cfg, &lc);
+	ox_srv_partition_dir(srv, t->meta.id, i, dir, sizeof(dir));
+	int rc = ox_log_open(&p->log, srv->io, dir, &lc);
+	if (rc < 0) {
+		ox_slog(OX_SLOG_ERROR,
+			"cannot open partition log topic=%s partition=%u "
+			"dir=%s error=\"%s\"", t->meta.name, i, dir,
+			ox_strerror(rc));
+		free(p);
+		return rc;
+	}
+	t->parts[i] = p;
+	return 0;
+}
+
+static void close_partition(struct ox_partition *p, const char *name)
+{
+	int rc = ox_log_close(p->log);
+	if (rc < 0)
+		ox_slog(OX_SLOG_ERROR,
+			"closing a partition log failed topic=%s partition=%u "
+			"error=\"%s\"", name, p->index, ox_strerror(rc));
+	free(p);
+}
+
+void ox_srv_partitions_drop_fresh(struct ox_server *srv, struct ox_topic *t,
+				  uint32_t from, uint32_t to)
+{
+	char dir[PATH_MAX];
+
+	for (uint32_t i = from; i < to; i++) {
+		close_partition(t->parts[i], t->meta.name);
+		t->parts[i] = NULL;
+		ox_srv_partition_dir(srv, t->meta.id, i, dir, sizeof(dir));
+		rm_tree(dir);
+	}
+}
+
+int ox_srv_partitions_grow(struct ox_server *srv, struct ox_topic *t,
+			   uint32_t partitions)
+{
+	char dir[PATH_MAX];
+	uint32_t old = t->meta.partitions;
+
+	OX_ASSERT(partitions >= old);
+	struct ox_partition **parts =
+		realloc(t->parts, partitions * sizeof(*parts));
+	if (!parts)
+		return -ENOMEM;
+	t->parts = parts;
+	ox_srv_partition_dir(srv, t->meta.id, -1, dir, sizeof(dir));
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	for (uint32_t i = old; i < partitions; i++) {
+		int rc = open_partition(srv, t, i);
+		if (rc < 0) {
+			// Fresh logs have nothing in flight: closing them
+			// here does not run the loop.
+			ox_srv_partitions_drop_fresh(srv, t, old, i);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+int ox_srv_topic_open(struct ox_server *srv, const struct ox_topic_meta *m,
+		      struct ox_topic **out)
+{
+	struct ox_topic *t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->meta = *m;
+	t->meta.partitions = 0;
+	t->internal = ox_topic_name_reserved(m->name);
+	int rc = ox_srv_partitions_grow(srv, t, m->partitions);
+	if (rc < 0) {
+		free(t->parts);
+		free(t);
+		return rc;
+	}
+	t->meta.partitions = m->partitions;
+	*out = t;
+	return 0;
+}
+
+void ox_srv_topic_close(struct ox_topic *t, bool remove_dir,
+			const char *data_dir)
+{
+	char dir[PATH_MAX];
+
+	for (uint32_t i = 0; i < t->meta.partitions; i++)
+		close_partition(t->parts[i], t->meta.name);
+	if (remove_dir) {
+		snprintf(dir, sizeof(dir), "%s/topics/%" PRIu64, data_dir,
+			 t->meta.id);
+		rm_tree(dir);
+	}
+	free(t->parts);
+	free(t);
+}
+
+int ox_srv_meta_save(struct ox_server *srv)
+{
+	const struct ox_topic_meta **all =
+		calloc(srv->ntopics + 1, sizeof(*all));
+	size_t n = 0;
+
+	if (!all)
+		return -ENOMEM;
+	for (size_t s = 0; s < OX_TOPIC_SLOTS; s++)
+		for (struct ox_topic *t = srv->topics[s]; t; t = t->next)
+			all[n++] = &t->meta;
+	int rc = ox_topics_file_write(srv->cfg.data_dir, srv->next_topic_id,
+				      all, n);
+	free(all);
+	if (rc < 0)
+		ox_slog(OX_SLOG_ERROR,
+			"cannot write the topic metadata file dir=%s "
+			"error=\"%s\"", srv->cfg.data_dir, ox_strerror(rc));
+	return rc;
+}
+
+// ---- appends (S3) ----
+
+static void append_done(void *arg, int res, int64_t base, int64_t last)
+{
+	struct ox_append *a = arg;
+	struct ox_server *srv = a->srv;
+
+	(void)last;
+	OX_ASSERT(srv->appends_inflight > 0);
+	srv->appends_inflight--;
+	if (res == 0) {
+		a->part->acked_bytes += a->len;
+		srv->wake = true;
+	}
+	a->done(a, res, res == 0 ? base : -1);
+}
+
+static int append_start(struct ox_server *srv, struct ox_append *a)
+{
+	int rc = ox_log_append(a->part->log, a->batch, a->len,
+			       SINGLE_NODE_TERM, 0, append_done, a, NULL);
+	if (rc == 0)
+		srv->appends_inflight++;
+	return rc;
+}
+
+static void drain_busy(struct ox_server *srv)
+{
+	struct ox_append *a;
+
+	while ((a = srv->busy_head) != NULL) {
+		int rc = append_start(srv, a);
+		if (rc == -EBUSY)
+			break;
+		srv->busy_head = a->next;
+		if (!srv->busy_head)
+			srv->busy_tail = NULL;
+		srv->appends_queued--;
+		if (rc < 0)
+			a->done(a, rc, -1);
+	}
+}
+
+int ox_srv_append(struct ox_server *srv, struct ox_append *a)
+{
+	a->srv = srv;
+	a->next = NULL;
+	if (!srv->busy_head) {
+		int rc = append_start(srv, a);
+		if (rc != -EBUSY)
+			return rc;
+	}
+	if (srv->busy_tail)
+		srv->busy_tail->next = a;
+	else
+		srv->busy_head = a;
+	srv->busy_tail = a;
+	srv->appends_queued++;
+	return 0;
+}
+
+// Fails the queued appends of a topic being deleted.
+static void fail_queued(struct ox_server *srv, const struct ox_topic *t)
+{
+	struct ox_append **p = &srv->busy_head, *a, *failed = NULL;
+
+	srv->busy_tail = NULL;
+	while ((a = *p) != NULL) {
+		if (a->part->topic == t) {
+			*p = a->next;
+			srv->appends_queued--;
+			a->next = failed;
+			failed = a;
+		} else {
+			srv->busy_tail = a;
+			p = &a->next;
+		}
+	}
+	while ((a = failed) != NULL) {
+		failed = a->next;
+		a->done(a, -OX_EUNKNOWN_TOPIC, -1);
+	}
+}
+
+void ox_srv_topic_doom(struct ox_server *srv, struct ox_topic *t)
+{
+	fail_queued(srv, t);
+	ox_srv_fetch_forget_topic(srv, t);
+	t->next = srv->doomed;
+	srv->doomed = t;
+}
+
+// ---- responses ----
+
+// Small bodies are packed on the stack; the net copies them.
+#define PACK_STACK_BYTES 4096u
+
+void ox_srv_respond_msg(struct ox_net_req *req, const ProtobufCMessage *msg)
+{
+	uint8_t stack[PACK_STACK_BYTES];
+	size_t len = protobuf_c_message_get_packed_size(msg);
+	uint8_t *buf = len <= sizeof(stack) ? stack : malloc(len);
+
+	if (!buf) {
+		ox_srv_respond_error(req, -ENOMEM, "out of memory");
+		return;
+	}
+	protobuf_c_message_pack(msg, buf);
+	struct ox_net_response r = {.body = buf, .body_len = len};
+	ox_net_respond(req, &r);
+	if (buf != stack)
+		free(buf);
+}
+
+void ox_srv_respond_error(struct ox_net_req *req, int err, const char *why)
+{
+	struct ox_net_response r = {.error = err, .error_message = why};
+	ox_net_respond(req, &r);
+}
+
+// ---- dispatch ----
+
+static void handle(void *arg, struct ox_net_req *req)
+{
+	struct ox_server *srv = arg;
+	const struct ox_net_req_info *in = ox_net_req_info(req);
+	char why[128];
+
+	if (srv->shutting_down) {
+		ox_srv_respond_error(req, -OX_ESHUTDOWN,
+				     "the node is shutting down");
+		return;
+	}
+	if (in->api_key == OXBOW__API_KEY__API_VERSIONS) {
+		ox_srv_api_versions(srv, req);
+		return;
+	}
+	if (in->api_version != 1) {
+		snprintf(why, sizeof(why), "api %u version %u is not served "
+			 "(version 1 is)", in->api_key, in->api_version);
+		ox_srv_respond_error(req, -OX_EUNSUPPORTED, why);
+		return;
+	}
+	if (in->raw_len > 0 && in->api_key != OXBOW__API_KEY__PRODUCE) {
+		ox_srv_respond_error(req, -OX_EINVALID_REQUEST,
+				     "only PRODUCE carries raw batches");
+		return;
+	}
+	switch (in->api_key) {
+	case OXBOW__API_KEY__METADATA:
+		ox_srv_metadata(srv, req);
+		return;
+	case OXBOW__API_KEY__PRODUCE:
+		ox_srv_produce(srv, req);
+		return;
+	case OXBOW__API_KEY__FETCH:
+		ox_srv_fetch(srv, req);
+		return;
+	case OXBOW__API_KEY__LIST_OFFSETS:
+		ox_srv_list_offsets(srv, req);
+		return;
+	case OXBOW__API_KEY__CREATE_TOPICS:
+		ox_srv_create_topics(srv, req);
+		return;
+	case OXBOW__API_KEY__DELETE_TOPICS:
+		ox_srv_delete_topics(srv, req);
+		return;
+	case OXBOW__API_KEY__DESCRIBE_CONFIGS:
+		ox_srv_describe_configs(srv, req);
+		return;
+	case OXBOW__API_KEY__ALTER_CONFIGS:
+		ox_srv_alter_configs(srv, req);
+		return;
+	case OXBOW__API_KEY__OFFSET_COMMIT:
+		ox_srv_offset_commit(srv, req);
+		return;
+	case OXBOW__API_KEY__OFFSET_FETCH:
+		ox_srv_offset_fetch(srv, req);
+		return;
+	case OXBOW__API_KEY__LIST_GROUPS:
+		ox_srv_list_groups(srv, req);
+		return;
+	default:
+		snprintf(why, sizeof(why), "api %u is not served by this "
+			 "broker", in->api_key);
+		ox_srv_respond_error(req, -OX_EUNSUPPORTED, why);
+		return;
+	}
+}
+
+// ---- housekeeping ----
+
+static void tick_arm(struct ox_tick *t);
+
+static void tick_fired(void *arg, int res)
+{
+	struct ox_tick *t = arg;
+	struct ox_server *srv = t->srv;
+
+	t->armed = false;
+	if (!srv) {
+		free(t); // S7: the server is gone
+		return;
+	}
+	if (res < 0)
+		return;
+	ox_srv_fetch_tick(srv);
+	t->due = true;
+	if (ox_srv_now_ns() >= srv->next_retention_ns) {
+		t->run_retention = true;
+		srv->next_retention_ns =
+			ox_srv_now_ns() +
+			(uint64_t)srv->cfg.retention_check_interval_ms * 1000000u;
+	}
+	tick_arm(t);
+}
+
+static void tick_arm(struct ox_tick *t)
+{
+	int rc = ox_io_timer(t->srv->io, OX_TICK_MS * 1000000ull, tick_fired, t);
+	if (rc == 0)
+		t->armed = true;
+	else if (rc != -ECANCELED)
+		ox_slog(OX_SLOG_WARN, "cannot arm the housekeeping timer "
+			"error=\"%s\"", ox_strerror(rc));
+}
+
+// Retention on every partition, and a compaction pass (up to the high
+// watermark) on compacted ones; then swap in finished passes.
+static void housekeep(struct ox_server *srv, bool retention)
+{
+	for (size_t s = 0; s < OX_TOPIC_SLOTS; s++) {
+		for (struct ox_topic *t = srv->topics[s]; t; t = t->next) {
+			struct ox_log_config lc;
+			ox_topic_log_config(&t->meta.cfg, &srv->cfg, &lc);
+			for (uint32_t i = 0; i < t->meta.partitions; i++) {
+				struct ox_partition *p = t->parts[i];
+				int rc = 0;
+				if (lc.cleanup & OX_LOG_CLEANUP_COMPACT)
+					rc = ox_log_compact_poll(p->log);
+				if (rc < 0)
+					ox_slog(OX_SLOG_WARN, "compaction failed "
+						"topic=%s partition=%u "
+						"error=\"%s\"", t->meta.name, i,
+						ox_strerror(rc));
+				if (!retention)
+					continue;
+				rc = ox_log_enforce_retention(p->log);
+				if (rc > 0)
+					ox_slog(OX_SLOG_INFO, "retention deleted "
+						"segments topic=%s partition=%u "
+						"segments=%d", t->meta.name, i,
+						rc);
+				if (!(lc.cleanup & OX_LOG_CLEANUP_COMPACT))
+					continue;
+				rc = ox_log_compact_start(p->log,
+							  ox_srv_hw(srv, p));
+				if (rc < 0 && rc != -EALREADY)
+					ox_slog(OX_SLOG_WARN, "cannot start "
+						"compaction topic=%s "
+						"partition=%u error=\"%s\"",
+						t->meta.name, i,
+						ox_strerror(rc));
+			}
+		}
+	}
+}
+
+void ox_server_poll(struct ox_server *srv)
+{
+	drain_busy(srv);
+	if (srv->wake) {
+		srv->wake = false;
+		ox_srv_fetch_wake(srv);
+	}
+	if (srv->doomed) {
+		// Closing runs the loop, which may doom more: take the list.
+		struct ox_topic *t = srv->doomed;
+		srv->doomed = NULL;
+		while (t) {
+			struct ox_topic *next = t->next;
+			ox_srv_topic_close(t, true, srv->cfg.data_dir);
+			t = next;
+		}
+	}
+	if (srv->tick && srv->tick->due && !srv->shutting_down) {
+		bool retention = srv->tick->run_retention;
+		srv->tick->due = false;
+		srv->tick->run_retention = false;
+		housekeep(srv, retention);
+	}
+}
+
+// ---- start-up ----
+
+static int mkdir_p(const char *path)
+{
+	char buf[PATH_MAX];
+	size_t n = strlen(path);
+
+	if (n >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		char c = buf[i];
+		buf[i] = '\0';
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		buf[i] = c;
+	}
+	return 0;
+}
+
+static int lock_dir(struct ox_server *srv, char *err, size_t err_len)
+{
+	char path[PATH_MAX];
+
+	int rc = mkdir_p(srv->cfg.data_dir);
+	if (rc < 0) {
+		fmt_err(err, err_len, "cannot create data.dir %s: %s",
+			srv->cfg.data_dir, ox_strerror(rc));
+		return rc;
+	}
+	snprintf(path, sizeof(path), "%s/lock", srv->cfg.data_dir);
+	srv->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (srv->lock_fd < 0) {
+		rc = -errno;
+		fmt_err(err, err_len, "cannot open %s: %s", path, strerror(errno));
+		return rc;
+	}
+	if (flock(srv->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		rc = -errno;
+		if (rc == -EWOULDBLOCK)
+			fmt_err(err, err_len, "data.dir %s is in use by another "
+				"oxbowd (%s is locked)", srv->cfg.data_dir, path);
+		else
+			fmt_err(err, err_len, "cannot lock %s: %s", path,
+				strerror(errno));
+		return rc;
+	}
+	return 0;
+}
+
+// Removes topic directories the metadata file does not name: left by a
+// create or delete that a crash interrupted (S5).
+static void remove_orphans(struct ox_server *srv, const struct ox_topic_meta *m,
+			   size_t n)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 256];
+	struct dirent *de;
+
+	snprintf(dir, sizeof(dir), "%s/topics", srv->cfg.data_dir);
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		bool known = false;
+		char *end;
+		errno = 0;
+		unsigned long long id = strtoull(de->d_name, &end, 10);
+		for (size_t i = 0; !errno && !*end && i < n && !known; i++)
+			known = m[i].id == id;
+		if (known)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		ox_slog(OX_SLOG_INFO, "removing a topic directory no topic "
+			"names path=%s", path);
+		rm_tree(path);
+	}
+	closedir(d);
+}
+
+static int open_topics(struct ox_server *srv, char *err, size_t err_len)
+{
+	struct ox_topic_meta *m;
+	char dir[PATH_MAX];
+	size_t n;
+
+	snprintf(dir, sizeof(dir), "%s/topics", srv->cfg.data_dir);
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+		fmt_err(err, err_len, "cannot create %s: %s", dir,
+			strerror(errno));
+		return -errno;
+	}
+	int rc = ox_topics_file_read(srv->cfg.data_dir, &srv->next_topic_id,
+				     &m, &n, err, err_len);
+	if (rc < 0)
+		return rc;
+	remove_orphans(srv, m, n);
+	for (size_t i = 0; i < n; i++) {
+		struct ox_topic *t;
+		if (srv->npartitions + m[i].partitions > OX_NODE_PARTITIONS_MAX) {
+			rc = -OX_ETOOBIG;
+			fmt_err(err, err_len, "more than %u partitions",
+				OX_NODE_PARTITIONS_MAX);
+			break;
+		}
+		rc = ox_srv_topic_open(srv, &m[i], &t);
+		if (rc < 0) {
+			fmt_err(err, err_len, "cannot open topic %s: %s",
+				m[i].name, ox_strerror(rc));
+			break;
+		}
+		ox_srv_topic_insert(srv, t);
+	}
+	free(m);
+	return rc;
+}
+
+static int ensure_offsets_topic(struct ox_server *srv, char *err,
+				size_t err_len)
+{
+	struct ox_topic_meta m;
+	char v[16];
+
+	srv->offsets_topic = ox_srv_topic_find(srv, OX_OFFSETS_TOPIC);
+	if (srv->offsets_topic)
+		return 0;
+	memset(&m, 0, sizeof(m));
+	strcpy(m.name, OX_OFFSETS_TOPIC);
+	m.id = srv->next_topic_id++;
+	m.partitions = 1;
+	m.replicas = 1;
+	ox_topic_config_set(&m.cfg, "cleanup.policy", "compact", NULL, 0);
+	// A commit of many partitions is one batch: allow the format's most.
+	snprintf(v, sizeof(v), "%u", OX_BATCH_BYTES_MAX);
+	ox_topic_config_set(&m.cfg, "max.message.bytes", v, NULL, 0);
+	int rc = ox_srv_topic_open(srv, &m, &srv->offsets_topic);
+	if (rc == 0) {
+		ox_srv_topic_insert(srv, srv->offsets_topic);
+		rc = ox_srv_meta_save(srv);
+	}
+	if (rc < 0)
+		fmt_err(err, err_len, "cannot create the %s topic: %s",
+			OX_OFFSETS_TOPIC, ox_strerror(rc));
+	return rc;
+}
+
+static int write_ready(struct ox_server *srv)
+{
+	char path[PATH_MAX], tmp[PATH_MAX], line[OX_CONFIG_ADDR_MAX + 32];
+	bool v6 = strchr(srv->listen_host, ':') != NULL;
+
+	snprintf(path, sizeof(path), "%s/ready", srv->cfg.data_dir);
+	snprintf(tmp, sizeof(tmp), "%s/ready.tmp", srv->cfg.data_dir);
+	int n = snprintf(line, sizeof(line), "client=%s%s%s:%u\n",
+			 v6 ? "[" : "", srv->listen_host, v6 ? "]" : "",
+			 ox_net_port(srv->net));
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	int rc = write(fd, line, (size_t)n) == n ? 0 : -EIO;
+	if (close(fd) < 0 && rc == 0)
+		rc = -errno;
+	if (rc == 0 && rename(tmp, path) < 0)
+		rc = -errno;
+	if (rc < 0)
+		unlink(tmp);
+	return rc;
+}
+
+static void unlink_ready(struct ox_server *srv)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/ready", srv->cfg.data_dir);
+	unlink(path);
+}
+
+static int start_net(struct ox_server *srv, char *err, size_t err_len)
+{
+	struct ox_net_opts opts = {
+		.listen = srv->cfg.listen,
+		.handler = handle,
+		.handler_arg = srv,
+	};
+	int rc = ox_net_create(&srv->net, srv->io, &opts);
+	if (rc < 0) {
+		fmt_err(err, err_len, "cannot listen on %s: %s", srv->cfg.listen,
+			ox_strerror(rc));
+		return rc;
+	}
+	if (srv->adv_port == 0)
+		srv->adv_port = ox_net_port(srv->net);
+	return 0;
+}
+
+static int start_tick(struct ox_server *srv)
+{
+	srv->tick = calloc(1, sizeof(*srv->tick));
+	if (!srv->tick)
+		return -ENOMEM;
+	srv->tick->srv = srv;
+	srv->next_retention_ns =
+		ox_srv_now_ns() +
+		(uint64_t)srv->cfg.retention_check_interval_ms * 1000000u;
+	tick_arm(srv->tick);
+	return srv->tick->armed ? 0 : -EBUSY;
+}
+
+int ox_server_create(struct ox_server **out, struct ox_io *io,
+		     const struct ox_config *cfg, char *err, size_t err_len)
+{
+	uint16_t port;
+
+	OX_ASSERT(out != NULL && io != NULL && cfg != NULL);
+	*out = NULL;
+	struct ox_server *srv = calloc(1, sizeof(*srv));
+	if (!srv) {
+		fmt_err(err, err_len, "out of memory");
+		return -ENOMEM;
+	}
+	srv->io = io;
+	srv->cfg = *cfg;
+	srv->lock_fd = -1;
+	if (srv->cfg.advertised_listen[0] == '\0')
+		strcpy(srv->cfg.advertised_listen, srv->cfg.listen);
+	int rc = -EINVAL;
+	if (ox_config_addr_parse(srv->cfg.listen, srv->listen_host,
+				 sizeof(srv->listen_host), &port) < 0 ||
+	    ox_config_addr_parse(srv->cfg.advertised_listen, srv->adv_host,
+				 sizeof(srv->adv_host), &srv->adv_port) < 0) {
+		fmt_err(err, err_len, "listen or advertised.listen is not "
+			"HOST:PORT");
+		goto fail;
+	}
+	rc = lock_dir(srv, err, err_len);
+	if (rc < 0)
+		goto fail;
+	unlink_ready(srv); // left by a killed process
+	rc = open_topics(srv, err, err_len);
+	if (rc == 0)
+		rc = ensure_offsets_topic(srv, err, err_len);
+	if (rc == 0)
+		rc = ox_offsets_create(&srv->offsets);
+	if (rc == 0) {
+		rc = ox_srv_offsets_replay(srv);
+		if (rc < 0)
+			fmt_err(err, err_len, "cannot read %s: %s",
+				OX_OFFSETS_TOPIC, ox_strerror(rc));
+	}
+	if (rc == 0)
+		rc = start_net(srv, err, err_len);
+	if (rc == 0) {
+		rc = start_tick(srv);
+		if (rc < 0)
+			fmt_err(err, err_len, "cannot arm the housekeeping timer");
+	}
+	if (rc == 0) {
+		rc = write_ready(srv);
+		if (rc < 0)
+			fmt_err(err, err_len, "cannot write %s/ready: %s",
+				srv->cfg.data_dir, ox_strerror(rc));
+	}
+	if (rc < 0)
+		goto fail;
+	ox_slog(OX_SLOG_INFO, "oxbowd: node %d ready, clients on %s:%u",
+		srv->cfg.node_id, srv->listen_host, ox_net_port(srv->net));
+	*out = srv;
+	return 0;
+fail:
+	ox_server_destroy(srv);
+	return rc;
+}
+
+uint16_t ox_server_port(const struct ox_server *srv)
+{
+	return ox_net_port(srv->net);
+}
+
+// ---- shutdown ----
+
+void ox_server_shutdown(struct ox_server *srv)
+{
+	if (srv->shutting_down)
+		return;
+	srv->shutting_down = true;
+	unlink_ready(srv);
+	if (srv->net)
+		ox_net_stop_accepting(srv->net);
+	ox_srv_fetch_answer_all(srv);
+	ox_slog(OX_SLOG_INFO, "shutting down node=%d appends_in_flight=%u",
+		srv->cfg.node_id, srv->appends_inflight + srv->appends_queued);
+}
+
+bool ox_server_stopped(const struct ox_server *srv)
+{
+	return srv->shutting_down && srv->appends_inflight == 0 &&
+	       srv->appends_queued == 0;
+}
+
+int ox_server_destroy(struct ox_server *srv)
+{
+	int first = 0;
+
+	if (!srv)
+		return 0;
+	if (srv->tick) {
+		// S7: a pending tick frees itself when it fires.
+		srv->tick->srv = NULL;
+		if (!srv->tick->armed)
+			free(srv->tick);
+		srv->tick = NULL;
+	}
+	bool was_ready = srv->net != NULL;
+	srv->shutting_down = true;
+	ox_srv_fetch_answer_all(srv);
+	while (srv->appends_inflight > 0 || srv->appends_queued > 0) {
+		if (ox_io_run(srv->io, 1) < 0)
+			break;
+		drain_busy(srv);
+	}
+	ox_net_destroy(srv->net);
+	srv->net = NULL;
+	while (srv->doomed) {
+		struct ox_topic *t = srv->doomed;
+		srv->doomed = t->next;
+		ox_srv_topic_close(t, true, srv->cfg.data_dir);
+	}
+	for (size_t s = 0; s < OX_TOPIC_SLOTS; s++) {
+		struct ox_topic *t;
+		while ((t = srv->topics[s]) != NULL) {
+			srv->topics[s] = t->next;
+			for (uint32_t i = 0; i < t->meta.partitions; i++) {
+				int rc = ox_log_close(t->parts[i]->log);
+				if (rc < 0 && first == 0)
+					first = rc;
+				free(t->parts[i]);
+			}
+			t->meta.partitions = 0;
+			ox_srv_topic_close(t, false, NULL);
+		}
+	}
+	ox_offsets_destroy(srv->offsets);
+	if (was_ready)
+		unlink_ready(srv);
+	if (srv->lock_fd >= 0)
+		close(srv->lock_fd); // releases the flock
+	free(srv);
+	return first;
+}

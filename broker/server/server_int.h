@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// Private structs of the server module, shared by its .c files and its
+// unit tests only. server.c has the design notes and the invariants
+// (S1..S7) that the other files cite.
+#ifndef OX_BROKER_SERVER_SERVER_INT_H
+#define OX_BROKER_SERVER_SERVER_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker/log/log.h"
+#include "broker/net/net.h"
+#include "broker/server/config.h"
+#include "broker/server/offsets.h"
+#include "broker/server/server.h"
+#include "broker/server/topics.h"
+#include "proto/api.pb-c.h"
+
+// Topic hash slots: a power of two at least OX_TOPICS_MAX / 2, so chains
+// stay short at the topic limit.
+#define OX_TOPIC_SLOTS 8192u
+// Fetches waiting for data at once; more are answered at once with what
+// there is (each holds a request and its connection's budget).
+#define OX_PARKED_FETCHES_MAX 4096u
+// A long-poll waits at most this long whatever the client asks.
+#define OX_FETCH_WAIT_MS_MAX 60000u
+// Raw bytes of one fetch response: well under OX_FRAME_BYTES_MAX, so a
+// response with one maximal batch still fits a frame.
+#define OX_FETCH_RESPONSE_BYTES_MAX (32u << 20)
+// max_bytes of a fetch that gives none.
+#define OX_FETCH_DEFAULT_BYTES (1u << 20)
+// Housekeeping period: parked fetches of closed connections, compaction
+// passes to swap in, the retention schedule.
+#define OX_TICK_MS 50u
+// Reading __offsets at start: the first buffer (grown for a larger batch).
+#define OX_REPLAY_BUF_BYTES (1u << 20)
+
+struct ox_topic;
+
+struct ox_partition {
+	struct ox_topic *topic;
+	uint32_t index;
+	struct ox_log *log;
+	// Bytes of batches acknowledged by the log since open: long-polls
+	// compare it with the value they saw when they parked.
+	uint64_t acked_bytes;
+};
+
+struct ox_topic {
+	struct ox_topic_meta meta;
+	struct ox_partition **parts; // meta.partitions of them
+	bool internal;               // name starts with "__"
+	struct ox_topic *next;       // hash chain, or the doomed list
+};
+
+// One batch on its way into a partition log (S3): started at once, or
+// queued in order while the log or the loop is full.
+struct ox_append {
+	struct ox_append *next; // the busy queue
+	struct ox_server *srv;
+	struct ox_partition *part;
+	void *batch;
+	size_t len;
+	// Called exactly once: res 0 with the base offset, or an error.
+	void (*done)(struct ox_append *a, int res, int64_t base_offset);
+};
+
+struct ox_fetch;
+
+struct ox_server {
+	struct ox_io *io;
+	struct ox_config cfg;
+	struct ox_net *net;
+	int lock_fd;
+	char adv_host[OX_CONFIG_ADDR_MAX];
+	uint16_t adv_port;
+	char listen_host[OX_CONFIG_ADDR_MAX];
+
+	struct ox_topic *topics[OX_TOPIC_SLOTS];
+	size_t ntopics;
+	uint32_t npartitions;
+	uint64_t next_topic_id;
+	struct ox_topic *doomed; // deleted: logs closed by ox_server_poll
+	struct ox_topic *offsets_topic;
+	struct ox_offsets *offsets;
+
+	struct ox_append *busy_head, *busy_tail;
+	unsigned appends_inflight; // accepted by a log, callback not yet run
+	unsigned appends_queued;
+	unsigned held;             // produce, commit and delete contexts alive
+
+	struct ox_fetch *parked; // doubly linked
+	unsigned nparked;
+	bool wake;               // a partition's acked bytes moved
+
+	struct ox_tick *tick;
+	uint64_t next_retention_ns;
+	bool shutting_down;
+};
+
+// server.c
+uint64_t ox_srv_now_ns(void);
+struct ox_topic *ox_srv_topic_find(struct ox_server *srv, const char *name);
+struct ox_partition *ox_srv_partition(struct ox_server *srv,
+				      const char *topic, uint32_t partition);
+// The high watermark: what consumers may read (S2).
+int64_t ox_srv_hw(const struct ox_server *srv, const struct ox_partition *p);
+// Starts or queues an append (S3); done runs later, exactly once, unless
+// this returns an error (then it never runs).
+int ox_srv_append(struct ox_server *srv, struct ox_append *a);
+int ox_srv_topic_open(struct ox_server *srv, const struct ox_topic_meta *m,
+		      struct ox_topic **out);
+int ox_srv_partitions_grow(struct ox_server *srv, struct ox_topic *t,
+			   uint32_t partitions);
+void ox_srv_topic_close(struct ox_topic *t, bool remove_dir,
+			const char *data_dir);
+void ox_srv_topic_insert(struct ox_server *srv, struct ox_topic *t);
+void ox_srv_topic_unlink(struct ox_server *srv, struct ox_topic *t);
+// Closes and removes partitions [from, to) of t, opened moments ago
+// (nothing in flight: closing them does not run the loop).
+void ox_srv_partitions_drop_fresh(struct ox_server *srv, struct ox_topic *t,
+				  uint32_t from, uint32_t to);
+// Takes a deleted topic, already unlinked, out of service: fails its queued appends, ends
+// its long-polls, and leaves its logs for ox_server_poll to close.
+void ox_srv_topic_doom(struct ox_server *srv, struct ox_topic *t);
+int ox_srv_meta_save(struct ox_server *srv);
+void ox_srv_respond_msg(struct ox_net_req *req, const ProtobufCMessage *msg);
+void ox_srv_respond_error(struct ox_net_req *req, int err, const char *why);
+void ox_srv_partition_dir(const struct ox_server *srv, uint64_t topic_id,
+			  int64_t partition, char *buf, size_t cap);
+
+// admin.c
+void ox_srv_api_versions(struct ox_server *srv, struct ox_net_req *req);
+void ox_srv_metadata(struct ox_server *srv, struct ox_net_req *req);
+void ox_srv_create_topics(struct ox_server *srv, struct ox_net_req *req);
+void ox_srv_delete_topics(struct ox_server *srv, struct ox_net_req *req);
+void ox_srv_describe_configs(struct ox_server *srv, struct ox_net_req *req);
+void ox_srv_alter_configs(struct ox_server *srv, struct ox_net_req *req);
+
+// produce.c
+void ox_srv_produce(struct ox_server *srv, struct ox_net_req *req);
+
+// fetch.c
+void ox_srv_fetch(struct ox_server *srv, struct ox_net_req *req);
+void ox_srv_list_offsets(struct ox_server *srv, struct ox_net_req *req);
+void ox_srv_fetch_wake(struct ox_server *srv);
+void ox_srv_fetch_tick(struct ox_server *srv);
+void ox_srv_fetch_answer_all(struct ox_server *srv);
+void ox_srv_fetch_forget_topic(struct ox_server *srv, struct ox_topic *t);
+
+// groups.c
+int ox_srv_offsets_replay(struct ox_server *srv);
+void ox_srv_offset_commit(struct ox_server *srv, struct ox_net_req *req);
+void ox_srv_offset_fetch(struct ox_server *srv, struct ox_net_req *req);
+void ox_srv_list_groups(struct ox_server *srv, struct ox_net_req *req);
+// Removes the topic's group offsets from the map and appends tombstones
+// for them to __offsets (not waited for).
+void ox_srv_offsets_drop_topic(struct ox_server *srv, const char *topic);
+
+#endif

@@ -1,0 +1,653 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// The admin handle: topics (create, delete, list, describe), topic
+// configs, offsets by spec or time, and consumer groups (list, describe
+// with lag, commit), each one synchronous request or a few over the
+// request layer of client.c. Cluster-wide requests go to any broker;
+// LIST_OFFSETS goes to each partition's leader. The broker's
+// error_message of a failed call is kept for ox_admin_last_error. Not
+// thread-safe: one thread at a time per handle.
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/client_int.h"
+#include "proto/assert.h"
+#include "proto/wire.h"
+
+struct ox_admin {
+	struct ox_client cl;
+};
+
+int ox_admin_create(struct ox_admin **out, const struct ox_conf *conf,
+		    char *errstr, size_t errstr_size)
+{
+	struct ox_admin *a;
+
+	if (out == NULL || conf == NULL) {
+		ox_errstr_set(errstr, errstr_size, "out and conf are required");
+		return -EINVAL;
+	}
+	a = calloc(1, sizeof(*a));
+	if (a == NULL) {
+		ox_errstr_set(errstr, errstr_size, "out of memory");
+		return -ENOMEM;
+	}
+	ox_client_init(&a->cl, conf);
+	*out = a;
+	return 0;
+}
+
+void ox_admin_destroy(struct ox_admin *a)
+{
+	if (a == NULL)
+		return;
+	ox_client_deinit(&a->cl);
+	free(a);
+}
+
+const char *ox_admin_last_error(const struct ox_admin *a)
+{
+	return a != NULL ? a->cl.last_error : "";
+}
+
+// The result of a one-topic request: its code and message.
+static int topic_result(struct ox_admin *a, const Oxbow__TopicResult *r)
+{
+	int rc;
+
+	if (r == NULL) {
+		ox_client_set_error(&a->cl, "the broker sent no result");
+		return -OX_ESERVER;
+	}
+	rc = ox_error_from_wire((int)r->error_code);
+	if (rc < 0)
+		ox_client_set_error(&a->cl, "%s: %s", r->name,
+				    r->error_message != NULL &&
+						    r->error_message[0] != '\0' ?
+					    r->error_message :
+					    ox_strerror(rc));
+	return rc;
+}
+
+static bool name_ok(const char *name)
+{
+	return name != NULL && name[0] != '\0';
+}
+
+int ox_admin_topic_create(struct ox_admin *a, const char *name,
+			  int32_t partitions, int32_t replicas,
+			  const struct ox_config_entry *configs, size_t n)
+{
+	Oxbow__CreateTopicsRequest req = OXBOW__CREATE_TOPICS_REQUEST__INIT;
+	Oxbow__TopicSpec spec = OXBOW__TOPIC_SPEC__INIT, *specp = &spec;
+	Oxbow__ConfigEntry *ce = NULL, **cep = NULL;
+	ProtobufCMessage *msg = NULL;
+	int rc = -ENOMEM;
+
+	if (a == NULL || !name_ok(name) || partitions <= 0 || replicas < 0 ||
+	    (configs == NULL && n > 0))
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (configs[i].key == NULL || configs[i].value == NULL)
+			return -EINVAL;
+	ce = calloc(n + 1, sizeof(*ce));
+	cep = calloc(n + 1, sizeof(*cep));
+	if (ce == NULL || cep == NULL)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		Oxbow__ConfigEntry init = OXBOW__CONFIG_ENTRY__INIT;
+		ce[i] = init;
+		ce[i].key = (char *)configs[i].key;
+		ce[i].value = (char *)configs[i].value;
+		cep[i] = &ce[i];
+	}
+	spec.name = (char *)name;
+	spec.partitions = (uint32_t)partitions;
+	spec.replicas = (uint32_t)replicas;
+	spec.n_configs = n;
+	spec.configs = cep;
+	req.n_topics = 1;
+	req.topics = &specp;
+	rc = ox_client_call_any(&a->cl, OXBOW__API_KEY__CREATE_TOPICS, &req.base,
+				&oxbow__create_topics_response__descriptor,
+				&msg);
+	if (rc == 0) {
+		Oxbow__CreateTopicsResponse *r =
+			(Oxbow__CreateTopicsResponse *)msg;
+		rc = topic_result(a, r->n_topics > 0 ? r->topics[0] : NULL);
+		protobuf_c_message_free_unpacked(msg, NULL);
+	}
+out:
+	free(ce);
+	free(cep);
+	return rc;
+}
+
+int ox_admin_topic_delete(struct ox_admin *a, const char *name)
+{
+	Oxbow__DeleteTopicsRequest req = OXBOW__DELETE_TOPICS_REQUEST__INIT;
+	char *names[1] = { (char *)name };
+	ProtobufCMessage *msg = NULL;
+	int rc;
+
+	if (a == NULL || !name_ok(name))
+		return -EINVAL;
+	req.n_names = 1;
+	req.names = names;
+	rc = ox_client_call_any(&a->cl, OXBOW__API_KEY__DELETE_TOPICS, &req.base,
+				&oxbow__delete_topics_response__descriptor,
+				&msg);
+	if (rc == 0) {
+		Oxbow__DeleteTopicsResponse *r =
+			(Oxbow__DeleteTopicsResponse *)msg;
+		rc = topic_result(a, r->n_topics > 0 ? r->topics[0] : NULL);
+		protobuf_c_message_free_unpacked(msg, NULL);
+	}
+	return rc;
+}
+
+void ox_topic_infos_free(struct ox_topic_info *infos, size_t n)
+{
+	if (infos == NULL)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct ox_topic_info *t = &infos[i];
+		for (size_t j = 0; j < t->partition_count; j++) {
+			free(t->partitions[j].replicas);
+			free(t->partitions[j].in_sync);
+		}
+		free(t->partitions);
+		for (size_t j = 0; j < t->config_count; j++) {
+			free((char *)t->configs[j].key);
+			free((char *)t->configs[j].value);
+		}
+		free(t->configs);
+		free(t->name);
+	}
+	free(infos);
+}
+
+static int32_t *ints_dup(const int32_t *v, size_t n)
+{
+	int32_t *d = calloc(n + 1, sizeof(*d));
+
+	if (d != NULL && n > 0)
+		memcpy(d, v, n * sizeof(*d));
+	return d;
+}
+
+static int cmp_partition(const void *x, const void *y)
+{
+	const struct ox_partition_info *a = x, *b = y;
+
+	return (a->partition > b->partition) - (a->partition < b->partition);
+}
+
+static int topic_info_fill(struct ox_topic_info *t,
+			   const Oxbow__TopicMetadata *tm)
+{
+	t->name = strdup(tm->name);
+	t->internal = tm->internal;
+	t->partitions = calloc(tm->n_partitions + 1, sizeof(*t->partitions));
+	if (t->name == NULL || t->partitions == NULL)
+		return -ENOMEM;
+	for (size_t j = 0; j < tm->n_partitions; j++) {
+		const Oxbow__PartitionMetadata *pm = tm->partitions[j];
+		struct ox_partition_info *p = &t->partitions[j];
+		p->partition = (int32_t)pm->partition;
+		p->leader = pm->leader;
+		p->replicas = ints_dup(pm->replicas, pm->n_replicas);
+		p->replica_count = pm->n_replicas;
+		p->in_sync = ints_dup(pm->in_sync, pm->n_in_sync);
+		p->in_sync_count = pm->n_in_sync;
+		p->start_offset = -1;
+		p->end_offset = -1;
+		t->partition_count++;
+		if (p->replicas == NULL || p->in_sync == NULL)
+			return -ENOMEM;
+	}
+	qsort(t->partitions, t->partition_count, sizeof(*t->partitions),
+	      cmp_partition);
+	return 0;
+}
+
+static int cmp_topic(const void *x, const void *y)
+{
+	const struct ox_topic_info *a = x, *b = y;
+
+	return strcmp(a->name, b->name);
+}
+
+int ox_admin_topic_list(struct ox_admin *a, int include_internal,
+			struct ox_topic_info **out, size_t *n_out)
+{
+	Oxbow__MetadataResponse *md = NULL;
+	struct ox_topic_info *infos;
+	size_t n = 0;
+	int rc;
+
+	if (a == NULL || out == NULL || n_out == NULL)
+		return -EINVAL;
+	rc = ox_client_metadata(&a->cl, NULL, 0, include_internal != 0, &md);
+	if (rc < 0)
+		return rc;
+	infos = calloc(md->n_topics + 1, sizeof(*infos));
+	if (infos == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < md->n_topics; i++) {
+		const Oxbow__TopicMetadata *tm = md->topics[i];
+		if (tm->error_code != 0 || (tm->internal && !include_internal))
+			continue;
+		rc = topic_info_fill(&infos[n++], tm);
+		if (rc < 0) {
+			ox_topic_infos_free(infos, n);
+			goto out;
+		}
+	}
+	qsort(infos, n, sizeof(*infos), cmp_topic);
+	*out = infos;
+	*n_out = n;
+out:
+	protobuf_c_message_free_unpacked(&md->base, NULL);
+	return rc;
+}
+
+// One LIST_OFFSETS target to a node; the result in *offset_out.
+static int list_offset_node(struct ox_admin *a, int32_t leader,
+			    const char *topic, int32_t partition, int64_t spec,
+			    int64_t *offset_out)
+{
+	Oxbow__ListOffsetsRequest req = OXBOW__LIST_OFFSETS_REQUEST__INIT;
+	Oxbow__ListOffsetsTarget t = OXBOW__LIST_OFFSETS_TARGET__INIT;
+	Oxbow__ListOffsetsTarget *tp = &t;
+	ProtobufCMessage *msg = NULL;
+	int rc;
+
+	t.topic = (char *)topic;
+	t.partition = (uint32_t)partition;
+	if (spec == OX_OFFSET_BEGINNING) {
+		t.spec = OXBOW__OFFSET_SPEC__OFFSET_SPEC_EARLIEST;
+	} else if (spec == OX_OFFSET_END) {
+		t.spec = OXBOW__OFFSET_SPEC__OFFSET_SPEC_LATEST;
+	} else {
+		t.spec = OXBOW__OFFSET_SPEC__OFFSET_SPEC_TIMESTAMP;
+		t.timestamp = spec;
+	}
+	req.n_targets = 1;
+	req.targets = &tp;
+	rc = ox_client_call_node(&a->cl, leader, OXBOW__API_KEY__LIST_OFFSETS,
+				 &req.base,
+				 &oxbow__list_offsets_response__descriptor,
+				 &msg);
+	if (rc < 0)
+		return rc;
+	Oxbow__ListOffsetsResponse *r = (Oxbow__ListOffsetsResponse *)msg;
+	if (r->n_results < 1) {
+		rc = -OX_ESERVER;
+	} else {
+		rc = ox_error_from_wire((int)r->results[0]->error_code);
+		*offset_out = r->results[0]->offset;
+	}
+	protobuf_c_message_free_unpacked(msg, NULL);
+	if (rc < 0)
+		ox_client_set_error(&a->cl, "%s[%d]: %s", topic, (int)partition,
+				    ox_strerror(rc));
+	return rc;
+}
+
+// The leader of a partition, from fresh metadata.
+static int leader_of(struct ox_admin *a, const char *topic, int32_t partition,
+		     int32_t *leader)
+{
+	Oxbow__MetadataResponse *md = NULL;
+	const char *names[1] = { topic };
+	int rc = ox_client_metadata(&a->cl, names, 1, true, &md);
+
+	if (rc < 0)
+		return rc;
+	rc = -OX_EUNKNOWN_TOPIC;
+	for (size_t i = 0; i < md->n_topics; i++) {
+		const Oxbow__TopicMetadata *tm = md->topics[i];
+		if (strcmp(tm->name, topic) != 0 || tm->error_code != 0)
+			continue;
+		for (size_t j = 0; j < tm->n_partitions; j++)
+			if ((int32_t)tm->partitions[j]->partition == partition) {
+				*leader = tm->partitions[j]->leader;
+				rc = 0;
+			}
+	}
+	protobuf_c_message_free_unpacked(&md->base, NULL);
+	if (rc < 0)
+		ox_client_set_error(&a->cl, "%s[%d]: no such topic or partition",
+				    topic, (int)partition);
+	return rc;
+}
+
+int ox_admin_list_offsets(struct ox_admin *a, const char *topic,
+			  int32_t partition, int64_t spec,
+			  int64_t *offset_out)
+{
+	int32_t leader;
+	int rc;
+
+	if (a == NULL || !name_ok(topic) || partition < 0 ||
+	    offset_out == NULL ||
+	    (spec < 0 && spec != OX_OFFSET_BEGINNING && spec != OX_OFFSET_END))
+		return -EINVAL;
+	rc = leader_of(a, topic, partition, &leader);
+	if (rc < 0)
+		return rc;
+	return list_offset_node(a, leader, topic, partition, spec, offset_out);
+}
+
+static int configs_fill(struct ox_admin *a, struct ox_topic_info *t)
+{
+	Oxbow__DescribeConfigsRequest req = OXBOW__DESCRIBE_CONFIGS_REQUEST__INIT;
+	char *names[1] = { t->name };
+	ProtobufCMessage *msg = NULL;
+	int rc;
+
+	req.n_topics = 1;
+	req.topics = names;
+	rc = ox_client_call_any(&a->cl, OXBOW__API_KEY__DESCRIBE_CONFIGS,
+				&req.base,
+				&oxbow__describe_configs_response__descriptor,
+				&msg);
+	if (rc < 0)
+		return rc;
+	Oxbow__DescribeConfigsResponse *r = (Oxbow__DescribeConfigsResponse *)msg;
+	if (r->n_topics < 1) {
+		rc = -OX_ESERVER;
+		goto out;
+	}
+	const Oxbow__TopicConfigs *tc = r->topics[0];
+	rc = ox_error_from_wire((int)tc->error_code);
+	if (rc < 0) {
+		ox_client_set_error(&a->cl, "%s: %s", t->name,
+				    tc->error_message[0] != '\0' ?
+					    tc->error_message :
+					    ox_strerror(rc));
+		goto out;
+	}
+	t->configs = calloc(tc->n_configs + 1, sizeof(*t->configs));
+	if (t->configs == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < tc->n_configs; i++) {
+		t->configs[i].key = strdup(tc->configs[i]->key);
+		t->configs[i].value = strdup(tc->configs[i]->value);
+		t->config_count++;
+		if (t->configs[i].key == NULL || t->configs[i].value == NULL) {
+			rc = -ENOMEM;
+			goto out;
+		}
+	}
+out:
+	protobuf_c_message_free_unpacked(msg, NULL);
+	return rc;
+}
+
+int ox_admin_topic_describe(struct ox_admin *a, const char *name,
+			    struct ox_topic_info **out)
+{
+	Oxbow__MetadataResponse *md = NULL;
+	const char *names[1] = { name };
+	struct ox_topic_info *t;
+	int rc;
+
+	if (a == NULL || !name_ok(name) || out == NULL)
+		return -EINVAL;
+	rc = ox_client_metadata(&a->cl, names, 1, true, &md);
+	if (rc < 0)
+		return rc;
+	t = calloc(1, sizeof(*t));
+	rc = t == NULL ? -ENOMEM : -OX_EUNKNOWN_TOPIC;
+	for (size_t i = 0; t != NULL && i < md->n_topics; i++)
+		if (strcmp(md->topics[i]->name, name) == 0 &&
+		    md->topics[i]->error_code == 0)
+			rc = topic_info_fill(t, md->topics[i]);
+	protobuf_c_message_free_unpacked(&md->base, NULL);
+	if (rc == -OX_EUNKNOWN_TOPIC)
+		ox_client_set_error(&a->cl, "%s: no such topic", name);
+	for (size_t j = 0; rc == 0 && j < t->partition_count; j++) {
+		struct ox_partition_info *p = &t->partitions[j];
+		if (p->leader < 0)
+			continue;
+		rc = list_offset_node(a, p->leader, name, p->partition,
+				      OX_OFFSET_BEGINNING, &p->start_offset);
+		if (rc == 0)
+			rc = list_offset_node(a, p->leader, name, p->partition,
+					      OX_OFFSET_END, &p->end_offset);
+	}
+	if (rc == 0)
+		rc = configs_fill(a, t);
+	if (rc < 0) {
+		if (t != NULL)
+			ox_topic_infos_free(t, 1);
+		return rc;
+	}
+	*out = t;
+	return 0;
+}
+
+int ox_admin_config_alter(struct ox_admin *a, const char *topic,
+			  const struct ox_config_entry *set, size_t n)
+{
+	Oxbow__AlterConfigsRequest req = OXBOW__ALTER_CONFIGS_REQUEST__INIT;
+	Oxbow__ConfigEntry *ce, **cep;
+	ProtobufCMessage *msg = NULL;
+	int rc = -ENOMEM;
+
+	if (a == NULL || !name_ok(topic) || (set == NULL && n > 0))
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (set[i].key == NULL || set[i].value == NULL)
+			return -EINVAL;
+	ce = calloc(n + 1, sizeof(*ce));
+	cep = calloc(n + 1, sizeof(*cep));
+	if (ce == NULL || cep == NULL)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		Oxbow__ConfigEntry init = OXBOW__CONFIG_ENTRY__INIT;
+		ce[i] = init;
+		ce[i].key = (char *)set[i].key;
+		ce[i].value = (char *)set[i].value;
+		cep[i] = &ce[i];
+	}
+	req.topic = (char *)topic;
+	req.n_set = n;
+	req.set = cep;
+	rc = ox_client_call_any(&a->cl, OXBOW__API_KEY__ALTER_CONFIGS, &req.base,
+				&oxbow__alter_configs_response__descriptor,
+				&msg);
+	if (rc == 0) {
+		Oxbow__AlterConfigsResponse *r =
+			(Oxbow__AlterConfigsResponse *)msg;
+		rc = topic_result(a, r->result);
+		protobuf_c_message_free_unpacked(msg, NULL);
+	}
+out:
+	free(ce);
+	free(cep);
+	return rc;
+}
+
+void ox_strings_free(char **strings, size_t n)
+{
+	if (strings == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(strings[i]);
+	free(strings);
+}
+
+static int cmp_str(const void *x, const void *y)
+{
+	return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+int ox_admin_group_list(struct ox_admin *a, char ***out, size_t *n_out)
+{
+	Oxbow__ListGroupsRequest req = OXBOW__LIST_GROUPS_REQUEST__INIT;
+	ProtobufCMessage *msg = NULL;
+	char **v;
+	int rc;
+
+	if (a == NULL || out == NULL || n_out == NULL)
+		return -EINVAL;
+	rc = ox_client_call_any(&a->cl, OXBOW__API_KEY__LIST_GROUPS, &req.base,
+				&oxbow__list_groups_response__descriptor, &msg);
+	if (rc < 0)
+		return rc;
+	Oxbow__ListGroupsResponse *r = (Oxbow__ListGroupsResponse *)msg;
+	v = calloc(r->n_groups + 1, sizeof(*v));
+	for (size_t i = 0; v != NULL && i < r->n_groups; i++) {
+		v[i] = strdup(r->groups[i]);
+		if (v[i] == NULL) {
+			ox_strings_free(v, i);
+			v = NULL;
+		}
+	}
+	if (v == NULL) {
+		rc = -ENOMEM;
+	} else {
+		qsort(v, r->n_groups, sizeof(*v), cmp_str);
+		*out = v;
+		*n_out = r->n_groups;
+	}
+	protobuf_c_message_free_unpacked(msg, NULL);
+	return rc;
+}
+
+void ox_group_offsets_free(struct ox_group_offset *offsets, size_t n)
+{
+	if (offsets == NULL)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free(offsets[i].topic);
+		free(offsets[i].metadata);
+	}
+	free(offsets);
+}
+
+static int cmp_group_offset(const void *x, const void *y)
+{
+	const struct ox_group_offset *a = x, *b = y;
+	int c = strcmp(a->topic, b->topic);
+
+	if (c != 0)
+		return c;
+	return (a->partition > b->partition) - (a->partition < b->partition);
+}
+
+int ox_admin_group_describe(struct ox_admin *a, const char *group,
+			    struct ox_group_offset **out, size_t *n_out)
+{
+	Oxbow__OffsetFetchRequest req = OXBOW__OFFSET_FETCH_REQUEST__INIT;
+	ProtobufCMessage *msg = NULL;
+	struct ox_group_offset *v;
+	size_t n = 0;
+	int rc;
+
+	if (a == NULL || !name_ok(group) || out == NULL || n_out == NULL)
+		return -EINVAL;
+	req.group = (char *)group;
+	rc = ox_client_call_any(&a->cl, OXBOW__API_KEY__OFFSET_FETCH, &req.base,
+				&oxbow__offset_fetch_response__descriptor,
+				&msg);
+	if (rc < 0)
+		return rc;
+	Oxbow__OffsetFetchResponse *r = (Oxbow__OffsetFetchResponse *)msg;
+	v = calloc(r->n_offsets + 1, sizeof(*v));
+	for (size_t i = 0; v != NULL && i < r->n_offsets; i++) {
+		const Oxbow__GroupOffset *o = r->offsets[i];
+		if (o->error_code != 0 || o->offset < 0)
+			continue;
+		v[n].topic = strdup(o->topic);
+		v[n].metadata = strdup(o->metadata != NULL ? o->metadata : "");
+		v[n].partition = (int32_t)o->partition;
+		v[n].offset = o->offset;
+		n++;
+		if (v[n - 1].topic == NULL || v[n - 1].metadata == NULL) {
+			ox_group_offsets_free(v, n);
+			v = NULL;
+		}
+	}
+	protobuf_c_message_free_unpacked(msg, NULL);
+	if (v == NULL)
+		return -ENOMEM;
+	if (n == 0) {
+		free(v);
+		ox_client_set_error(&a->cl, "group %s has no committed offsets",
+				    group);
+		return -OX_ENOTFOUND;
+	}
+	qsort(v, n, sizeof(*v), cmp_group_offset);
+	for (size_t i = 0; i < n; i++) {
+		int32_t leader;
+		v[i].end_offset = -1;
+		v[i].lag = 0;
+		if (leader_of(a, v[i].topic, v[i].partition, &leader) < 0 ||
+		    list_offset_node(a, leader, v[i].topic, v[i].partition,
+				     OX_OFFSET_END, &v[i].end_offset) < 0)
+			continue;
+		v[i].lag = v[i].end_offset > v[i].offset ?
+				   v[i].end_offset - v[i].offset :
+				   0;
+	}
+	*out = v;
+	*n_out = n;
+	return 0;
+}
+
+int ox_admin_group_commit(struct ox_admin *a, const char *group,
+			  const struct ox_topic_partition *tps, size_t n)
+{
+	Oxbow__OffsetCommitRequest req = OXBOW__OFFSET_COMMIT_REQUEST__INIT;
+	Oxbow__GroupOffset *g, **gp;
+	ProtobufCMessage *msg = NULL;
+	int rc = -ENOMEM;
+
+	if (a == NULL || !name_ok(group) || tps == NULL || n == 0)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!name_ok(tps[i].topic) || tps[i].partition < 0 ||
+		    tps[i].offset < 0)
+			return -EINVAL;
+	g = calloc(n, sizeof(*g));
+	gp = calloc(n, sizeof(*gp));
+	if (g == NULL || gp == NULL)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		Oxbow__GroupOffset init = OXBOW__GROUP_OFFSET__INIT;
+		g[i] = init;
+		g[i].topic = (char *)tps[i].topic;
+		g[i].partition = (uint32_t)tps[i].partition;
+		g[i].offset = tps[i].offset;
+		gp[i] = &g[i];
+	}
+	req.group = (char *)group;
+	req.n_offsets = n;
+	req.offsets = gp;
+	rc = ox_client_call_any(&a->cl, OXBOW__API_KEY__OFFSET_COMMIT, &req.base,
+				&oxbow__offset_commit_response__descriptor,
+				&msg);
+	if (rc == 0) {
+		Oxbow__OffsetCommitResponse *r =
+			(Oxbow__OffsetCommitResponse *)msg;
+		for (size_t i = 0; rc == 0 && i < r->n_offsets; i++)
+			rc = ox_error_from_wire((int)r->offsets[i]->error_code);
+		protobuf_c_message_free_unpacked(msg, NULL);
+		if (rc < 0)
+			ox_client_set_error(&a->cl, "commit: %s",
+					    ox_strerror(rc));
+	}
+out:
+	free(g);
+	free(gp);
+	return rc;
+}

@@ -1,0 +1,211 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// The synchronous request layer under the admin handle, the consumer and
+// the producer's metadata lookups: one connection to a bootstrap broker
+// (each tried in turn until one answers), one connection per node learned
+// from metadata (for requests that must reach a partition's leader), and
+// the broker's error message of the last failed call. It does no retries
+// of its own beyond walking the bootstrap list; callers decide.
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/client_int.h"
+#include "proto/assert.h"
+#include "proto/wire.h"
+
+int ox_client_init(struct ox_client *cl, const struct ox_conf *conf)
+{
+	memset(cl, 0, sizeof(*cl));
+	cl->conf = *conf;
+	OX_ASSERT(cl->conf.boot_n > 0);
+	ox_conn_init(&cl->boot, &cl->conf.boot[0], cl->conf.client_id);
+	return 0;
+}
+
+void ox_client_deinit(struct ox_client *cl)
+{
+	ox_conn_deinit(&cl->boot);
+	for (size_t i = 0; i < cl->nodes_n; i++)
+		ox_conn_deinit(&cl->nodes[i].conn);
+	free(cl->nodes);
+	cl->nodes = NULL;
+	cl->nodes_n = 0;
+}
+
+void ox_client_set_error(struct ox_client *cl, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cl->last_error, sizeof(cl->last_error), fmt, ap);
+	va_end(ap);
+}
+
+// Turns a response into its unpacked body, keeping the broker's message.
+static int finish(struct ox_client *cl, struct ox_resp *r,
+		  const ProtobufCMessageDescriptor *desc,
+		  ProtobufCMessage **msg)
+{
+	int rc = r->err;
+
+	if (rc < 0) {
+		ox_client_set_error(cl, "%s", r->errmsg[0] != '\0' ?
+						      r->errmsg :
+						      ox_strerror(rc));
+		ox_resp_free(r);
+		return rc;
+	}
+	*msg = protobuf_c_message_unpack(desc, NULL, r->body_len, r->body);
+	ox_resp_free(r);
+	if (*msg == NULL) {
+		ox_client_set_error(cl, "the broker sent a response body that "
+					"does not parse");
+		return -OX_ECORRUPT;
+	}
+	return 0;
+}
+
+int ox_client_call_any(struct ox_client *cl, uint32_t api_key,
+		       const ProtobufCMessage *body,
+		       const ProtobufCMessageDescriptor *desc,
+		       ProtobufCMessage **msg)
+{
+	struct ox_resp r;
+	int rc = -OX_EUNREACHABLE;
+
+	cl->last_error[0] = '\0';
+	for (size_t tries = 0; tries < cl->conf.boot_n; tries++) {
+		rc = ox_conn_call(&cl->boot, cl->conf.connect_timeout_ms,
+				  api_key, body, cl->conf.request_timeout_ms,
+				  &r);
+		if (rc == 0)
+			return finish(cl, &r, desc, msg);
+		ox_client_set_error(cl, "%s:%u: %s", cl->boot.addr.host,
+				    (unsigned)cl->boot.addr.port,
+				    ox_strerror(rc));
+		// Next bootstrap broker; the connection is closed already.
+		cl->boot_idx = (cl->boot_idx + 1) % cl->conf.boot_n;
+		ox_conn_deinit(&cl->boot);
+		ox_conn_init(&cl->boot, &cl->conf.boot[cl->boot_idx],
+			     cl->conf.client_id);
+	}
+	// last_error names the broker and the reason (refused, timed out).
+	return -OX_EUNREACHABLE;
+}
+
+static struct ox_node *node_find(const struct ox_client *cl, int32_t id)
+{
+	for (size_t i = 0; i < cl->nodes_n; i++)
+		if (cl->nodes[i].id == id)
+			return &cl->nodes[i];
+	return NULL;
+}
+
+const struct ox_hostport *ox_client_node_addr(const struct ox_client *cl,
+					      int32_t node)
+{
+	const struct ox_node *n = node_find(cl, node);
+
+	return n != NULL ? &n->conn.addr : NULL;
+}
+
+int ox_client_call_node(struct ox_client *cl, int32_t node,
+			uint32_t api_key, const ProtobufCMessage *body,
+			const ProtobufCMessageDescriptor *desc,
+			ProtobufCMessage **msg)
+{
+	struct ox_node *n = node_find(cl, node);
+	struct ox_resp r;
+	int rc;
+
+	cl->last_error[0] = '\0';
+	if (n == NULL) {
+		ox_client_set_error(cl, "node %d is not in the metadata",
+				    (int)node);
+		return -OX_ENOTLEADER;
+	}
+	rc = ox_conn_call(&n->conn, cl->conf.connect_timeout_ms, api_key,
+			  body, cl->conf.request_timeout_ms, &r);
+	if (rc < 0) {
+		ox_client_set_error(cl, "node %d (%s:%u): %s", (int)node,
+				    n->conn.addr.host,
+				    (unsigned)n->conn.addr.port,
+				    ox_strerror(rc));
+		return rc;
+	}
+	return finish(cl, &r, desc, msg);
+}
+
+// Replaces the node table with the brokers of a metadata response, keeping
+// connections to nodes whose address did not change.
+static int nodes_update(struct ox_client *cl, const Oxbow__MetadataResponse *md)
+{
+	struct ox_node *nodes;
+	size_t n = 0;
+
+	nodes = calloc(md->n_brokers + 1, sizeof(*nodes));
+	if (nodes == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < md->n_brokers; i++) {
+		const Oxbow__BrokerInfo *b = md->brokers[i];
+		struct ox_hostport hp;
+		struct ox_node *old;
+
+		if (b->host == NULL || strlen(b->host) >= OX_HOST_MAX ||
+		    b->port == 0 || b->port > 65535)
+			continue;
+		bool dup = false;
+		for (size_t j = 0; j < n; j++)
+			dup = dup || nodes[j].id == b->node_id;
+		if (dup)
+			continue;
+		snprintf(hp.host, sizeof(hp.host), "%s", b->host);
+		hp.port = (uint16_t)b->port;
+		old = node_find(cl, b->node_id);
+		nodes[n].id = b->node_id;
+		if (old != NULL && old->conn.fd != -2 &&
+		    strcmp(old->conn.addr.host, hp.host) == 0 &&
+		    old->conn.addr.port == hp.port) {
+			nodes[n].conn = old->conn;
+			// Moved: the old slot must not free its buffers.
+			old->conn.fd = -2;
+		} else {
+			ox_conn_init(&nodes[n].conn, &hp, cl->conf.client_id);
+		}
+		n++;
+	}
+	for (size_t i = 0; i < cl->nodes_n; i++)
+		if (cl->nodes[i].conn.fd != -2)
+			ox_conn_deinit(&cl->nodes[i].conn);
+	free(cl->nodes);
+	cl->nodes = nodes;
+	cl->nodes_n = n;
+	return 0;
+}
+
+int ox_client_metadata(struct ox_client *cl, const char *const *topics,
+		       size_t n, bool include_internal,
+		       Oxbow__MetadataResponse **out)
+{
+	Oxbow__MetadataRequest req = OXBOW__METADATA_REQUEST__INIT;
+	ProtobufCMessage *msg = NULL;
+	int rc;
+
+	req.n_topics = n;
+	req.topics = (char **)topics;
+	req.include_internal = include_internal;
+	rc = ox_client_call_any(cl, OXBOW__API_KEY__METADATA, &req.base,
+				&oxbow__metadata_response__descriptor, &msg);
+	if (rc < 0)
+		return rc;
+	*out = (Oxbow__MetadataResponse *)msg;
+	rc = nodes_update(cl, *out);
+	if (rc < 0) {
+		protobuf_c_message_free_unpacked(msg, NULL);
+		*out = NULL;
+	}
+	return rc;
+}

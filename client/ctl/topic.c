@@ -1,0 +1,319 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// `oxbowctl topic ...`: create, list, describe, delete and configure
+// topics through liboxbow's admin API. Each subcommand parses its flags,
+// makes one or two admin calls and prints what a person (or a script
+// reading columns) needs; errors come back as one line naming the topic.
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/ctl/ctl.h"
+
+static const char topic_help[] =
+	"usage: oxbowctl topic SUBCOMMAND ...\n"
+	"  create NAME --partitions N [--replicas R] [--config k=v]...\n"
+	"  list                      topic names, one per line\n"
+	"  describe NAME             partitions, leaders, replicas, offsets, configs\n"
+	"  delete NAME\n"
+	"  config NAME k=v...        change configs (partitions=N grows a topic)\n"
+	"Run `oxbowctl topic SUBCOMMAND --help` for details.\n";
+
+static const char create_help[] =
+	"usage: oxbowctl topic create NAME --partitions N [--replicas R] [--config k=v]...\n"
+	"Creates topic NAME with N partitions.\n"
+	"  --partitions N   number of partitions (1 or more)\n"
+	"  --replicas R     replicas of each partition (default: the broker's\n"
+	"                   default.replication.factor)\n"
+	"  --config k=v     a topic config such as retention.ms=86400000 or\n"
+	"                   cleanup.policy=compact; repeat for more\n";
+
+static const char list_help[] =
+	"usage: oxbowctl topic list\n"
+	"Prints every topic name, one per line, sorted.\n";
+
+static const char describe_help[] =
+	"usage: oxbowctl topic describe NAME\n"
+	"Prints the topic's partitions (leader, replicas, in-sync replicas,\n"
+	"start and end offsets) and every config with its value.\n";
+
+static const char delete_help[] =
+	"usage: oxbowctl topic delete NAME\n"
+	"Deletes the topic and every record in it.\n";
+
+static const char config_help[] =
+	"usage: oxbowctl topic config NAME k=v...\n"
+	"Sets topic configs, all or none. partitions=N adds partitions.\n";
+
+// Parses flags with no options of their own beyond the global ones and
+// checks the positional count. Returns -1 to go on, or an exit code.
+static int parse_plain(struct ox_ctl *ctl, int argc, char **argv,
+		       const char *help, int min_pos, int max_pos,
+		       int *first_pos)
+{
+	static const struct option options[] = {
+		OX_CTL_GLOBAL_OPTIONS,
+		{ NULL, 0, NULL, 0 },
+	};
+	int opt;
+	ox_ctl_getopt_reset();
+	while ((opt = getopt_long(argc, argv, ":", options, NULL)) != -1) {
+		int rc = ox_ctl_global_flag(ctl, opt, argv, help);
+		if (rc >= 0)
+			return rc;
+	}
+	int n = argc - optind;
+	if (n < min_pos)
+		return ox_ctl_misuse(ctl, "missing argument");
+	if (max_pos >= 0 && n > max_pos)
+		return ox_ctl_misuse(ctl, "unexpected argument '%s'",
+				     argv[optind + max_pos]);
+	*first_pos = optind;
+	return -1;
+}
+
+static int topic_create(struct ox_ctl *ctl, int argc, char **argv)
+{
+	enum { OPT_PARTITIONS = OX_CTL_OPT_FIRST_LOCAL, OPT_REPLICAS,
+	       OPT_CONFIG };
+	static const struct option options[] = {
+		OX_CTL_GLOBAL_OPTIONS,
+		{ "partitions", required_argument, NULL, OPT_PARTITIONS },
+		{ "replicas", required_argument, NULL, OPT_REPLICAS },
+		{ "config", required_argument, NULL, OPT_CONFIG },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct ox_config_entry configs[OX_CTL_CONFIGS_MAX];
+	size_t n_configs = 0;
+	int64_t partitions = -1, replicas = 0;
+	int opt, rc, exit_code;
+
+	ox_ctl_getopt_reset();
+	while ((opt = getopt_long(argc, argv, ":", options, NULL)) != -1) {
+		switch (opt) {
+		case OPT_PARTITIONS:
+			if (ox_ctl_parse_i64(optarg, 1, INT32_MAX,
+					     &partitions) != 0)
+				return ox_ctl_misuse(ctl,
+					"--partitions wants a number from 1, not '%s'",
+					optarg);
+			break;
+		case OPT_REPLICAS:
+			if (ox_ctl_parse_i64(optarg, 1, INT32_MAX,
+					     &replicas) != 0)
+				return ox_ctl_misuse(ctl,
+					"--replicas wants a number from 1, not '%s'",
+					optarg);
+			break;
+		case OPT_CONFIG:
+			if (n_configs == OX_CTL_CONFIGS_MAX)
+				return ox_ctl_misuse(ctl,
+					"more than %d --config flags",
+					OX_CTL_CONFIGS_MAX);
+			if (ox_ctl_parse_config(optarg,
+						&configs[n_configs]) != 0)
+				return ox_ctl_misuse(ctl,
+					"--config wants k=v, not '%s'", optarg);
+			n_configs++;
+			break;
+		default:
+			rc = ox_ctl_global_flag(ctl, opt, argv, create_help);
+			if (rc >= 0)
+				return rc;
+		}
+	}
+	if (optind >= argc)
+		return ox_ctl_misuse(ctl, "missing topic name");
+	if (optind + 1 < argc)
+		return ox_ctl_misuse(ctl, "unexpected argument '%s'",
+				     argv[optind + 1]);
+	if (partitions < 0)
+		return ox_ctl_misuse(ctl, "missing --partitions N");
+	const char *name = argv[optind];
+
+	struct ox_admin *admin = ox_ctl_admin(ctl, &exit_code);
+	if (admin == NULL)
+		return exit_code;
+	rc = ox_admin_topic_create(admin, name, (int32_t)partitions,
+				   (int32_t)replicas, configs, n_configs);
+	if (rc != 0) {
+		char what[300];
+		snprintf(what, sizeof(what), "creating topic '%s'", name);
+		exit_code = ox_ctl_report(ctl, rc, what, name, NULL,
+					  ox_admin_last_error(admin));
+	} else {
+		printf("created topic '%s' with %d partition%s\n", name,
+		       (int)partitions, partitions == 1 ? "" : "s");
+		exit_code = OX_CTL_EXIT_OK;
+	}
+	ox_admin_destroy(admin);
+	return exit_code;
+}
+
+static int topic_list(struct ox_ctl *ctl, int argc, char **argv)
+{
+	struct ox_topic_info *topics = NULL;
+	size_t n = 0;
+	int pos, exit_code;
+	int rc = parse_plain(ctl, argc, argv, list_help, 0, 0, &pos);
+	if (rc >= 0)
+		return rc;
+	struct ox_admin *admin = ox_ctl_admin(ctl, &exit_code);
+	if (admin == NULL)
+		return exit_code;
+	rc = ox_admin_topic_list(admin, 0, &topics, &n);
+	if (rc != 0) {
+		exit_code = ox_ctl_report(ctl, rc, "listing topics", NULL, NULL,
+					  ox_admin_last_error(admin));
+	} else {
+		for (size_t i = 0; i < n; i++)
+			printf("%s\n", topics[i].name);
+		ox_topic_infos_free(topics, n);
+		exit_code = OX_CTL_EXIT_OK;
+	}
+	ox_admin_destroy(admin);
+	return exit_code;
+}
+
+// Prints node ids as "1,2,3" into a column of the partition table.
+static void print_ids(const int32_t *ids, size_t n)
+{
+	char buf[96];
+	size_t used = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < n && used < sizeof(buf); i++)
+		used += (size_t)snprintf(buf + used, sizeof(buf) - used,
+					 "%s%d", i ? "," : "", (int)ids[i]);
+	printf("  %-10s", n == 0 ? "-" : buf);
+}
+
+static void print_topic(const struct ox_topic_info *t)
+{
+	printf("topic: %s\npartitions: %zu\n", t->name, t->partition_count);
+	printf("%-10s  %-6s  %-10s  %-10s  %-12s  %s\n", "partition", "leader",
+	       "replicas", "in-sync", "start", "end");
+	for (size_t i = 0; i < t->partition_count; i++) {
+		const struct ox_partition_info *p = &t->partitions[i];
+		printf("%-10d  %-6d", (int)p->partition, (int)p->leader);
+		print_ids(p->replicas, p->replica_count);
+		print_ids(p->in_sync, p->in_sync_count);
+		printf("  %-12lld  %lld\n", (long long)p->start_offset,
+		       (long long)p->end_offset);
+	}
+	printf("configs:\n");
+	for (size_t i = 0; i < t->config_count; i++)
+		printf("  %s = %s\n", t->configs[i].key, t->configs[i].value);
+}
+
+static int topic_describe(struct ox_ctl *ctl, int argc, char **argv)
+{
+	struct ox_topic_info *info = NULL;
+	int pos, exit_code;
+	int rc = parse_plain(ctl, argc, argv, describe_help, 1, 1, &pos);
+	if (rc >= 0)
+		return rc;
+	struct ox_admin *admin = ox_ctl_admin(ctl, &exit_code);
+	if (admin == NULL)
+		return exit_code;
+	exit_code = ox_ctl_topic_lookup(ctl, admin, argv[pos], &info);
+	if (exit_code == OX_CTL_EXIT_OK) {
+		print_topic(info);
+		ox_topic_infos_free(info, 1);
+	}
+	ox_admin_destroy(admin);
+	return exit_code;
+}
+
+static int topic_delete(struct ox_ctl *ctl, int argc, char **argv)
+{
+	int pos, exit_code;
+	int rc = parse_plain(ctl, argc, argv, delete_help, 1, 1, &pos);
+	if (rc >= 0)
+		return rc;
+	const char *name = argv[pos];
+	struct ox_admin *admin = ox_ctl_admin(ctl, &exit_code);
+	if (admin == NULL)
+		return exit_code;
+	rc = ox_admin_topic_delete(admin, name);
+	if (rc != 0) {
+		char what[300];
+		snprintf(what, sizeof(what), "deleting topic '%s'", name);
+		exit_code = ox_ctl_report(ctl, rc, what, name, NULL,
+					  ox_admin_last_error(admin));
+	} else {
+		printf("deleted topic '%s'\n", name);
+		exit_code = OX_CTL_EXIT_OK;
+	}
+	ox_admin_destroy(admin);
+	return exit_code;
+}
+
+static int topic_config(struct ox_ctl *ctl, int argc, char **argv)
+{
+	struct ox_config_entry configs[OX_CTL_CONFIGS_MAX];
+	int pos, exit_code;
+	int rc = parse_plain(ctl, argc, argv, config_help, 2, -1, &pos);
+	if (rc >= 0)
+		return rc;
+	const char *name = argv[pos];
+	size_t n = (size_t)(argc - pos - 1);
+	if (n > OX_CTL_CONFIGS_MAX)
+		return ox_ctl_misuse(ctl, "more than %d configs at once",
+				     OX_CTL_CONFIGS_MAX);
+	for (size_t i = 0; i < n; i++) {
+		char *arg = argv[pos + 1 + i];
+		if (ox_ctl_parse_config(arg, &configs[i]) != 0)
+			return ox_ctl_misuse(ctl, "wanted k=v, not '%s'", arg);
+	}
+	struct ox_admin *admin = ox_ctl_admin(ctl, &exit_code);
+	if (admin == NULL)
+		return exit_code;
+	rc = ox_admin_config_alter(admin, name, configs, n);
+	if (rc != 0) {
+		char what[300];
+		snprintf(what, sizeof(what), "changing configs of topic '%s'",
+			 name);
+		exit_code = ox_ctl_report(ctl, rc, what, name, NULL,
+					  ox_admin_last_error(admin));
+	} else {
+		for (size_t i = 0; i < n; i++)
+			printf("%s = %s\n", configs[i].key, configs[i].value);
+		exit_code = OX_CTL_EXIT_OK;
+	}
+	ox_admin_destroy(admin);
+	return exit_code;
+}
+
+struct subcommand {
+	const char *name;
+	const char *command; // for messages: "topic create"
+	int (*run)(struct ox_ctl *ctl, int argc, char **argv);
+};
+
+int ox_ctl_topic(struct ox_ctl *ctl, int argc, char **argv)
+{
+	static const struct subcommand subs[] = {
+		{ "create", "topic create", topic_create },
+		{ "list", "topic list", topic_list },
+		{ "describe", "topic describe", topic_describe },
+		{ "delete", "topic delete", topic_delete },
+		{ "config", "topic config", topic_config },
+	};
+	int rc = ox_ctl_family_globals(ctl, &argc, &argv);
+	if (rc >= 0)
+		return rc;
+	if (argc < 2) {
+		fputs(topic_help, stderr);
+		return OX_CTL_EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		fputs(topic_help, stdout);
+		return OX_CTL_EXIT_OK;
+	}
+	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+		if (strcmp(argv[1], subs[i].name) == 0) {
+			ctl->command = subs[i].command;
+			return subs[i].run(ctl, argc - 1, argv + 1);
+		}
+	}
+	return ox_ctl_misuse(ctl, "unknown topic subcommand '%s'", argv[1]);
+}

@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// An in-process fake broker for the liboxbow unit tests: a thread with a
+// listening socket on 127.0.0.1 (port 0) that speaks the frames of
+// proto/FRAMING.md and the bodies of proto/api.proto for one topic held in
+// memory. Tests script it through the fields below (under fb_lock): errors
+// to answer produce requests with, silence, raw batches to serve. It
+// checks what it receives with the proto codec, so a test also sees
+// whether the client sent well-formed batches.
+#ifndef OX_TESTS_CLIENT_FAKE_BROKER_H
+#define OX_TESTS_CLIENT_FAKE_BROKER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define FB_PARTITIONS_MAX 16
+#define FB_BATCHES_MAX 4096
+
+struct fb_batch {
+	uint8_t *bytes;
+	size_t len;
+	int64_t base;
+	int64_t last;
+	uint32_t count;
+};
+
+struct fb_part {
+	struct fb_batch batches[FB_BATCHES_MAX];
+	size_t n;
+	int64_t next_offset;
+};
+
+struct fb {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	int listen_fd;
+	int stop_fd[2];
+	uint16_t port;
+	char bootstrap[64];
+	char topic[64];
+	uint32_t partitions;
+	struct fb_part parts[FB_PARTITIONS_MAX];
+	// Script.
+	int produce_fail_code;     // ErrorCode answered per batch ...
+	int produce_fail_times;    // ... this many requests (-1: always)
+	bool produce_silent;       // never answer produce requests
+	bool metadata_unknown;     // answer UNKNOWN_TOPIC for the topic
+	bool discard;              // assign offsets but keep no batches
+	// Observations.
+	int produce_requests;
+	int produce_batches;
+	int metadata_requests;
+	int bad_batches;           // batches that failed ox_batch_verify
+	int64_t committed[FB_PARTITIONS_MAX];
+};
+
+// Starts a fake broker serving `topic` with `partitions` partitions.
+struct fb *fb_start(const char *topic, uint32_t partitions);
+void fb_stop(struct fb *fb);
+
+// Appends raw bytes as one stored batch of partition p (they are served
+// to fetches as they are, corrupt or not); base/last/count describe them.
+void fb_append_raw(struct fb *fb, uint32_t p, const void *bytes, size_t len,
+		   int64_t base, int64_t last, uint32_t count);
+
+// Builds a batch of n records with values "v<offset>" at base offset
+// `base`; control makes it a control batch. Returns its length; the
+// caller frees *out.
+size_t fb_make_batch(uint8_t **out, int64_t base, uint32_t n, bool control);
+
+#endif
