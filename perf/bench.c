@@ -69,13 +69,11 @@ static void usage(FILE *f)
 		"  log --dir D --records N --size B   append through the partition log\n"
 		"      [--read] [--batch-records K] [--fsync always|interval]\n"
 		"      [--io uring|sync] [--inflight-mb M] [--segment-mb S] [--cold]\n"
-#ifdef OX_BENCH_CLIENT
 		"  produce --bootstrap L --topic T --records N --size B\n"
 		"      [--acks all|leader|none] [--rate R]   producer throughput, send-to-ack latency\n"
 		"  consume --bootstrap L --topic T --records N   read N records from the beginning\n"
 		"  e2e --bootstrap L --topic T --records N --size B --rate R\n"
 		"      produce-to-consume latency at a fixed rate\n"
-#endif
 		"run `oxbow-bench MODE --help` for a mode's flags.\n");
 }
 
@@ -91,14 +89,12 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "log") == 0)
 		return ox_bench_log(argc - 1, argv + 1);
-#ifdef OX_BENCH_CLIENT
 	if (strcmp(argv[1], "produce") == 0)
 		return ox_bench_produce(argc - 1, argv + 1);
 	if (strcmp(argv[1], "consume") == 0)
 		return ox_bench_consume(argc - 1, argv + 1);
 	if (strcmp(argv[1], "e2e") == 0)
 		return ox_bench_e2e(argc - 1, argv + 1);
-#endif
 	fprintf(stderr, "oxbow-bench: unknown mode '%s'\n", argv[1]);
 	usage(stderr);
 	return OX_BENCH_EXIT_USAGE;

@@ -33,7 +33,7 @@ void ox_bench_print(const struct ox_bench_result *r, const char *extra);
 
 // The modes; each returns the process's exit code.
 int ox_bench_log(int argc, char **argv);
-// Broker modes, built when liboxbow is (OX_BENCH_CLIENT defined).
+// Broker modes, through liboxbow.
 int ox_bench_produce(int argc, char **argv);
 int ox_bench_consume(int argc, char **argv);
 int ox_bench_e2e(int argc, char **argv);
