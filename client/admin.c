@@ -22,20 +22,13 @@ struct ox_admin {
 int ox_admin_create(struct ox_admin **out, const struct ox_conf *conf,
 		    char *errstr, size_t errstr_size)
 {
-	struct ox_admin *a;
+	int rc;
+	struct ox_admin *a = ox_client_handle_create(sizeof(*a), out, conf,
+						     errstr, errstr_size, &rc);
 
-	if (out == NULL || conf == NULL) {
-		ox_errstr_set(errstr, errstr_size, "out and conf are required");
-		return -EINVAL;
-	}
-	a = calloc(1, sizeof(*a));
-	if (a == NULL) {
-		ox_errstr_set(errstr, errstr_size, "out of memory");
-		return -ENOMEM;
-	}
-	ox_client_init(&a->cl, conf);
-	*out = a;
-	return 0;
+	if (a != NULL)
+		*out = a;
+	return rc;
 }
 
 void ox_admin_destroy(struct ox_admin *a)
@@ -75,6 +68,33 @@ static bool name_ok(const char *name)
 	return name != NULL && name[0] != '\0';
 }
 
+// The repeated ConfigEntry field of a request, borrowing configs' strings.
+// Returns 0, -EINVAL (a NULL key or value) or -ENOMEM; the caller frees
+// *ce and *cep either way.
+static int config_entries(const struct ox_config_entry *configs, size_t n,
+			  Oxbow__ConfigEntry **ce, Oxbow__ConfigEntry ***cep)
+{
+	*ce = NULL;
+	*cep = NULL;
+	if (configs == NULL && n > 0)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (configs[i].key == NULL || configs[i].value == NULL)
+			return -EINVAL;
+	*ce = calloc(n + 1, sizeof(**ce));
+	*cep = calloc(n + 1, sizeof(**cep));
+	if (*ce == NULL || *cep == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		Oxbow__ConfigEntry init = OXBOW__CONFIG_ENTRY__INIT;
+		(*ce)[i] = init;
+		(*ce)[i].key = (char *)configs[i].key;
+		(*ce)[i].value = (char *)configs[i].value;
+		(*cep)[i] = &(*ce)[i];
+	}
+	return 0;
+}
+
 int ox_admin_topic_create(struct ox_admin *a, const char *name,
 			  int32_t partitions, int32_t replicas,
 			  const struct ox_config_entry *configs, size_t n)
@@ -83,25 +103,13 @@ int ox_admin_topic_create(struct ox_admin *a, const char *name,
 	Oxbow__TopicSpec spec = OXBOW__TOPIC_SPEC__INIT, *specp = &spec;
 	Oxbow__ConfigEntry *ce = NULL, **cep = NULL;
 	ProtobufCMessage *msg = NULL;
-	int rc = -ENOMEM;
+	int rc;
 
-	if (a == NULL || !name_ok(name) || partitions <= 0 || replicas < 0 ||
-	    (configs == NULL && n > 0))
+	if (a == NULL || !name_ok(name) || partitions <= 0 || replicas < 0)
 		return -EINVAL;
-	for (size_t i = 0; i < n; i++)
-		if (configs[i].key == NULL || configs[i].value == NULL)
-			return -EINVAL;
-	ce = calloc(n + 1, sizeof(*ce));
-	cep = calloc(n + 1, sizeof(*cep));
-	if (ce == NULL || cep == NULL)
+	rc = config_entries(configs, n, &ce, &cep);
+	if (rc < 0)
 		goto out;
-	for (size_t i = 0; i < n; i++) {
-		Oxbow__ConfigEntry init = OXBOW__CONFIG_ENTRY__INIT;
-		ce[i] = init;
-		ce[i].key = (char *)configs[i].key;
-		ce[i].value = (char *)configs[i].value;
-		cep[i] = &ce[i];
-	}
 	spec.name = (char *)name;
 	spec.partitions = (uint32_t)partitions;
 	spec.replicas = (uint32_t)replicas;
@@ -260,42 +268,8 @@ static int list_offset_node(struct ox_admin *a, int32_t leader,
 			    const char *topic, int32_t partition, int64_t spec,
 			    int64_t *offset_out)
 {
-	Oxbow__ListOffsetsRequest req = OXBOW__LIST_OFFSETS_REQUEST__INIT;
-	Oxbow__ListOffsetsTarget t = OXBOW__LIST_OFFSETS_TARGET__INIT;
-	Oxbow__ListOffsetsTarget *tp = &t;
-	ProtobufCMessage *msg = NULL;
-	int rc;
-
-	t.topic = (char *)topic;
-	t.partition = (uint32_t)partition;
-	if (spec == OX_OFFSET_BEGINNING) {
-		t.spec = OXBOW__OFFSET_SPEC__OFFSET_SPEC_EARLIEST;
-	} else if (spec == OX_OFFSET_END) {
-		t.spec = OXBOW__OFFSET_SPEC__OFFSET_SPEC_LATEST;
-	} else {
-		t.spec = OXBOW__OFFSET_SPEC__OFFSET_SPEC_TIMESTAMP;
-		t.timestamp = spec;
-	}
-	req.n_targets = 1;
-	req.targets = &tp;
-	rc = ox_client_call_node(&a->cl, leader, OXBOW__API_KEY__LIST_OFFSETS,
-				 &req.base,
-				 &oxbow__list_offsets_response__descriptor,
-				 &msg);
-	if (rc < 0)
-		return rc;
-	Oxbow__ListOffsetsResponse *r = (Oxbow__ListOffsetsResponse *)msg;
-	if (r->n_results < 1) {
-		rc = -OX_ESERVER;
-	} else {
-		rc = ox_error_from_wire((int)r->results[0]->error_code);
-		*offset_out = r->results[0]->offset;
-	}
-	protobuf_c_message_free_unpacked(msg, NULL);
-	if (rc < 0)
-		ox_client_set_error(&a->cl, "%s[%d]: %s", topic, (int)partition,
-				    ox_strerror(rc));
-	return rc;
+	return ox_client_list_offset(&a->cl, leader, topic, partition, spec,
+				     "", offset_out);
 }
 
 // The leader of a partition, from fresh metadata.
@@ -438,26 +412,15 @@ int ox_admin_config_alter(struct ox_admin *a, const char *topic,
 			  const struct ox_config_entry *set, size_t n)
 {
 	Oxbow__AlterConfigsRequest req = OXBOW__ALTER_CONFIGS_REQUEST__INIT;
-	Oxbow__ConfigEntry *ce, **cep;
+	Oxbow__ConfigEntry *ce = NULL, **cep = NULL;
 	ProtobufCMessage *msg = NULL;
-	int rc = -ENOMEM;
+	int rc;
 
-	if (a == NULL || !name_ok(topic) || (set == NULL && n > 0))
+	if (a == NULL || !name_ok(topic))
 		return -EINVAL;
-	for (size_t i = 0; i < n; i++)
-		if (set[i].key == NULL || set[i].value == NULL)
-			return -EINVAL;
-	ce = calloc(n + 1, sizeof(*ce));
-	cep = calloc(n + 1, sizeof(*cep));
-	if (ce == NULL || cep == NULL)
+	rc = config_entries(set, n, &ce, &cep);
+	if (rc < 0)
 		goto out;
-	for (size_t i = 0; i < n; i++) {
-		Oxbow__ConfigEntry init = OXBOW__CONFIG_ENTRY__INIT;
-		ce[i] = init;
-		ce[i].key = (char *)set[i].key;
-		ce[i].value = (char *)set[i].value;
-		cep[i] = &ce[i];
-	}
 	req.topic = (char *)topic;
 	req.n_set = n;
 	req.set = cep;
@@ -607,10 +570,8 @@ int ox_admin_group_describe(struct ox_admin *a, const char *group,
 int ox_admin_group_commit(struct ox_admin *a, const char *group,
 			  const struct ox_topic_partition *tps, size_t n)
 {
-	Oxbow__OffsetCommitRequest req = OXBOW__OFFSET_COMMIT_REQUEST__INIT;
-	Oxbow__GroupOffset *g, **gp;
-	ProtobufCMessage *msg = NULL;
-	int rc = -ENOMEM;
+	struct ox_req_offsets r;
+	int rc;
 
 	if (a == NULL || !name_ok(group) || tps == NULL || n == 0)
 		return -EINVAL;
@@ -618,36 +579,15 @@ int ox_admin_group_commit(struct ox_admin *a, const char *group,
 		if (!name_ok(tps[i].topic) || tps[i].partition < 0 ||
 		    tps[i].offset < 0)
 			return -EINVAL;
-	g = calloc(n, sizeof(*g));
-	gp = calloc(n, sizeof(*gp));
-	if (g == NULL || gp == NULL)
-		goto out;
+	rc = ox_req_offsets_alloc(&r, n);
+	if (rc < 0)
+		return rc;
 	for (size_t i = 0; i < n; i++) {
-		Oxbow__GroupOffset init = OXBOW__GROUP_OFFSET__INIT;
-		g[i] = init;
-		g[i].topic = (char *)tps[i].topic;
-		g[i].partition = (uint32_t)tps[i].partition;
-		g[i].offset = tps[i].offset;
-		gp[i] = &g[i];
+		r.v[i].topic = (char *)tps[i].topic;
+		r.v[i].partition = (uint32_t)tps[i].partition;
+		r.v[i].offset = tps[i].offset;
 	}
-	req.group = (char *)group;
-	req.n_offsets = n;
-	req.offsets = gp;
-	rc = ox_client_call_any(&a->cl, OXBOW__API_KEY__OFFSET_COMMIT, &req.base,
-				&oxbow__offset_commit_response__descriptor,
-				&msg);
-	if (rc == 0) {
-		Oxbow__OffsetCommitResponse *r =
-			(Oxbow__OffsetCommitResponse *)msg;
-		for (size_t i = 0; rc == 0 && i < r->n_offsets; i++)
-			rc = ox_error_from_wire((int)r->offsets[i]->error_code);
-		protobuf_c_message_free_unpacked(msg, NULL);
-		if (rc < 0)
-			ox_client_set_error(&a->cl, "commit: %s",
-					    ox_strerror(rc));
-	}
-out:
-	free(g);
-	free(gp);
+	rc = ox_client_commit(&a->cl, group, &r);
+	ox_req_offsets_free(&r);
 	return rc;
 }

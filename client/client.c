@@ -209,3 +209,129 @@ int ox_client_metadata(struct ox_client *cl, const char *const *topics,
 	}
 	return rc;
 }
+
+void *ox_client_handle_create(size_t size, const void *out,
+			      const struct ox_conf *conf, char *errstr,
+			      size_t errstr_size, int *rc)
+{
+	struct ox_client *cl;
+
+	OX_ASSERT(size >= sizeof(*cl));
+	if (out == NULL || conf == NULL) {
+		ox_errstr_set(errstr, errstr_size, "out and conf are required");
+		*rc = -EINVAL;
+		return NULL;
+	}
+	cl = calloc(1, size);
+	if (cl == NULL) {
+		ox_errstr_set(errstr, errstr_size, "out of memory");
+		*rc = -ENOMEM;
+		return NULL;
+	}
+	ox_client_init(cl, conf);
+	*rc = 0;
+	return cl;
+}
+
+int ox_client_list_offset(struct ox_client *cl, int32_t node,
+			  const char *topic, int32_t partition, int64_t spec,
+			  const char *what, int64_t *offset_out)
+{
+	Oxbow__ListOffsetsRequest req = OXBOW__LIST_OFFSETS_REQUEST__INIT;
+	Oxbow__ListOffsetsTarget t = OXBOW__LIST_OFFSETS_TARGET__INIT;
+	Oxbow__ListOffsetsTarget *tp = &t;
+	ProtobufCMessage *msg = NULL;
+	int rc;
+
+	OX_ASSERT(spec >= 0 || spec == OX_OFFSET_BEGINNING ||
+		  spec == OX_OFFSET_END);
+	t.topic = (char *)topic;
+	t.partition = (uint32_t)partition;
+	if (spec == OX_OFFSET_BEGINNING) {
+		t.spec = OXBOW__OFFSET_SPEC__OFFSET_SPEC_EARLIEST;
+	} else if (spec == OX_OFFSET_END) {
+		t.spec = OXBOW__OFFSET_SPEC__OFFSET_SPEC_LATEST;
+	} else {
+		t.spec = OXBOW__OFFSET_SPEC__OFFSET_SPEC_TIMESTAMP;
+		t.timestamp = spec;
+	}
+	req.n_targets = 1;
+	req.targets = &tp;
+	rc = ox_client_call_node(cl, node, OXBOW__API_KEY__LIST_OFFSETS,
+				 &req.base,
+				 &oxbow__list_offsets_response__descriptor,
+				 &msg);
+	if (rc < 0)
+		return rc;
+	Oxbow__ListOffsetsResponse *r = (Oxbow__ListOffsetsResponse *)msg;
+	if (r->n_results < 1) {
+		rc = -OX_ESERVER;
+	} else {
+		rc = ox_error_from_wire((int)r->results[0]->error_code);
+		*offset_out = r->results[0]->offset;
+	}
+	protobuf_c_message_free_unpacked(msg, NULL);
+	if (rc < 0)
+		ox_client_set_error(cl, "%s[%d]: %s%s", topic, (int)partition,
+				    what, ox_strerror(rc));
+	return rc;
+}
+
+int ox_req_offsets_alloc(struct ox_req_offsets *r, size_t n)
+{
+	memset(r, 0, sizeof(*r));
+	// One spare slot: calloc(0) may return NULL.
+	r->v = calloc(n + 1, sizeof(*r->v));
+	r->p = calloc(n + 1, sizeof(*r->p));
+	if (r->v == NULL || r->p == NULL) {
+		ox_req_offsets_free(r);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		Oxbow__GroupOffset init = OXBOW__GROUP_OFFSET__INIT;
+		r->v[i] = init;
+		r->p[i] = &r->v[i];
+	}
+	r->n = n;
+	return 0;
+}
+
+void ox_req_offsets_free(struct ox_req_offsets *r)
+{
+	free(r->v);
+	free(r->p);
+	r->v = NULL;
+	r->p = NULL;
+	r->n = 0;
+}
+
+int ox_commit_response_result(const Oxbow__OffsetCommitResponse *r)
+{
+	int rc = 0;
+
+	for (size_t i = 0; rc == 0 && i < r->n_offsets; i++)
+		rc = ox_error_from_wire((int)r->offsets[i]->error_code);
+	return rc;
+}
+
+int ox_client_commit(struct ox_client *cl, const char *group,
+		     const struct ox_req_offsets *r)
+{
+	Oxbow__OffsetCommitRequest req = OXBOW__OFFSET_COMMIT_REQUEST__INIT;
+	ProtobufCMessage *msg = NULL;
+	int rc;
+
+	req.group = (char *)group;
+	req.n_offsets = r->n;
+	req.offsets = r->p;
+	rc = ox_client_call_any(cl, OXBOW__API_KEY__OFFSET_COMMIT, &req.base,
+				&oxbow__offset_commit_response__descriptor,
+				&msg);
+	if (rc < 0)
+		return rc;
+	rc = ox_commit_response_result((Oxbow__OffsetCommitResponse *)msg);
+	protobuf_c_message_free_unpacked(msg, NULL);
+	if (rc < 0)
+		ox_client_set_error(cl, "commit: %s", ox_strerror(rc));
+	return rc;
+}

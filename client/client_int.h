@@ -206,4 +206,43 @@ int ox_client_metadata(struct ox_client *cl, const char *const *topics,
 void ox_client_set_error(struct ox_client *cl, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+// The shared start of ox_admin_create and ox_consumer_create: checks out
+// and conf, allocates a zeroed handle of `size` bytes whose first member
+// is a struct ox_client, and initialises that client from conf (copied).
+// Returns the handle (the caller's, freed with free() after
+// ox_client_deinit) or NULL with *rc set to -EINVAL or -ENOMEM and a
+// sentence in errstr.
+void *ox_client_handle_create(size_t size, const void *out,
+			      const struct ox_conf *conf, char *errstr,
+			      size_t errstr_size, int *rc);
+
+// One LIST_OFFSETS target sent to node: OX_OFFSET_BEGINNING,
+// OX_OFFSET_END, or a timestamp (ms >= 0). Returns 0 with the offset in
+// *offset_out, or an error whose last_error reads
+// "topic[partition]: <what><reason>" (what may be "").
+int ox_client_list_offset(struct ox_client *cl, int32_t node,
+			  const char *topic, int32_t partition, int64_t spec,
+			  const char *what, int64_t *offset_out);
+
+// The repeated GroupOffset field of an OFFSET_FETCH or OFFSET_COMMIT
+// request: n messages, each initialised, and the pointer array protobuf-c
+// wants. The caller fills topic, partition and offset; the strings stay
+// borrowed.
+struct ox_req_offsets {
+	Oxbow__GroupOffset *v;
+	Oxbow__GroupOffset **p;
+	size_t n;
+};
+// Returns 0 or -ENOMEM (r is then empty; ox_req_offsets_free is safe).
+int ox_req_offsets_alloc(struct ox_req_offsets *r, size_t n);
+void ox_req_offsets_free(struct ox_req_offsets *r);
+
+// Commits the offsets of r for group to any broker and maps the
+// per-partition results: 0, or the first partition's error (last_error
+// "commit: <reason>"), or a request error.
+int ox_client_commit(struct ox_client *cl, const char *group,
+		     const struct ox_req_offsets *r);
+// The first error among a commit response's per-partition results, or 0.
+int ox_commit_response_result(const Oxbow__OffsetCommitResponse *r);
+
 #endif

@@ -99,6 +99,53 @@ int ox_conf_parse_bootstrap(const char *text, struct ox_hostport *out,
 	return *n > 0 ? 0 : -EINVAL;
 }
 
+// Numeric keys: where the value goes, its default and its accepted range.
+// The bounds keep every derived computation (deadlines, doubling backoff,
+// buffer sizes) far from overflow and reject values that cannot work.
+struct num_key {
+	const char *key;
+	size_t off;
+	int64_t def;
+	int64_t min;
+	int64_t max;
+};
+
+#define NUM(k, field, d, lo, hi) \
+	{ k, offsetof(struct ox_conf, field), d, lo, hi }
+// A day: no timeout or delay of this library makes sense beyond it.
+#define DAY_MS 86400000
+
+static const struct num_key num_keys[] = {
+	NUM("request.timeout.ms", request_timeout_ms, 30000, 1, DAY_MS),
+	NUM("socket.connect.timeout.ms", connect_timeout_ms, 10000, 1,
+	    DAY_MS),
+	NUM("linger.ms", linger_ms, 5, 0, DAY_MS),
+	// A batch must hold its header and a small record.
+	NUM("batch.size", batch_size, 262144, 128, OX_BATCH_BYTES_MAX),
+	NUM("buffer.memory", buffer_memory, 67108864, 1024,
+	    INT64_C(1) << 40),
+	NUM("max.block.ms", max_block_ms, 60000, 0, DAY_MS),
+	NUM("retries", retries, INT32_MAX, 0, INT32_MAX),
+	NUM("retry.backoff.ms", retry_backoff_ms, 100, 0, DAY_MS),
+	NUM("retry.backoff.max.ms", retry_backoff_max_ms, 1000, 0, DAY_MS),
+	NUM("delivery.timeout.ms", delivery_timeout_ms, 120000, 1,
+	    INT32_MAX),
+	// In-flight requests each hold a slot and their batches: 1000 is
+	// beyond any useful pipelining depth.
+	NUM("max.in.flight.requests.per.connection", max_in_flight, 5, 1,
+	    1000),
+	NUM("max.request.size", max_request_size, 1048576, 1024,
+	    OX_BATCH_BYTES_MAX),
+	NUM("fetch.min.bytes", fetch_min_bytes, 1, 0, INT32_MAX),
+	NUM("fetch.max.wait.ms", fetch_max_wait_ms, 500, 0, 600000),
+	NUM("fetch.max.bytes", fetch_max_bytes, 52428800, 1024,
+	    OX_BATCH_BYTES_MAX),
+	NUM("max.partition.fetch.bytes", max_partition_fetch_bytes, 8388608,
+	    1024, OX_BATCH_BYTES_MAX),
+};
+
+#define NUM_KEYS_N (sizeof(num_keys) / sizeof(num_keys[0]))
+
 struct ox_conf *ox_conf_create(void)
 {
 	struct ox_conf *c = calloc(1, sizeof(*c));
@@ -110,25 +157,14 @@ struct ox_conf *ox_conf_create(void)
 	c->boot[0].port = 7400;
 	c->boot_n = 1;
 	strcpy(c->client_id, "oxbow");
-	c->request_timeout_ms = 30000;
-	c->connect_timeout_ms = 10000;
 	c->acks = OX_ACKS_ALL;
-	c->linger_ms = 5;
-	c->batch_size = 262144;
-	c->buffer_memory = 67108864;
-	c->max_block_ms = 60000;
-	c->retries = INT32_MAX;
-	c->retry_backoff_ms = 100;
-	c->retry_backoff_max_ms = 1000;
-	c->delivery_timeout_ms = 120000;
-	c->max_in_flight = 5;
-	c->max_request_size = 1048576;
 	c->auto_offset_reset = OX_RESET_LATEST;
-	c->fetch_min_bytes = 1;
-	c->fetch_max_wait_ms = 500;
-	c->fetch_max_bytes = 52428800;
-	c->max_partition_fetch_bytes = 8388608;
 	c->check_crcs = true;
+	for (size_t i = 0; i < NUM_KEYS_N; i++) {
+		const struct num_key *k = &num_keys[i];
+		OX_ASSERT(k->def >= k->min && k->def <= k->max);
+		memcpy((char *)c + k->off, &k->def, sizeof(k->def));
+	}
 	return c;
 }
 
@@ -136,44 +172,6 @@ void ox_conf_destroy(struct ox_conf *conf)
 {
 	free(conf);
 }
-
-// Numeric keys: where the value goes and its accepted range. The bounds
-// keep every derived computation (deadlines, doubling backoff, buffer
-// sizes) far from overflow and reject values that cannot work.
-struct num_key {
-	const char *key;
-	size_t off;
-	int64_t min;
-	int64_t max;
-};
-
-#define NUM(k, field, lo, hi) { k, offsetof(struct ox_conf, field), lo, hi }
-// A day: no timeout or delay of this library makes sense beyond it.
-#define DAY_MS 86400000
-
-static const struct num_key num_keys[] = {
-	NUM("request.timeout.ms", request_timeout_ms, 1, DAY_MS),
-	NUM("socket.connect.timeout.ms", connect_timeout_ms, 1, DAY_MS),
-	NUM("linger.ms", linger_ms, 0, DAY_MS),
-	// A batch must hold its header and a small record.
-	NUM("batch.size", batch_size, 128, OX_BATCH_BYTES_MAX),
-	NUM("buffer.memory", buffer_memory, 1024, INT64_C(1) << 40),
-	NUM("max.block.ms", max_block_ms, 0, DAY_MS),
-	NUM("retries", retries, 0, INT32_MAX),
-	NUM("retry.backoff.ms", retry_backoff_ms, 0, DAY_MS),
-	NUM("retry.backoff.max.ms", retry_backoff_max_ms, 0, DAY_MS),
-	NUM("delivery.timeout.ms", delivery_timeout_ms, 1, INT32_MAX),
-	// In-flight requests each hold a slot and their batches: 1000 is
-	// beyond any useful pipelining depth.
-	NUM("max.in.flight.requests.per.connection", max_in_flight, 1, 1000),
-	NUM("max.request.size", max_request_size, 1024,
-	    OX_BATCH_BYTES_MAX),
-	NUM("fetch.min.bytes", fetch_min_bytes, 0, INT32_MAX),
-	NUM("fetch.max.wait.ms", fetch_max_wait_ms, 0, 600000),
-	NUM("fetch.max.bytes", fetch_max_bytes, 1024, OX_BATCH_BYTES_MAX),
-	NUM("max.partition.fetch.bytes", max_partition_fetch_bytes, 1024,
-	    OX_BATCH_BYTES_MAX),
-};
 
 static int parse_i64(const char *s, int64_t *out)
 {
@@ -235,7 +233,7 @@ int ox_conf_set(struct ox_conf *conf, const char *key, const char *value,
 			      "conf, key and value must not be NULL");
 		return -OX_EINVALID_CONFIG;
 	}
-	for (size_t i = 0; i < sizeof(num_keys) / sizeof(num_keys[0]); i++) {
+	for (size_t i = 0; i < NUM_KEYS_N; i++) {
 		const struct num_key *k = &num_keys[i];
 		int64_t v;
 

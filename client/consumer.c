@@ -8,6 +8,7 @@
 // consumer_fetch.c. Not thread-safe: one thread at a time per consumer.
 #include <errno.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,21 +20,19 @@
 // connection; beyond this, commit_async waits for the oldest.
 #define ACOMMITS_MAX 64
 
+// ox_client_handle_create allocates the handle around its client.
+_Static_assert(offsetof(struct ox_consumer, cl) == 0,
+	       "the client is the consumer's first member");
+
 int ox_consumer_create(struct ox_consumer **out, const struct ox_conf *conf,
 		       char *errstr, size_t errstr_size)
 {
-	struct ox_consumer *c;
+	int rc;
+	struct ox_consumer *c = ox_client_handle_create(
+		sizeof(*c), out, conf, errstr, errstr_size, &rc);
 
-	if (out == NULL || conf == NULL) {
-		ox_errstr_set(errstr, errstr_size, "out and conf are required");
-		return -EINVAL;
-	}
-	c = calloc(1, sizeof(*c));
-	if (c == NULL) {
-		ox_errstr_set(errstr, errstr_size, "out of memory");
-		return -ENOMEM;
-	}
-	ox_client_init(&c->cl, conf);
+	if (c == NULL)
+		return rc;
 	ox_conn_init(&c->commit_conn, &c->cl.conf.boot[0],
 		     c->cl.conf.client_id);
 	*out = c;
@@ -132,43 +131,8 @@ int ox_consumer_refresh_leaders(struct ox_consumer *c)
 int ox_consumer_list_offset(struct ox_consumer *c, struct cpart *p,
 			    int64_t spec, int64_t *out)
 {
-	Oxbow__ListOffsetsRequest req = OXBOW__LIST_OFFSETS_REQUEST__INIT;
-	Oxbow__ListOffsetsTarget t = OXBOW__LIST_OFFSETS_TARGET__INIT;
-	Oxbow__ListOffsetsTarget *tp = &t;
-	ProtobufCMessage *msg = NULL;
-	int rc;
-
-	t.topic = p->topic;
-	t.partition = (uint32_t)p->partition;
-	if (spec == OX_OFFSET_BEGINNING) {
-		t.spec = OXBOW__OFFSET_SPEC__OFFSET_SPEC_EARLIEST;
-	} else if (spec == OX_OFFSET_END) {
-		t.spec = OXBOW__OFFSET_SPEC__OFFSET_SPEC_LATEST;
-	} else {
-		t.spec = OXBOW__OFFSET_SPEC__OFFSET_SPEC_TIMESTAMP;
-		t.timestamp = spec;
-	}
-	req.n_targets = 1;
-	req.targets = &tp;
-	rc = ox_client_call_node(&c->cl, p->leader, OXBOW__API_KEY__LIST_OFFSETS,
-				 &req.base,
-				 &oxbow__list_offsets_response__descriptor,
-				 &msg);
-	if (rc < 0)
-		return rc;
-	Oxbow__ListOffsetsResponse *r = (Oxbow__ListOffsetsResponse *)msg;
-	if (r->n_results < 1) {
-		rc = -OX_ESERVER;
-	} else {
-		rc = ox_error_from_wire((int)r->results[0]->error_code);
-		*out = r->results[0]->offset;
-	}
-	protobuf_c_message_free_unpacked(msg, NULL);
-	if (rc < 0)
-		ox_client_set_error(&c->cl, "%s[%d]: list offsets: %s",
-				    p->topic, (int)p->partition,
-				    ox_strerror(rc));
-	return rc;
+	return ox_client_list_offset(&c->cl, p->leader, p->topic, p->partition,
+				     spec, "list offsets: ", out);
 }
 
 int ox_consumer_reset(struct ox_consumer *c, struct cpart *p)
@@ -196,25 +160,21 @@ static int committed_fetch(struct ox_consumer *c, struct cpart *only,
 {
 	Oxbow__OffsetFetchRequest req = OXBOW__OFFSET_FETCH_REQUEST__INIT;
 	size_t n = only != NULL ? 1 : c->parts_n;
-	Oxbow__GroupOffset *g = calloc(n + 1, sizeof(*g));
-	Oxbow__GroupOffset **gp = calloc(n + 1, sizeof(*gp));
+	struct ox_req_offsets g;
 	ProtobufCMessage *msg = NULL;
-	int rc = -ENOMEM;
+	int rc = ox_req_offsets_alloc(&g, n);
 
-	if (g == NULL || gp == NULL)
-		goto out;
+	if (rc < 0)
+		return rc;
 	for (size_t i = 0; i < n; i++) {
 		struct cpart *p = only != NULL ? only : &c->parts[i];
-		Oxbow__GroupOffset init = OXBOW__GROUP_OFFSET__INIT;
-		g[i] = init;
-		g[i].topic = p->topic;
-		g[i].partition = (uint32_t)p->partition;
-		gp[i] = &g[i];
+		g.v[i].topic = p->topic;
+		g.v[i].partition = (uint32_t)p->partition;
 		out[i] = -1;
 	}
 	req.group = c->cl.conf.group_id;
 	req.n_partitions = n;
-	req.partitions = gp;
+	req.partitions = g.p;
 	rc = ox_client_call_any(&c->cl, OXBOW__API_KEY__OFFSET_FETCH, &req.base,
 				&oxbow__offset_fetch_response__descriptor,
 				&msg);
@@ -226,14 +186,13 @@ static int committed_fetch(struct ox_consumer *c, struct cpart *only,
 		if (o->error_code != 0)
 			continue;
 		for (size_t i = 0; i < n; i++)
-			if (g[i].partition == o->partition &&
-			    strcmp(g[i].topic, o->topic) == 0)
+			if (g.v[i].partition == o->partition &&
+			    strcmp(g.v[i].topic, o->topic) == 0)
 				out[i] = o->offset;
 	}
 	protobuf_c_message_free_unpacked(msg, NULL);
 out:
-	free(g);
-	free(gp);
+	ox_req_offsets_free(&g);
 	return rc;
 }
 
@@ -370,8 +329,7 @@ static int commit_result(const struct ox_resp *r)
 	cr = oxbow__offset_commit_response__unpack(NULL, r->body_len, r->body);
 	if (cr == NULL)
 		return -OX_ECORRUPT;
-	for (size_t i = 0; rc == 0 && i < cr->n_offsets; i++)
-		rc = ox_error_from_wire((int)cr->offsets[i]->error_code);
+	rc = ox_commit_response_result(cr);
 	oxbow__offset_commit_response__free_unpacked(cr, NULL);
 	return rc;
 }
@@ -439,12 +397,14 @@ static int64_t app_position(const struct ox_consumer *c, const struct cpart *p)
 	return p->position;
 }
 
-static int commit_body(struct ox_consumer *c,
-		       const struct ox_topic_partition *tps, size_t n,
-		       Oxbow__OffsetCommitRequest *req, Oxbow__GroupOffset **g,
-		       Oxbow__GroupOffset ***gp)
+// The offsets a commit sends: tps when given, else the application's
+// position in every assigned partition. On success the caller frees g.
+static int commit_offsets(struct ox_consumer *c,
+			  const struct ox_topic_partition *tps, size_t n,
+			  struct ox_req_offsets *g)
 {
 	size_t k = tps != NULL ? n : c->parts_n;
+	int rc;
 
 	if (c->cl.conf.group_id[0] == '\0') {
 		ox_client_set_error(&c->cl, "commit needs group.id");
@@ -454,57 +414,36 @@ static int commit_body(struct ox_consumer *c,
 		if (tps[i].topic == NULL || tps[i].partition < 0 ||
 		    tps[i].offset < 0)
 			return -EINVAL;
-	*g = calloc(k + 1, sizeof(**g));
-	*gp = calloc(k + 1, sizeof(**gp));
-	if (*g == NULL || *gp == NULL)
-		return -ENOMEM;
+	rc = ox_req_offsets_alloc(g, k);
+	if (rc < 0)
+		return rc;
 	for (size_t i = 0; i < k; i++) {
-		Oxbow__GroupOffset init = OXBOW__GROUP_OFFSET__INIT;
-		(*g)[i] = init;
-		(*g)[i].topic = (char *)(tps != NULL ? tps[i].topic :
+		g->v[i].topic = (char *)(tps != NULL ? tps[i].topic :
 						       c->parts[i].topic);
-		(*g)[i].partition = (uint32_t)(tps != NULL ? tps[i].partition :
-							     c->parts[i].partition);
-		(*g)[i].offset = tps != NULL ? tps[i].offset :
+		g->v[i].partition = (uint32_t)(tps != NULL ?
+						       tps[i].partition :
+						       c->parts[i].partition);
+		g->v[i].offset = tps != NULL ? tps[i].offset :
 					       app_position(c, &c->parts[i]);
-		(*gp)[i] = &(*g)[i];
 	}
-	req->group = c->cl.conf.group_id;
-	req->n_offsets = k;
-	req->offsets = *gp;
 	return 0;
 }
 
 int ox_consumer_commit(struct ox_consumer *c,
 		       const struct ox_topic_partition *tps, size_t n)
 {
-	Oxbow__OffsetCommitRequest req = OXBOW__OFFSET_COMMIT_REQUEST__INIT;
-	Oxbow__GroupOffset *g = NULL, **gp = NULL;
-	ProtobufCMessage *msg = NULL;
+	struct ox_req_offsets g;
 	int rc;
 
 	if (c == NULL)
 		return -EINVAL;
 	commit_pump(c, true, ox_now_ms() + c->cl.conf.request_timeout_ms);
 	commit_callbacks(c);
-	rc = commit_body(c, tps, n, &req, &g, &gp);
-	if (rc == 0)
-		rc = ox_client_call_any(&c->cl, OXBOW__API_KEY__OFFSET_COMMIT,
-					&req.base,
-					&oxbow__offset_commit_response__descriptor,
-					&msg);
-	if (rc == 0) {
-		Oxbow__OffsetCommitResponse *r =
-			(Oxbow__OffsetCommitResponse *)msg;
-		for (size_t i = 0; rc == 0 && i < r->n_offsets; i++)
-			rc = ox_error_from_wire((int)r->offsets[i]->error_code);
-		protobuf_c_message_free_unpacked(msg, NULL);
-		if (rc < 0)
-			ox_client_set_error(&c->cl, "commit: %s",
-					    ox_strerror(rc));
-	}
-	free(g);
-	free(gp);
+	rc = commit_offsets(c, tps, n, &g);
+	if (rc < 0)
+		return rc;
+	rc = ox_client_commit(&c->cl, c->cl.conf.group_id, &g);
+	ox_req_offsets_free(&g);
 	return rc;
 }
 
@@ -513,7 +452,7 @@ int ox_consumer_commit_async(struct ox_consumer *c,
 			     ox_commit_cb cb, void *opaque)
 {
 	Oxbow__OffsetCommitRequest req = OXBOW__OFFSET_COMMIT_REQUEST__INIT;
-	Oxbow__GroupOffset *g = NULL, **gp = NULL;
+	struct ox_req_offsets g;
 	uint64_t corr;
 	int rc;
 
@@ -530,8 +469,13 @@ int ox_consumer_commit_async(struct ox_consumer *c,
 	if (c->acommits_n == ACOMMITS_MAX)
 		commit_pump(c, true,
 			    ox_now_ms() + c->cl.conf.request_timeout_ms);
-	rc = commit_body(c, tps, n, &req, &g, &gp);
-	if (rc == 0 && c->commit_conn.fd < 0)
+	rc = commit_offsets(c, tps, n, &g);
+	if (rc < 0)
+		return rc;
+	req.group = c->cl.conf.group_id;
+	req.n_offsets = g.n;
+	req.offsets = g.p;
+	if (c->commit_conn.fd < 0)
 		rc = ox_conn_connect(&c->commit_conn,
 				     c->cl.conf.connect_timeout_ms);
 	if (rc == 0)
@@ -545,8 +489,7 @@ int ox_consumer_commit_async(struct ox_consumer *c,
 		c->acommits_n++;
 		commit_pump(c, false, 0);
 	}
-	free(g);
-	free(gp);
+	ox_req_offsets_free(&g);
 	return rc;
 }
 

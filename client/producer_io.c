@@ -30,14 +30,21 @@ struct blist {
 	struct pbatch *head, *tail;
 };
 
-static void blist_push(struct blist *l, struct pbatch *b)
+// Appends b to the list from *head to *tail.
+static void batch_append(struct pbatch **head, struct pbatch **tail,
+			 struct pbatch *b)
 {
 	b->next = NULL;
-	if (l->tail != NULL)
-		l->tail->next = b;
+	if (*tail != NULL)
+		(*tail)->next = b;
 	else
-		l->head = b;
-	l->tail = b;
+		*head = b;
+	*tail = b;
+}
+
+static void blist_push(struct blist *l, struct pbatch *b)
+{
+	batch_append(&l->head, &l->tail, b);
 }
 
 void ox_producer_wake(struct ox_producer *p)
@@ -70,12 +77,7 @@ void ox_producer_close_batch(struct ox_producer *p, struct pbatch *b)
 	OX_ASSERT(rc == 0);
 	OX_ASSERT(b->cbs_n == ox_batch_builder_count(&b->b)); // invariant 4
 	b->len = len;
-	b->next = NULL;
-	if (p->ready_tail != NULL)
-		p->ready_tail->next = b;
-	else
-		p->ready_head = b;
-	p->ready_tail = b;
+	batch_append(&p->ready_head, &p->ready_tail, b);
 	ox_producer_wake(p);
 }
 
@@ -376,6 +378,18 @@ static struct pnode *batch_route(struct ox_producer *p, struct pbatch *b,
 	return n;
 }
 
+// Takes b, which follows prev (NULL: b is the head), off the ready list.
+static void ready_unlink(struct ox_producer *p, struct pbatch *prev,
+			 struct pbatch *b)
+{
+	if (prev != NULL)
+		prev->next = b->next;
+	else
+		p->ready_head = b->next;
+	if (p->ready_tail == b)
+		p->ready_tail = prev;
+}
+
 // Takes ready batches off the list into one request per node (mu held).
 static void gather(struct ox_producer *p, struct building *bld, int64_t now,
 		   int64_t *next, struct blist *done)
@@ -410,20 +424,10 @@ static void gather(struct ox_producer *p, struct building *bld, int64_t now,
 			goto block;
 		g->bytes += b->len;
 		// Unlink; the batch now belongs to the request.
-		if (prev != NULL)
-			prev->next = nx;
-		else
-			p->ready_head = nx;
-		if (p->ready_tail == b)
-			p->ready_tail = prev;
+		ready_unlink(p, prev, b);
 		continue;
 take:
-		if (prev != NULL)
-			prev->next = nx;
-		else
-			p->ready_head = nx;
-		if (p->ready_tail == b)
-			p->ready_tail = prev;
+		ready_unlink(p, prev, b);
 		blist_push(done, b);
 		continue;
 block:

@@ -6,10 +6,18 @@
 // project code on failure. Project codes sit above the errno range (errno
 // values stay below 4096), so `-OX_ECORRUPT` never collides with `-EIO`.
 // ox_strerror() and ox_strerror_name() name every code of both kinds.
+//
+// The public client header (client/include/oxbow/oxbow.h) carries the same
+// list, since an installed copy must stand alone. Both guard it with
+// OX_ERROR_CODES_DEFINED, so whichever is included first defines the codes
+// and the other skips them; tests/unit/client checks that the two lists
+// name the same codes with the same values.
 #ifndef OX_PROTO_ERROR_H
 #define OX_PROTO_ERROR_H
 
-enum ox_error {
+#ifndef OX_ERROR_CODES_DEFINED
+#define OX_ERROR_CODES_DEFINED
+enum ox_error_code {
 	OX_EBASE = 5000,
 	OX_ECORRUPT = 5001,   // bytes fail a checksum or a structural check
 	OX_ETOOBIG = 5002,    // a size is over its limit
@@ -40,6 +48,7 @@ enum ox_error {
 	OX_ENOTFOUND = 5025,        // a key or name that does not exist
 	OX_EMAX = 5026,
 };
+#endif
 
 // Returns a sentence naming `err` (negative or positive); never NULL, the
 // string is static.

@@ -79,95 +79,76 @@ static int set_start(struct ox_ctl *ctl, struct consume_opts *o,
 	return -1;
 }
 
-static int parse_consume_flag(struct ox_ctl *ctl, int opt, char **argv,
-			      struct consume_opts *o);
-
 enum { OPT_GROUP = OX_CTL_OPT_FIRST_LOCAL, OPT_BEGINNING, OPT_OFFSET,
        OPT_TIME, OPT_PARTITION, OPT_COUNT, OPT_TIMEOUT, OPT_FORMAT };
 
-static int parse_consume(struct ox_ctl *ctl, int argc, char **argv,
-			 struct consume_opts *o)
+static int consume_flag(struct ox_ctl *ctl, int opt, char *arg, void *opts)
 {
-	static const struct option options[] = {
-		OX_CTL_GLOBAL_OPTIONS,
-		{ "group", required_argument, NULL, OPT_GROUP },
-		{ "from-beginning", no_argument, NULL, OPT_BEGINNING },
-		{ "offset", required_argument, NULL, OPT_OFFSET },
-		{ "from-time", required_argument, NULL, OPT_TIME },
-		{ "partition", required_argument, NULL, OPT_PARTITION },
-		{ "count", required_argument, NULL, OPT_COUNT },
-		{ "timeout-ms", required_argument, NULL, OPT_TIMEOUT },
-		{ "format", required_argument, NULL, OPT_FORMAT },
-		{ NULL, 0, NULL, 0 },
-	};
-	int opt;
-	ox_ctl_getopt_reset();
-	while ((opt = getopt_long(argc, argv, ":", options, NULL)) != -1) {
-		int rc = parse_consume_flag(ctl, opt, argv, o);
-		if (rc >= 0)
-			return rc;
-	}
-	if (optind >= argc)
-		return ox_ctl_misuse(ctl, "missing topic name");
-	if (optind + 1 < argc)
-		return ox_ctl_misuse(ctl, "unexpected argument '%s'",
-				     argv[optind + 1]);
-	o->topic = argv[optind];
-	return -1;
-}
-
-static int parse_consume_flag(struct ox_ctl *ctl, int opt, char **argv,
-			      struct consume_opts *o)
-{
+	struct consume_opts *o = opts;
 	int64_t v;
 	switch (opt) {
 	case OPT_GROUP:
-		if (optarg[0] == '\0')
+		if (arg[0] == '\0')
 			return ox_ctl_misuse(ctl, "--group wants a name");
-		o->group = optarg;
+		o->group = arg;
 		return -1;
 	case OPT_BEGINNING:
 		return set_start(ctl, o, START_BEGINNING, 0);
 	case OPT_OFFSET:
-		if (ox_ctl_parse_i64(optarg, 0, INT64_MAX, &v) != 0)
+		if (ox_ctl_parse_i64(arg, 0, INT64_MAX, &v) != 0)
 			return ox_ctl_misuse(ctl,
-				"--offset wants an offset from 0, not '%s'", optarg);
+				"--offset wants an offset from 0, not '%s'", arg);
 		return set_start(ctl, o, START_OFFSET, v);
 	case OPT_TIME:
-		if (ox_ctl_parse_time(optarg, &v) != 0)
+		if (ox_ctl_parse_time(arg, &v) != 0)
 			return ox_ctl_misuse(ctl,
 				"--from-time wants ms since the epoch or an ISO-8601 time, not '%s'",
-				optarg);
+				arg);
 		return set_start(ctl, o, START_TIME, v);
 	case OPT_PARTITION:
-		if (ox_ctl_parse_i64(optarg, 0, INT32_MAX, &o->partition) != 0)
+		if (ox_ctl_parse_i64(arg, 0, INT32_MAX, &o->partition) != 0)
 			return ox_ctl_misuse(ctl,
-				"--partition wants a number from 0, not '%s'", optarg);
+				"--partition wants a number from 0, not '%s'", arg);
 		return -1;
 	case OPT_COUNT:
-		if (ox_ctl_parse_i64(optarg, 1, INT64_MAX, &o->count) != 0)
+		if (ox_ctl_parse_i64(arg, 1, INT64_MAX, &o->count) != 0)
 			return ox_ctl_misuse(ctl,
-				"--count wants a number from 1, not '%s'", optarg);
+				"--count wants a number from 1, not '%s'", arg);
 		return -1;
 	case OPT_TIMEOUT:
-		if (ox_ctl_parse_i64(optarg, -1, INT32_MAX, &o->timeout_ms) != 0)
+		if (ox_ctl_parse_i64(arg, -1, INT32_MAX, &o->timeout_ms) != 0)
 			return ox_ctl_misuse(ctl,
 				"--timeout-ms wants milliseconds (or -1), not '%s'",
-				optarg);
+				arg);
 		return -1;
-	case OPT_FORMAT:
-		if (strcmp(optarg, "json") == 0)
+	default:
+		if (strcmp(arg, "json") == 0)
 			o->json = 1;
-		else if (strcmp(optarg, "value") == 0)
+		else if (strcmp(arg, "value") == 0)
 			o->json = 0;
 		else
 			return ox_ctl_misuse(ctl,
-				"--format wants value or json, not '%s'", optarg);
+				"--format wants value or json, not '%s'", arg);
 		return -1;
-	default:
-		return ox_ctl_global_flag(ctl, opt, argv, consume_help);
 	}
 }
+
+static const struct option consume_options[] = {
+	OX_CTL_GLOBAL_OPTIONS,
+	{ "group", required_argument, NULL, OPT_GROUP },
+	{ "from-beginning", no_argument, NULL, OPT_BEGINNING },
+	{ "offset", required_argument, NULL, OPT_OFFSET },
+	{ "from-time", required_argument, NULL, OPT_TIME },
+	{ "partition", required_argument, NULL, OPT_PARTITION },
+	{ "count", required_argument, NULL, OPT_COUNT },
+	{ "timeout-ms", required_argument, NULL, OPT_TIMEOUT },
+	{ "format", required_argument, NULL, OPT_FORMAT },
+	{ NULL, 0, NULL, 0 },
+};
+
+static const struct ox_ctl_cmdline consume_cmdline = {
+	consume_options, consume_help, consume_flag, 1, 1, "topic name"
+};
 
 static struct ox_consumer *make_consumer(const struct ox_ctl *ctl,
 					 const struct consume_opts *o,
@@ -202,8 +183,9 @@ static int position(const struct ox_ctl *ctl, const struct consume_opts *o,
 	int rc = o->partition >= 0 ? ox_consumer_assign(c, &tp, 1)
 				   : ox_consumer_assign_topic(c, o->topic);
 	if (rc != 0)
-		return ox_ctl_report(ctl, rc, "assigning partitions", o->topic,
-				     NULL, ox_consumer_last_error(c));
+		return ox_ctl_report(ctl, rc, o->topic, NULL,
+				     ox_consumer_last_error(c),
+				     "assigning partitions");
 	if (o->start != START_OFFSET && o->start != START_TIME)
 		return OX_CTL_EXIT_OK;
 	for (size_t i = 0; i < partitions; i++) {
@@ -213,13 +195,10 @@ static int position(const struct ox_ctl *ctl, const struct consume_opts *o,
 			? ox_consumer_seek(c, o->topic, part, o->start_value)
 			: ox_consumer_seek_time(c, o->topic, part,
 						o->start_value);
-		if (rc != 0) {
-			char what[300];
-			snprintf(what, sizeof(what), "seeking partition %d",
-				 (int)part);
-			return ox_ctl_report(ctl, rc, what, o->topic, NULL,
-					     ox_consumer_last_error(c));
-		}
+		if (rc != 0)
+			return ox_ctl_report(ctl, rc, o->topic, NULL,
+					     ox_consumer_last_error(c),
+					     "seeking partition %d", (int)part);
 		if (o->partition >= 0)
 			break;
 	}
@@ -281,8 +260,9 @@ static int consume_loop(const struct ox_ctl *ctl, const struct consume_opts *o,
 		if (n == -EINTR)
 			continue;
 		if (n < 0)
-			return ox_ctl_report(ctl, n, "reading records", o->topic,
-					     NULL, ox_consumer_last_error(c));
+			return ox_ctl_report(ctl, n, o->topic, NULL,
+					     ox_consumer_last_error(c),
+					     "reading records");
 		for (int i = 0; i < n; i++) {
 			if (print_record(o, &recs[i]) != 0)
 				return ox_ctl_fail("writing to stdout: %s",
@@ -305,24 +285,16 @@ int ox_ctl_consume(struct ox_ctl *ctl, int argc, char **argv)
 		.count = -1,
 		.timeout_ms = CONSUME_TIMEOUT_MS_DEFAULT,
 	};
-	struct ox_topic_info *info = NULL;
-	int exit_code;
-	int rc = parse_consume(ctl, argc, argv, &o);
+	size_t partitions;
+	int pos;
+	int rc = ox_ctl_parse(ctl, argc, argv, &consume_cmdline, &o, &pos);
 	if (rc >= 0)
 		return rc;
-
-	struct ox_admin *admin = ox_ctl_admin(ctl, &exit_code);
-	if (admin == NULL)
-		return exit_code;
-	exit_code = ox_ctl_topic_lookup(ctl, admin, o.topic, &info);
-	ox_admin_destroy(admin);
+	o.topic = argv[pos];
+	int exit_code = ox_ctl_topic_partitions(ctl, o.topic, o.partition,
+						&partitions);
 	if (exit_code != OX_CTL_EXIT_OK)
 		return exit_code;
-	size_t partitions = info->partition_count;
-	ox_topic_infos_free(info, 1);
-	if (o.partition >= 0 && (size_t)o.partition >= partitions)
-		return ox_ctl_fail("topic '%s' has no partition %lld (it has %zu)",
-				   o.topic, (long long)o.partition, partitions);
 
 	struct sigaction sa = { .sa_handler = consume_on_signal };
 	sigemptyset(&sa.sa_mask);
@@ -337,13 +309,11 @@ int ox_ctl_consume(struct ox_ctl *ctl, int argc, char **argv)
 		exit_code = consume_loop(ctl, &o, c);
 	if (exit_code == OX_CTL_EXIT_OK && o.group != NULL) {
 		rc = ox_consumer_commit(c, NULL, 0);
-		if (rc != 0) {
-			char what[300];
-			snprintf(what, sizeof(what), "committing offsets of group '%s'",
-				 o.group);
-			exit_code = ox_ctl_report(ctl, rc, what, o.topic, o.group,
-						  ox_consumer_last_error(c));
-		}
+		if (rc != 0)
+			exit_code = ox_ctl_report(
+				ctl, rc, o.topic, o.group,
+				ox_consumer_last_error(c),
+				"committing offsets of group '%s'", o.group);
 	}
 	ox_consumer_destroy(c);
 	return exit_code;

@@ -46,24 +46,46 @@ static int is_unreachable(int err)
 	       err == -ECONNRESET || err == -EPIPE;
 }
 
-int ox_ctl_report(const struct ox_ctl *ctl, int err, const char *what,
-		  const char *topic, const char *group, const char *broker_msg)
+void ox_ctl_error_text(char *buf, size_t size, const struct ox_ctl *ctl,
+		       int err, const char *what, const char *topic,
+		       const char *group, const char *broker_msg)
 {
 	const char *extra = broker_msg != NULL ? broker_msg : "";
+
+	OX_ASSERT(buf != NULL && size > 0);
 	if (is_unreachable(err))
-		return ox_ctl_fail("broker unreachable (%s)", ctl->bootstrap);
-	if (err == -ETIMEDOUT)
-		return ox_ctl_fail("%s: no answer from the broker in time (%s)",
-				   what, ctl->bootstrap);
-	if (err == -OX_EUNKNOWN_TOPIC && topic != NULL)
-		return ox_ctl_fail("unknown topic '%s'", topic);
-	if (err == -OX_ETOPIC_EXISTS && topic != NULL)
-		return ox_ctl_fail("topic '%s' already exists", topic);
-	if (err == -OX_ENOTFOUND && group != NULL)
-		return ox_ctl_fail("unknown group '%s'", group);
-	if (extra[0] != '\0' && strcmp(extra, ox_strerror(err)) != 0)
-		return ox_ctl_fail("%s: %s (%s)", what, ox_strerror(err), extra);
-	return ox_ctl_fail("%s: %s", what, ox_strerror(err));
+		snprintf(buf, size, "broker unreachable (%s)", ctl->bootstrap);
+	else if (err == -ETIMEDOUT)
+		snprintf(buf, size, "%s: no answer from the broker in time (%s)",
+			 what, ctl->bootstrap);
+	else if (err == -OX_EUNKNOWN_TOPIC && topic != NULL)
+		snprintf(buf, size, "unknown topic '%s'", topic);
+	else if (err == -OX_ETOPIC_EXISTS && topic != NULL)
+		snprintf(buf, size, "topic '%s' already exists", topic);
+	else if (err == -OX_ENOTFOUND && group != NULL)
+		snprintf(buf, size, "unknown group '%s'", group);
+	else if (extra[0] != '\0' && strcmp(extra, ox_strerror(err)) != 0)
+		snprintf(buf, size, "%s: %s (%s)", what, ox_strerror(err),
+			 extra);
+	else
+		snprintf(buf, size, "%s: %s", what, ox_strerror(err));
+}
+
+int ox_ctl_report(const struct ox_ctl *ctl, int err, const char *topic,
+		  const char *group, const char *broker_msg,
+		  const char *what_fmt, ...)
+{
+	// Room for a topic or group name (at most a few hundred bytes) and
+	// the broker's message (OX_ERRMSG_MAX in the library, 512).
+	char what[512], line[1280];
+	va_list ap;
+
+	va_start(ap, what_fmt);
+	vsnprintf(what, sizeof(what), what_fmt, ap);
+	va_end(ap);
+	ox_ctl_error_text(line, sizeof(line), ctl, err, what, topic, group,
+			  broker_msg);
+	return ox_ctl_fail("%s", line);
 }
 
 int ox_ctl_global_flag(struct ox_ctl *ctl, int opt, char **argv,
@@ -117,6 +139,61 @@ void ox_ctl_getopt_reset(void)
 	// glibc reinitialises fully (permutation state included) on 0.
 	optind = 0;
 	opterr = 0;
+}
+
+int ox_ctl_parse(struct ox_ctl *ctl, int argc, char **argv,
+		 const struct ox_ctl_cmdline *cl, void *opts, int *first_pos)
+{
+	static const struct option globals[] = {
+		OX_CTL_GLOBAL_OPTIONS,
+		{ NULL, 0, NULL, 0 },
+	};
+	const struct option *options =
+		cl->options != NULL ? cl->options : globals;
+	int opt, rc;
+
+	ox_ctl_getopt_reset();
+	while ((opt = getopt_long(argc, argv, ":", options, NULL)) != -1) {
+		if (opt >= OX_CTL_OPT_FIRST_LOCAL && cl->flag != NULL)
+			rc = cl->flag(ctl, opt, optarg, opts);
+		else
+			rc = ox_ctl_global_flag(ctl, opt, argv, cl->help);
+		if (rc >= 0)
+			return rc;
+	}
+	int n = argc - optind;
+	if (n < cl->min_pos)
+		return ox_ctl_misuse(ctl, "missing %s", cl->missing);
+	if (cl->max_pos >= 0 && n > cl->max_pos)
+		return ox_ctl_misuse(ctl, "unexpected argument '%s'",
+				     argv[optind + cl->max_pos]);
+	*first_pos = optind;
+	return -1;
+}
+
+int ox_ctl_dispatch(struct ox_ctl *ctl, int argc, char **argv,
+		    const char *family, const char *help,
+		    const struct ox_ctl_subcommand *subs, size_t n)
+{
+	int rc = ox_ctl_family_globals(ctl, &argc, &argv);
+	if (rc >= 0)
+		return rc;
+	if (argc < 2) {
+		fputs(help, stderr);
+		return OX_CTL_EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		fputs(help, stdout);
+		return OX_CTL_EXIT_OK;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(argv[1], subs[i].name) == 0) {
+			ctl->command = subs[i].command;
+			return subs[i].run(ctl, argc - 1, argv + 1);
+		}
+	}
+	return ox_ctl_misuse(ctl, "unknown %s subcommand '%s'", family,
+			     argv[1]);
 }
 
 int ox_ctl_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
@@ -309,11 +386,44 @@ struct ox_admin *ox_ctl_admin(const struct ox_ctl *ctl, int *exit_out)
 int ox_ctl_topic_lookup(const struct ox_ctl *ctl, struct ox_admin *admin,
 			const char *topic, struct ox_topic_info **out)
 {
-	char what[300];
 	int rc = ox_admin_topic_describe(admin, topic, out);
 	if (rc == 0)
 		return 0;
-	snprintf(what, sizeof(what), "looking up topic '%s'", topic);
-	return ox_ctl_report(ctl, rc, what, topic, NULL,
-			     ox_admin_last_error(admin));
+	return ox_ctl_report(ctl, rc, topic, NULL, ox_admin_last_error(admin),
+			     "looking up topic '%s'", topic);
+}
+
+int ox_ctl_admin_topic(const struct ox_ctl *ctl, const char *topic,
+		       struct ox_admin **admin_out,
+		       struct ox_topic_info **info_out)
+{
+	int exit_code;
+	struct ox_admin *admin = ox_ctl_admin(ctl, &exit_code);
+	if (admin == NULL)
+		return exit_code;
+	exit_code = ox_ctl_topic_lookup(ctl, admin, topic, info_out);
+	if (exit_code != OX_CTL_EXIT_OK) {
+		ox_admin_destroy(admin);
+		return exit_code;
+	}
+	*admin_out = admin;
+	return OX_CTL_EXIT_OK;
+}
+
+int ox_ctl_topic_partitions(const struct ox_ctl *ctl, const char *topic,
+			    int64_t partition, size_t *partitions_out)
+{
+	struct ox_admin *admin = NULL;
+	struct ox_topic_info *info = NULL;
+	int exit_code = ox_ctl_admin_topic(ctl, topic, &admin, &info);
+	if (exit_code != OX_CTL_EXIT_OK)
+		return exit_code;
+	size_t partitions = info->partition_count;
+	ox_topic_infos_free(info, 1);
+	ox_admin_destroy(admin);
+	if (partition >= 0 && (uint64_t)partition >= partitions)
+		return ox_ctl_fail("topic '%s' has no partition %lld (it has %zu)",
+				   topic, (long long)partition, partitions);
+	*partitions_out = partitions;
+	return OX_CTL_EXIT_OK;
 }

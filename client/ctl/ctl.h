@@ -61,13 +61,23 @@ int ox_ctl_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int ox_ctl_misuse(const struct ox_ctl *ctl, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-// Reports a failed library call in words and returns OX_CTL_EXIT_ERROR.
-// `what` says what was being done ("creating topic 'x'"); `topic` and
-// `group` (either may be NULL) name the objects the unknown-topic and
-// not-found codes refer to; broker_msg (may be NULL or "") is the
-// broker's own message, added when it says more than the code.
-int ox_ctl_report(const struct ox_ctl *ctl, int err, const char *what,
-		  const char *topic, const char *group, const char *broker_msg);
+// The line ox_ctl_report prints for a failed library call, without the
+// "oxbowctl: " prefix, written into buf (always NUL-terminated). `what`
+// says what was being done ("creating topic 'x'"); `topic` and `group`
+// (either may be NULL) name the objects the unknown-topic, topic-exists
+// and not-found codes refer to; broker_msg (may be NULL or "") is the
+// broker's own message, added when it says more than the code. A broker
+// that cannot be reached is named by ctl->bootstrap.
+void ox_ctl_error_text(char *buf, size_t size, const struct ox_ctl *ctl,
+		       int err, const char *what, const char *topic,
+		       const char *group, const char *broker_msg);
+
+// Reports a failed library call in words (see ox_ctl_error_text; `what`
+// is formatted from what_fmt) and returns OX_CTL_EXIT_ERROR.
+int ox_ctl_report(const struct ox_ctl *ctl, int err, const char *topic,
+		  const char *group, const char *broker_msg,
+		  const char *what_fmt, ...)
+	__attribute__((format(printf, 6, 7)));
 
 // Handles a global option or an option getopt rejected. Returns -1 when
 // the option was global and parsing goes on, OX_CTL_EXIT_OK after
@@ -83,6 +93,49 @@ int ox_ctl_family_globals(struct ox_ctl *ctl, int *argc, char ***argv);
 
 // Resets getopt for a new parse of argv (argv[0] is the command name).
 void ox_ctl_getopt_reset(void);
+
+// A command's own option, with its value (NULL for a flag without one;
+// it points into argv, so a parser may split it in place). Returns -1 to
+// go on, or an exit code after reporting.
+typedef int (*ox_ctl_flag_fn)(struct ox_ctl *ctl, int opt, char *arg,
+			      void *opts);
+
+// How a command's words are read by ox_ctl_parse: usually a static
+// const table per command.
+struct ox_ctl_cmdline {
+	const struct option *options; // with OX_CTL_GLOBAL_OPTIONS; NULL:
+				      // the global options only
+	const char *help;             // printed by --help
+	ox_ctl_flag_fn flag;          // the command's own options; may be
+				      // NULL when it has none
+	int min_pos;                  // positional arguments wanted
+	int max_pos;                  // at most; < 0: no limit
+	const char *missing;          // what too few names: "topic name"
+};
+
+// Parses argv (argv[0] is the command's name): global options and bad
+// flags through ox_ctl_global_flag, the command's own through cl->flag
+// (handed opts), then the count of positional arguments ("missing
+// <cl->missing>", "unexpected argument 'x'"). Returns -1 to go on with
+// *first_pos the index of the first positional argument, or an exit code
+// after reporting (OX_CTL_EXIT_OK after --help).
+int ox_ctl_parse(struct ox_ctl *ctl, int argc, char **argv,
+		 const struct ox_ctl_cmdline *cl, void *opts, int *first_pos);
+
+// A subcommand of a command family ("topic create").
+struct ox_ctl_subcommand {
+	const char *name;    // "create"
+	const char *command; // for messages: "topic create"
+	int (*run)(struct ox_ctl *ctl, int argc, char **argv);
+};
+
+// Runs the subcommand argv[1] names (after any --bootstrap given between
+// the family and it) with argv[1..]. No subcommand prints help on stderr
+// (OX_CTL_EXIT_USAGE); --help or -h prints it on stdout (OX_CTL_EXIT_OK);
+// an unknown one is misuse naming the family.
+int ox_ctl_dispatch(struct ox_ctl *ctl, int argc, char **argv,
+		    const char *family, const char *help,
+		    const struct ox_ctl_subcommand *subs, size_t n);
 
 // Parses a decimal integer in [min, max]. Returns 0 or -EINVAL.
 int ox_ctl_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
@@ -113,6 +166,19 @@ struct ox_admin *ox_ctl_admin(const struct ox_ctl *ctl, int *exit_out);
 // an unknown topic or a dead broker gets a clear message at once.
 int ox_ctl_topic_lookup(const struct ox_ctl *ctl, struct ox_admin *admin,
 			const char *topic, struct ox_topic_info **out);
+
+// Creates an admin handle and looks topic up with it. Returns 0 with both
+// (the caller frees *info_out with ox_topic_infos_free(*info_out, 1) and
+// *admin_out with ox_admin_destroy), or an exit code after reporting,
+// with nothing to free.
+int ox_ctl_admin_topic(const struct ox_ctl *ctl, const char *topic,
+		       struct ox_admin **admin_out,
+		       struct ox_topic_info **info_out);
+
+// The number of partitions of topic, checking that partition (< 0: any)
+// is one of them. Returns 0 or an exit code after reporting.
+int ox_ctl_topic_partitions(const struct ox_ctl *ctl, const char *topic,
+			    int64_t partition, size_t *partitions_out);
 
 // Command families. argv[0] is the family's name; each returns an exit code.
 int ox_ctl_topic(struct ox_ctl *ctl, int argc, char **argv);

@@ -40,24 +40,10 @@ static const char reset_help[] =
 static int parse_positional(struct ox_ctl *ctl, int argc, char **argv,
 			    const char *help, int want, int *first_pos)
 {
-	static const struct option options[] = {
-		OX_CTL_GLOBAL_OPTIONS,
-		{ NULL, 0, NULL, 0 },
+	const struct ox_ctl_cmdline cl = {
+		NULL, help, NULL, want, want, "group name"
 	};
-	int opt;
-	ox_ctl_getopt_reset();
-	while ((opt = getopt_long(argc, argv, ":", options, NULL)) != -1) {
-		int rc = ox_ctl_global_flag(ctl, opt, argv, help);
-		if (rc >= 0)
-			return rc;
-	}
-	if (argc - optind < want)
-		return ox_ctl_misuse(ctl, "missing group name");
-	if (argc - optind > want)
-		return ox_ctl_misuse(ctl, "unexpected argument '%s'",
-				     argv[optind + want]);
-	*first_pos = optind;
-	return -1;
+	return ox_ctl_parse(ctl, argc, argv, &cl, NULL, first_pos);
 }
 
 static int group_list(struct ox_ctl *ctl, int argc, char **argv)
@@ -73,8 +59,9 @@ static int group_list(struct ox_ctl *ctl, int argc, char **argv)
 		return exit_code;
 	rc = ox_admin_group_list(admin, &groups, &n);
 	if (rc != 0) {
-		exit_code = ox_ctl_report(ctl, rc, "listing groups", NULL, NULL,
-					  ox_admin_last_error(admin));
+		exit_code = ox_ctl_report(ctl, rc, NULL, NULL,
+					  ox_admin_last_error(admin),
+					  "listing groups");
 	} else {
 		for (size_t i = 0; i < n; i++)
 			printf("%s\n", groups[i]);
@@ -99,10 +86,9 @@ static int group_describe(struct ox_ctl *ctl, int argc, char **argv)
 		return exit_code;
 	rc = ox_admin_group_describe(admin, group, &offs, &n);
 	if (rc != 0) {
-		char what[300];
-		snprintf(what, sizeof(what), "describing group '%s'", group);
-		exit_code = ox_ctl_report(ctl, rc, what, NULL, group,
-					  ox_admin_last_error(admin));
+		exit_code = ox_ctl_report(ctl, rc, NULL, group,
+					  ox_admin_last_error(admin),
+					  "describing group '%s'", group);
 		ox_admin_destroy(admin);
 		return exit_code;
 	}
@@ -126,68 +112,54 @@ struct reset_opts {
 	int64_t value;
 };
 
-static int parse_reset(struct ox_ctl *ctl, int argc, char **argv,
-		       struct reset_opts *o)
+enum { OPT_TOPIC = OX_CTL_OPT_FIRST_LOCAL, OPT_EARLIEST, OPT_OFFSET,
+       OPT_TIME };
+
+static int reset_flag(struct ox_ctl *ctl, int opt, char *arg, void *opts)
 {
-	enum { OPT_TOPIC = OX_CTL_OPT_FIRST_LOCAL, OPT_EARLIEST, OPT_OFFSET,
-	       OPT_TIME };
-	static const struct option options[] = {
-		OX_CTL_GLOBAL_OPTIONS,
-		{ "topic", required_argument, NULL, OPT_TOPIC },
-		{ "to-earliest", no_argument, NULL, OPT_EARLIEST },
-		{ "to-offset", required_argument, NULL, OPT_OFFSET },
-		{ "to-time", required_argument, NULL, OPT_TIME },
-		{ NULL, 0, NULL, 0 },
-	};
-	int opt, rc;
+	struct reset_opts *o = opts;
 	enum reset_to to;
-	ox_ctl_getopt_reset();
-	while ((opt = getopt_long(argc, argv, ":", options, NULL)) != -1) {
-		switch (opt) {
-		case OPT_TOPIC:
-			o->topic = optarg;
-			continue;
-		case OPT_EARLIEST:
-			to = RESET_EARLIEST;
-			break;
-		case OPT_OFFSET:
-			if (ox_ctl_parse_i64(optarg, 0, INT64_MAX, &o->value) != 0)
-				return ox_ctl_misuse(ctl,
-					"--to-offset wants an offset from 0, not '%s'",
-					optarg);
-			to = RESET_OFFSET;
-			break;
-		case OPT_TIME:
-			if (ox_ctl_parse_time(optarg, &o->value) != 0)
-				return ox_ctl_misuse(ctl,
-					"--to-time wants ms since the epoch or an ISO-8601 time, not '%s'",
-					optarg);
-			to = RESET_TIME;
-			break;
-		default:
-			rc = ox_ctl_global_flag(ctl, opt, argv, reset_help);
-			if (rc >= 0)
-				return rc;
-			continue;
-		}
-		if (o->to != RESET_NONE)
-			return ox_ctl_misuse(ctl, "give one of --to-earliest, "
-					     "--to-offset and --to-time");
-		o->to = to;
+	switch (opt) {
+	case OPT_TOPIC:
+		o->topic = arg;
+		return -1;
+	case OPT_EARLIEST:
+		to = RESET_EARLIEST;
+		break;
+	case OPT_OFFSET:
+		if (ox_ctl_parse_i64(arg, 0, INT64_MAX, &o->value) != 0)
+			return ox_ctl_misuse(ctl,
+				"--to-offset wants an offset from 0, not '%s'",
+				arg);
+		to = RESET_OFFSET;
+		break;
+	default:
+		if (ox_ctl_parse_time(arg, &o->value) != 0)
+			return ox_ctl_misuse(ctl,
+				"--to-time wants ms since the epoch or an ISO-8601 time, not '%s'",
+				arg);
+		to = RESET_TIME;
+		break;
 	}
-	if (optind >= argc)
-		return ox_ctl_misuse(ctl, "missing group name");
-	if (optind + 1 < argc)
-		return ox_ctl_misuse(ctl, "unexpected argument '%s'",
-				     argv[optind + 1]);
-	if (o->topic == NULL || o->topic[0] == '\0')
-		return ox_ctl_misuse(ctl, "missing --topic T");
-	if (o->to == RESET_NONE)
-		return ox_ctl_misuse(ctl, "missing --to-earliest, --to-offset N "
-				     "or --to-time T");
-	o->group = argv[optind];
+	if (o->to != RESET_NONE)
+		return ox_ctl_misuse(ctl, "give one of --to-earliest, "
+				     "--to-offset and --to-time");
+	o->to = to;
 	return -1;
 }
+
+static const struct option reset_options[] = {
+	OX_CTL_GLOBAL_OPTIONS,
+	{ "topic", required_argument, NULL, OPT_TOPIC },
+	{ "to-earliest", no_argument, NULL, OPT_EARLIEST },
+	{ "to-offset", required_argument, NULL, OPT_OFFSET },
+	{ "to-time", required_argument, NULL, OPT_TIME },
+	{ NULL, 0, NULL, 0 },
+};
+
+static const struct ox_ctl_cmdline reset_cmdline = {
+	reset_options, reset_help, reset_flag, 1, 1, "group name"
+};
 
 // The new offset of one partition, as the reset asks.
 static int reset_target(const struct ox_ctl *ctl, struct ox_admin *admin,
@@ -214,13 +186,11 @@ static int reset_target(const struct ox_ctl *ctl, struct ox_admin *admin,
 			*out = p->end_offset;
 		break;
 	}
-	if (rc != 0) {
-		char what[300];
-		snprintf(what, sizeof(what), "listing offsets of partition %d",
-			 (int)p->partition);
-		return ox_ctl_report(ctl, rc, what, o->topic, NULL,
-				     ox_admin_last_error(admin));
-	}
+	if (rc != 0)
+		return ox_ctl_report(ctl, rc, o->topic, NULL,
+				     ox_admin_last_error(admin),
+				     "listing offsets of partition %d",
+				     (int)p->partition);
 	return OX_CTL_EXIT_OK;
 }
 
@@ -241,14 +211,11 @@ static int commit_reset(const struct ox_ctl *ctl, struct ox_admin *admin,
 	}
 	if (exit_code == OX_CTL_EXIT_OK) {
 		int rc = ox_admin_group_commit(admin, o->group, tps, n);
-		if (rc != 0) {
-			char what[300];
-			snprintf(what, sizeof(what), "committing offsets of group '%s'",
-				 o->group);
-			exit_code = ox_ctl_report(ctl, rc, what, o->topic,
-						  o->group,
-						  ox_admin_last_error(admin));
-		}
+		if (rc != 0)
+			exit_code = ox_ctl_report(ctl, rc, o->topic, o->group,
+						  ox_admin_last_error(admin),
+						  "committing offsets of group '%s'",
+						  o->group);
 	}
 	if (exit_code == OX_CTL_EXIT_OK) {
 		printf("%-24s  %-9s  %s\n", "topic", "partition", "offset");
@@ -265,49 +232,33 @@ static int group_reset(struct ox_ctl *ctl, int argc, char **argv)
 {
 	struct reset_opts o = { .to = RESET_NONE };
 	struct ox_topic_info *info = NULL;
-	int exit_code;
-	int rc = parse_reset(ctl, argc, argv, &o);
+	struct ox_admin *admin = NULL;
+	int pos;
+	int rc = ox_ctl_parse(ctl, argc, argv, &reset_cmdline, &o, &pos);
 	if (rc >= 0)
 		return rc;
-	struct ox_admin *admin = ox_ctl_admin(ctl, &exit_code);
-	if (admin == NULL)
+	if (o.topic == NULL || o.topic[0] == '\0')
+		return ox_ctl_misuse(ctl, "missing --topic T");
+	if (o.to == RESET_NONE)
+		return ox_ctl_misuse(ctl, "missing --to-earliest, --to-offset N "
+				     "or --to-time T");
+	o.group = argv[pos];
+	int exit_code = ox_ctl_admin_topic(ctl, o.topic, &admin, &info);
+	if (exit_code != OX_CTL_EXIT_OK)
 		return exit_code;
-	exit_code = ox_ctl_topic_lookup(ctl, admin, o.topic, &info);
-	if (exit_code == OX_CTL_EXIT_OK) {
-		exit_code = commit_reset(ctl, admin, &o, info);
-		ox_topic_infos_free(info, 1);
-	}
+	exit_code = commit_reset(ctl, admin, &o, info);
+	ox_topic_infos_free(info, 1);
 	ox_admin_destroy(admin);
 	return exit_code;
 }
 
 int ox_ctl_group(struct ox_ctl *ctl, int argc, char **argv)
 {
-	static const struct {
-		const char *name;
-		const char *command;
-		int (*run)(struct ox_ctl *ctl, int argc, char **argv);
-	} subs[] = {
+	static const struct ox_ctl_subcommand subs[] = {
 		{ "list", "group list", group_list },
 		{ "describe", "group describe", group_describe },
 		{ "reset", "group reset", group_reset },
 	};
-	int rc = ox_ctl_family_globals(ctl, &argc, &argv);
-	if (rc >= 0)
-		return rc;
-	if (argc < 2) {
-		fputs(group_help, stderr);
-		return OX_CTL_EXIT_USAGE;
-	}
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-		fputs(group_help, stdout);
-		return OX_CTL_EXIT_OK;
-	}
-	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
-		if (strcmp(argv[1], subs[i].name) == 0) {
-			ctl->command = subs[i].command;
-			return subs[i].run(ctl, argc - 1, argv + 1);
-		}
-	}
-	return ox_ctl_misuse(ctl, "unknown group subcommand '%s'", argv[1]);
+	return ox_ctl_dispatch(ctl, argc, argv, "group", group_help, subs,
+			       sizeof(subs) / sizeof(subs[0]));
 }

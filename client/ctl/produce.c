@@ -67,67 +67,53 @@ struct produce_opts {
 	int64_t partition;
 };
 
-static int parse_produce(struct ox_ctl *ctl, int argc, char **argv,
-			 struct produce_opts *o)
+enum { OPT_KEY = OX_CTL_OPT_FIRST_LOCAL, OPT_KEY_FIELD, OPT_ACKS,
+       OPT_PARTITION };
+
+static int produce_flag(struct ox_ctl *ctl, int opt, char *arg, void *opts)
 {
-	enum { OPT_KEY = OX_CTL_OPT_FIRST_LOCAL, OPT_KEY_FIELD, OPT_ACKS,
-	       OPT_PARTITION };
-	static const struct option options[] = {
-		OX_CTL_GLOBAL_OPTIONS,
-		{ "key", required_argument, NULL, OPT_KEY },
-		{ "key-field", required_argument, NULL, OPT_KEY_FIELD },
-		{ "acks", required_argument, NULL, OPT_ACKS },
-		{ "partition", required_argument, NULL, OPT_PARTITION },
-		{ NULL, 0, NULL, 0 },
-	};
-	int opt, rc;
-	ox_ctl_getopt_reset();
-	while ((opt = getopt_long(argc, argv, ":", options, NULL)) != -1) {
-		switch (opt) {
-		case OPT_KEY:
-			o->key = optarg;
-			break;
-		case OPT_KEY_FIELD:
-			if (optarg[0] == '\0' || optarg[0] == '.' ||
-			    optarg[strlen(optarg) - 1] == '.' ||
-			    strstr(optarg, "..") != NULL)
-				return ox_ctl_misuse(ctl,
-					"--key-field wants a dotted path such as user.id, not '%s'",
-					optarg);
-			o->key_field = optarg;
-			break;
-		case OPT_ACKS:
-			if (strcmp(optarg, "all") != 0 &&
-			    strcmp(optarg, "leader") != 0 &&
-			    strcmp(optarg, "none") != 0)
-				return ox_ctl_misuse(ctl,
-					"--acks wants all, leader or none, not '%s'",
-					optarg);
-			o->acks = optarg;
-			break;
-		case OPT_PARTITION:
-			if (ox_ctl_parse_i64(optarg, 0, INT32_MAX,
-					     &o->partition) != 0)
-				return ox_ctl_misuse(ctl,
-					"--partition wants a number from 0, not '%s'",
-					optarg);
-			break;
-		default:
-			rc = ox_ctl_global_flag(ctl, opt, argv, produce_help);
-			if (rc >= 0)
-				return rc;
-		}
+	struct produce_opts *o = opts;
+	switch (opt) {
+	case OPT_KEY:
+		o->key = arg;
+		return -1;
+	case OPT_KEY_FIELD:
+		if (arg[0] == '\0' || arg[0] == '.' ||
+		    arg[strlen(arg) - 1] == '.' || strstr(arg, "..") != NULL)
+			return ox_ctl_misuse(ctl,
+				"--key-field wants a dotted path such as user.id, not '%s'",
+				arg);
+		o->key_field = arg;
+		return -1;
+	case OPT_ACKS:
+		if (strcmp(arg, "all") != 0 && strcmp(arg, "leader") != 0 &&
+		    strcmp(arg, "none") != 0)
+			return ox_ctl_misuse(ctl,
+				"--acks wants all, leader or none, not '%s'",
+				arg);
+		o->acks = arg;
+		return -1;
+	default:
+		if (ox_ctl_parse_i64(arg, 0, INT32_MAX, &o->partition) != 0)
+			return ox_ctl_misuse(ctl,
+				"--partition wants a number from 0, not '%s'",
+				arg);
+		return -1;
 	}
-	if (o->key != NULL && o->key_field != NULL)
-		return ox_ctl_misuse(ctl, "--key and --key-field exclude each other");
-	if (optind >= argc)
-		return ox_ctl_misuse(ctl, "missing topic name");
-	if (optind + 1 < argc)
-		return ox_ctl_misuse(ctl, "unexpected argument '%s'",
-				     argv[optind + 1]);
-	o->topic = argv[optind];
-	return -1;
 }
+
+static const struct option produce_options[] = {
+	OX_CTL_GLOBAL_OPTIONS,
+	{ "key", required_argument, NULL, OPT_KEY },
+	{ "key-field", required_argument, NULL, OPT_KEY_FIELD },
+	{ "acks", required_argument, NULL, OPT_ACKS },
+	{ "partition", required_argument, NULL, OPT_PARTITION },
+	{ NULL, 0, NULL, 0 },
+};
+
+static const struct ox_ctl_cmdline produce_cmdline = {
+	produce_options, produce_help, produce_flag, 1, 1, "topic name"
+};
 
 static struct ox_producer *make_producer(const struct ox_ctl *ctl,
 					 const struct produce_opts *o,
@@ -234,11 +220,9 @@ static int send_lines(const struct ox_ctl *ctl, const struct produce_opts *o,
 			break;
 		int rc = ox_producer_send(p, &m);
 		if (rc != 0) {
-			char what[64];
-			snprintf(what, sizeof(what), "line %llu",
-				 (unsigned long long)lineno);
-			exit_code = ox_ctl_report(ctl, rc, what, o->topic,
-						  NULL, NULL);
+			exit_code = ox_ctl_report(ctl, rc, o->topic, NULL, NULL,
+						  "line %llu",
+						  (unsigned long long)lineno);
 			break;
 		}
 	}
@@ -252,29 +236,22 @@ static int send_lines(const struct ox_ctl *ctl, const struct produce_opts *o,
 int ox_ctl_produce(struct ox_ctl *ctl, int argc, char **argv)
 {
 	struct produce_opts o = { .acks = "all", .partition = -1 };
-	struct ox_topic_info *info = NULL;
-	struct ox_producer *p = NULL;
-	int exit_code;
-	int rc = parse_produce(ctl, argc, argv, &o);
+	size_t partitions;
+	int pos;
+	int rc = ox_ctl_parse(ctl, argc, argv, &produce_cmdline, &o, &pos);
 	if (rc >= 0)
 		return rc;
+	if (o.key != NULL && o.key_field != NULL)
+		return ox_ctl_misuse(ctl, "--key and --key-field exclude each other");
+	o.topic = argv[pos];
 
 	// Looking the topic up first turns an unknown topic, a partition out
 	// of range or a dead broker into one clear line before stdin is read.
-	struct ox_admin *admin = ox_ctl_admin(ctl, &exit_code);
-	if (admin == NULL)
-		return exit_code;
-	exit_code = ox_ctl_topic_lookup(ctl, admin, o.topic, &info);
-	ox_admin_destroy(admin);
+	int exit_code = ox_ctl_topic_partitions(ctl, o.topic, o.partition,
+						&partitions);
 	if (exit_code != OX_CTL_EXIT_OK)
 		return exit_code;
-	size_t partitions = info->partition_count;
-	ox_topic_infos_free(info, 1);
-	if (o.partition >= 0 && (size_t)o.partition >= partitions)
-		return ox_ctl_fail("topic '%s' has no partition %lld (it has %zu)",
-				   o.topic, (long long)o.partition, partitions);
-
-	p = make_producer(ctl, &o, &exit_code);
+	struct ox_producer *p = make_producer(ctl, &o, &exit_code);
 	if (p == NULL)
 		return exit_code;
 	exit_code = send_lines(ctl, &o, p);
@@ -284,14 +261,12 @@ int ox_ctl_produce(struct ox_ctl *ctl, int argc, char **argv)
 	printf("%llu\n", (unsigned long long)atomic_load(&acked_count));
 	fflush(stdout);
 	int err = atomic_load(&delivery_err);
-	if (exit_code == OX_CTL_EXIT_OK && err != 0) {
-		char what[64];
-		snprintf(what, sizeof(what), "line %llu",
-			 (unsigned long long)atomic_load(&delivery_err_line));
-		exit_code = ox_ctl_report(ctl, err, what, o.topic, NULL, NULL);
-	} else if (exit_code == OX_CTL_EXIT_OK && rc != 0) {
-		exit_code = ox_ctl_report(ctl, rc, "waiting for acknowledgements",
-					  o.topic, NULL, NULL);
-	}
+	if (exit_code == OX_CTL_EXIT_OK && err != 0)
+		exit_code = ox_ctl_report(
+			ctl, err, o.topic, NULL, NULL, "line %llu",
+			(unsigned long long)atomic_load(&delivery_err_line));
+	else if (exit_code == OX_CTL_EXIT_OK && rc != 0)
+		exit_code = ox_ctl_report(ctl, rc, o.topic, NULL, NULL,
+					  "waiting for acknowledgements");
 	return exit_code;
 }

@@ -44,105 +44,90 @@ static const char config_help[] =
 	"usage: oxbowctl topic config NAME k=v...\n"
 	"Sets topic configs, all or none. partitions=N adds partitions.\n";
 
-// Parses flags with no options of their own beyond the global ones and
-// checks the positional count. Returns -1 to go on, or an exit code.
+// Parses a subcommand with no options of its own beyond the global ones
+// and checks the positional count. Returns -1 to go on, or an exit code.
 static int parse_plain(struct ox_ctl *ctl, int argc, char **argv,
 		       const char *help, int min_pos, int max_pos,
 		       int *first_pos)
 {
-	static const struct option options[] = {
-		OX_CTL_GLOBAL_OPTIONS,
-		{ NULL, 0, NULL, 0 },
+	const struct ox_ctl_cmdline cl = {
+		NULL, help, NULL, min_pos, max_pos, "argument"
 	};
-	int opt;
-	ox_ctl_getopt_reset();
-	while ((opt = getopt_long(argc, argv, ":", options, NULL)) != -1) {
-		int rc = ox_ctl_global_flag(ctl, opt, argv, help);
-		if (rc >= 0)
-			return rc;
-	}
-	int n = argc - optind;
-	if (n < min_pos)
-		return ox_ctl_misuse(ctl, "missing argument");
-	if (max_pos >= 0 && n > max_pos)
-		return ox_ctl_misuse(ctl, "unexpected argument '%s'",
-				     argv[optind + max_pos]);
-	*first_pos = optind;
-	return -1;
+	return ox_ctl_parse(ctl, argc, argv, &cl, NULL, first_pos);
 }
+
+enum { OPT_PARTITIONS = OX_CTL_OPT_FIRST_LOCAL, OPT_REPLICAS, OPT_CONFIG };
+
+struct create_opts {
+	struct ox_config_entry configs[OX_CTL_CONFIGS_MAX];
+	size_t n_configs;
+	int64_t partitions; // -1 until given
+	int64_t replicas;   // 0: the broker's default
+};
+
+static int create_flag(struct ox_ctl *ctl, int opt, char *arg, void *opts)
+{
+	struct create_opts *o = opts;
+	switch (opt) {
+	case OPT_PARTITIONS:
+		if (ox_ctl_parse_i64(arg, 1, INT32_MAX, &o->partitions) != 0)
+			return ox_ctl_misuse(ctl,
+				"--partitions wants a number from 1, not '%s'",
+				arg);
+		return -1;
+	case OPT_REPLICAS:
+		if (ox_ctl_parse_i64(arg, 1, INT32_MAX, &o->replicas) != 0)
+			return ox_ctl_misuse(ctl,
+				"--replicas wants a number from 1, not '%s'",
+				arg);
+		return -1;
+	default:
+		if (o->n_configs == OX_CTL_CONFIGS_MAX)
+			return ox_ctl_misuse(ctl, "more than %d --config flags",
+					     OX_CTL_CONFIGS_MAX);
+		if (ox_ctl_parse_config(arg, &o->configs[o->n_configs]) != 0)
+			return ox_ctl_misuse(ctl,
+				"--config wants k=v, not '%s'", arg);
+		o->n_configs++;
+		return -1;
+	}
+}
+
+static const struct option create_options[] = {
+	OX_CTL_GLOBAL_OPTIONS,
+	{ "partitions", required_argument, NULL, OPT_PARTITIONS },
+	{ "replicas", required_argument, NULL, OPT_REPLICAS },
+	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ NULL, 0, NULL, 0 },
+};
+
+static const struct ox_ctl_cmdline create_cmdline = {
+	create_options, create_help, create_flag, 1, 1, "topic name"
+};
 
 static int topic_create(struct ox_ctl *ctl, int argc, char **argv)
 {
-	enum { OPT_PARTITIONS = OX_CTL_OPT_FIRST_LOCAL, OPT_REPLICAS,
-	       OPT_CONFIG };
-	static const struct option options[] = {
-		OX_CTL_GLOBAL_OPTIONS,
-		{ "partitions", required_argument, NULL, OPT_PARTITIONS },
-		{ "replicas", required_argument, NULL, OPT_REPLICAS },
-		{ "config", required_argument, NULL, OPT_CONFIG },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct ox_config_entry configs[OX_CTL_CONFIGS_MAX];
-	size_t n_configs = 0;
-	int64_t partitions = -1, replicas = 0;
-	int opt, rc, exit_code;
-
-	ox_ctl_getopt_reset();
-	while ((opt = getopt_long(argc, argv, ":", options, NULL)) != -1) {
-		switch (opt) {
-		case OPT_PARTITIONS:
-			if (ox_ctl_parse_i64(optarg, 1, INT32_MAX,
-					     &partitions) != 0)
-				return ox_ctl_misuse(ctl,
-					"--partitions wants a number from 1, not '%s'",
-					optarg);
-			break;
-		case OPT_REPLICAS:
-			if (ox_ctl_parse_i64(optarg, 1, INT32_MAX,
-					     &replicas) != 0)
-				return ox_ctl_misuse(ctl,
-					"--replicas wants a number from 1, not '%s'",
-					optarg);
-			break;
-		case OPT_CONFIG:
-			if (n_configs == OX_CTL_CONFIGS_MAX)
-				return ox_ctl_misuse(ctl,
-					"more than %d --config flags",
-					OX_CTL_CONFIGS_MAX);
-			if (ox_ctl_parse_config(optarg,
-						&configs[n_configs]) != 0)
-				return ox_ctl_misuse(ctl,
-					"--config wants k=v, not '%s'", optarg);
-			n_configs++;
-			break;
-		default:
-			rc = ox_ctl_global_flag(ctl, opt, argv, create_help);
-			if (rc >= 0)
-				return rc;
-		}
-	}
-	if (optind >= argc)
-		return ox_ctl_misuse(ctl, "missing topic name");
-	if (optind + 1 < argc)
-		return ox_ctl_misuse(ctl, "unexpected argument '%s'",
-				     argv[optind + 1]);
-	if (partitions < 0)
+	struct create_opts o = { .partitions = -1 };
+	int pos, exit_code;
+	int rc = ox_ctl_parse(ctl, argc, argv, &create_cmdline, &o, &pos);
+	if (rc >= 0)
+		return rc;
+	if (o.partitions < 0)
 		return ox_ctl_misuse(ctl, "missing --partitions N");
-	const char *name = argv[optind];
+	const char *name = argv[pos];
 
 	struct ox_admin *admin = ox_ctl_admin(ctl, &exit_code);
 	if (admin == NULL)
 		return exit_code;
-	rc = ox_admin_topic_create(admin, name, (int32_t)partitions,
-				   (int32_t)replicas, configs, n_configs);
+	rc = ox_admin_topic_create(admin, name, (int32_t)o.partitions,
+				   (int32_t)o.replicas, o.configs, o.n_configs);
 	if (rc != 0) {
-		char what[300];
-		snprintf(what, sizeof(what), "creating topic '%s'", name);
-		exit_code = ox_ctl_report(ctl, rc, what, name, NULL,
-					  ox_admin_last_error(admin));
+		exit_code = ox_ctl_report(ctl, rc, name, NULL,
+					  ox_admin_last_error(admin),
+					  "creating topic '%s'", name);
 	} else {
 		printf("created topic '%s' with %d partition%s\n", name,
-		       (int)partitions, partitions == 1 ? "" : "s");
+		       (int)o.partitions, o.partitions == 1 ? "" : "s");
 		exit_code = OX_CTL_EXIT_OK;
 	}
 	ox_admin_destroy(admin);
@@ -162,8 +147,9 @@ static int topic_list(struct ox_ctl *ctl, int argc, char **argv)
 		return exit_code;
 	rc = ox_admin_topic_list(admin, 0, &topics, &n);
 	if (rc != 0) {
-		exit_code = ox_ctl_report(ctl, rc, "listing topics", NULL, NULL,
-					  ox_admin_last_error(admin));
+		exit_code = ox_ctl_report(ctl, rc, NULL, NULL,
+					  ox_admin_last_error(admin),
+					  "listing topics");
 	} else {
 		for (size_t i = 0; i < n; i++)
 			printf("%s\n", topics[i].name);
@@ -235,10 +221,9 @@ static int topic_delete(struct ox_ctl *ctl, int argc, char **argv)
 		return exit_code;
 	rc = ox_admin_topic_delete(admin, name);
 	if (rc != 0) {
-		char what[300];
-		snprintf(what, sizeof(what), "deleting topic '%s'", name);
-		exit_code = ox_ctl_report(ctl, rc, what, name, NULL,
-					  ox_admin_last_error(admin));
+		exit_code = ox_ctl_report(ctl, rc, name, NULL,
+					  ox_admin_last_error(admin),
+					  "deleting topic '%s'", name);
 	} else {
 		printf("deleted topic '%s'\n", name);
 		exit_code = OX_CTL_EXIT_OK;
@@ -269,11 +254,9 @@ static int topic_config(struct ox_ctl *ctl, int argc, char **argv)
 		return exit_code;
 	rc = ox_admin_config_alter(admin, name, configs, n);
 	if (rc != 0) {
-		char what[300];
-		snprintf(what, sizeof(what), "changing configs of topic '%s'",
-			 name);
-		exit_code = ox_ctl_report(ctl, rc, what, name, NULL,
-					  ox_admin_last_error(admin));
+		exit_code = ox_ctl_report(ctl, rc, name, NULL,
+					  ox_admin_last_error(admin),
+					  "changing configs of topic '%s'", name);
 	} else {
 		for (size_t i = 0; i < n; i++)
 			printf("%s = %s\n", configs[i].key, configs[i].value);
@@ -283,37 +266,15 @@ static int topic_config(struct ox_ctl *ctl, int argc, char **argv)
 	return exit_code;
 }
 
-struct subcommand {
-	const char *name;
-	const char *command; // for messages: "topic create"
-	int (*run)(struct ox_ctl *ctl, int argc, char **argv);
-};
-
 int ox_ctl_topic(struct ox_ctl *ctl, int argc, char **argv)
 {
-	static const struct subcommand subs[] = {
+	static const struct ox_ctl_subcommand subs[] = {
 		{ "create", "topic create", topic_create },
 		{ "list", "topic list", topic_list },
 		{ "describe", "topic describe", topic_describe },
 		{ "delete", "topic delete", topic_delete },
 		{ "config", "topic config", topic_config },
 	};
-	int rc = ox_ctl_family_globals(ctl, &argc, &argv);
-	if (rc >= 0)
-		return rc;
-	if (argc < 2) {
-		fputs(topic_help, stderr);
-		return OX_CTL_EXIT_USAGE;
-	}
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-		fputs(topic_help, stdout);
-		return OX_CTL_EXIT_OK;
-	}
-	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
-		if (strcmp(argv[1], subs[i].name) == 0) {
-			ctl->command = subs[i].command;
-			return subs[i].run(ctl, argc - 1, argv + 1);
-		}
-	}
-	return ox_ctl_misuse(ctl, "unknown topic subcommand '%s'", argv[1]);
+	return ox_ctl_dispatch(ctl, argc, argv, "topic", topic_help, subs,
+			       sizeof(subs) / sizeof(subs[0]));
 }

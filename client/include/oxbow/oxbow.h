@@ -35,16 +35,15 @@ extern "C" {
 #endif
 
 // Error codes (negated when returned), shared with the broker: the same
-// values as proto/error.h. Inside the Oxbow tree that header is the one
-// definition (included here, so the order of includes does not matter);
-// an installed copy of this header carries its own.
-#if defined(__has_include)
-#if __has_include("proto/error.h")
-#include "proto/error.h"
-#endif
-#endif
-#ifndef OX_PROTO_ERROR_H
+// names and values as proto/error.h. Both headers guard the list with
+// OX_ERROR_CODES_DEFINED, so inside the Oxbow tree whichever of them is
+// included first defines the codes and the other skips them; an installed
+// copy of this header stands alone. OX_EBASE and OX_EMAX bound the range
+// and are not codes themselves.
+#ifndef OX_ERROR_CODES_DEFINED
+#define OX_ERROR_CODES_DEFINED
 enum ox_error_code {
+	OX_EBASE = 5000,
 	OX_ECORRUPT = 5001,   // a batch failed its checksum or structure
 	OX_ETOOBIG = 5002,    // a record or batch over its limit
 	OX_EOFFSET = 5003,    // offset out of range
@@ -70,6 +69,7 @@ enum ox_error_code {
 	OX_ESHUTDOWN = 5023,  // broker shutting down (retried)
 	OX_EUNREACHABLE = 5024, // no broker of the bootstrap list answered
 	OX_ENOTFOUND = 5025,
+	OX_EMAX = 5026,
 };
 #endif
 
