@@ -18,7 +18,7 @@
 #include "broker/io/io.h"
 #include "broker/server/config.h"
 #include "broker/server/server.h"
-#include "broker/server/slog.h"
+#include "broker/slog/slog.h"
 #include "proto/error.h"
 
 struct sigwatch {

@@ -15,6 +15,7 @@
 #include "broker/net/net_int.h"
 
 #include "broker/io/io.h"
+#include "broker/slog/slog.h"
 #include "proto/assert.h"
 #include "proto/envelope.pb-c.h"
 #include "proto/error.h"
@@ -32,11 +33,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-// Whether conn may hand out one more request (invariant 2).
+// Whether conn may hand out one more request (invariants 2 and 6): under
+// its own limits and, while the net is over its memory budget, only if it
+// holds no request and no response (a partly received frame is already
+// counted: finishing it adds nothing).
 static bool can_take(const struct net_conn *conn)
 {
 	const struct ox_net_opts *o = &conn->net->opts;
 
+	if (ox_net_mem_over(conn->net) &&
+	    (conn->inflight > 0 || conn->out_bytes > 0))
+		return false;
 	return conn->inflight < o->inflight_max &&
 	       conn->inflight_bytes <= o->inflight_bytes_max &&
 	       conn->out_bytes <= o->send_bytes_max;
@@ -79,14 +86,15 @@ void ox_net_conn_open(struct ox_net *net, int fd)
 
 	peer_format(fd, peer, sizeof(peer));
 	if (net->conn_count >= net->opts.conns_max) {
-		ox_net_logf("refused %s: %u connections open (conns_max)", peer,
-			    net->conn_count);
+		ox_slog(OX_SLOG_WARN, "connection refused peer=%s conns=%u "
+			"reason=\"conns_max reached\"", peer, net->conn_count);
 		close(fd);
 		return;
 	}
 	conn = calloc(1, sizeof(*conn));
 	if (!conn || !(conn->rbuf = malloc(OX_NET_RBUF_BYTES))) {
-		ox_net_logf("refused %s: out of memory", peer);
+		ox_slog(OX_SLOG_WARN, "connection refused peer=%s "
+			"reason=\"out of memory\"", peer);
 		free(conn);
 		close(fd);
 		return;
@@ -114,7 +122,8 @@ void ox_net_conn_close(struct net_conn *conn, const char *reason)
 	if (!conn->open)
 		return;
 	if (reason)
-		ox_net_logf("closed %s: %s", conn->peer, reason);
+		ox_slog(OX_SLOG_WARN, "connection closed peer=%s reason=\"%s\"",
+			conn->peer, reason);
 	if (conn->paused)
 		net->paused_count--;
 	conn->paused = false;
@@ -135,7 +144,9 @@ void ox_net_conn_maybe_free(struct net_conn *conn)
 	if (conn->fd >= 0) {
 		close(conn->fd);
 		conn->fd = -1;
-		free(conn->big); // a frame not complete: never handed out
+		if (conn->big) // a frame not complete: never handed out
+			ox_net_mem_sub(conn, conn->big_total);
+		free(conn->big);
 		conn->big = NULL;
 		free(conn->rbuf);
 		conn->rbuf = NULL;
@@ -205,6 +216,7 @@ static void deliver(struct net_conn *conn, struct ox_net_req *req)
 	oxbow__request_header__free_unpacked(h, NULL);
 	conn->inflight++;
 	conn->inflight_bytes += req->frame_bytes;
+	ox_net_mem_add(conn, req->frame_bytes);
 	if (ox_payload_split(payload, payload_len, &info->body, &info->body_len,
 			     (const uint8_t **)&info->raw, &info->raw_len) < 0) {
 		struct ox_net_response resp = {
@@ -270,6 +282,7 @@ static bool frame_next(struct net_conn *conn)
 		conn->big = req;
 		conn->big_have = avail;
 		conn->big_total = total;
+		ox_net_mem_add(conn, total);
 		return false;
 	}
 	memcpy(req->frame, p, total);
@@ -288,6 +301,8 @@ static void parse(struct net_conn *conn)
 			if (conn->big_have < conn->big_total)
 				return;
 			conn->big = NULL;
+			// Counted again as a request if its header parses.
+			ox_net_mem_sub(conn, conn->big_total);
 			deliver(conn, req);
 			continue;
 		}
@@ -343,18 +358,26 @@ static void recv_arm(struct net_conn *conn)
 	}
 	OX_ASSERT(len > 0);
 	rc = ox_io_recv(conn->net->io, conn->fd, buf, len, recv_done, conn);
-	if (rc == 0) {
+	if (ox_net_submitted(conn, rc, "read"))
 		conn->recv_armed = true;
+}
+
+bool ox_net_submitted(struct net_conn *conn, int rc, const char *what)
+{
+	char reason[64];
+
+	if (rc == 0) {
 		conn->ops++;
 		conn->net->ops++;
-	} else if (rc == -EBUSY) {
-		ox_net_defer(conn, true);
-	} else {
-		char reason[64];
-
-		snprintf(reason, sizeof(reason), "cannot read: %s", strerror(-rc));
-		ox_net_conn_close(conn, reason);
+		return true;
 	}
+	if (rc == -EBUSY) {
+		ox_net_defer(conn, true);
+		return false;
+	}
+	snprintf(reason, sizeof(reason), "cannot %s: %s", what, strerror(-rc));
+	ox_net_conn_close(conn, reason);
+	return false;
 }
 
 void ox_net_conn_kick(struct net_conn *conn)
@@ -384,6 +407,7 @@ void ox_net_req_end(struct ox_net_req *req)
 	OX_ASSERT(conn->inflight > 0 && conn->inflight_bytes >= req->frame_bytes);
 	conn->inflight--;
 	conn->inflight_bytes -= req->frame_bytes;
+	ox_net_mem_sub(conn, req->frame_bytes);
 	free(req);
 	if (!conn->open) {
 		ox_net_conn_maybe_free(conn);

@@ -31,14 +31,23 @@
 //     conn_count counts the open ones, paused_count the open paused ones.
 //  5. Responses go out in ox_net_respond order; one send per connection
 //     is in flight, carrying up to OX_NET_SEND_BATCH responses.
+//  6. net->memory_bytes is the sum over the net's connections of
+//     inflight_bytes, the size of a partly received big frame and
+//     out_bytes. While it is at or over memory_bytes_max, a connection
+//     holding any of these is not read (invariant 2 applies to the sum);
+//     one holding none may take a request, so a budget held by clients
+//     that never read stalls nobody else. Dropping below the budget
+//     kicks every paused connection.
 #include "broker/net/net_int.h"
 
 #include "broker/io/io.h"
+#include "broker/slog/slog.h"
 #include "proto/assert.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +58,10 @@
 #define INFLIGHT_MAX_DEFAULT 256u
 #define INFLIGHT_BYTES_MAX_DEFAULT ((size_t)128 << 20)
 #define SEND_BYTES_MAX_DEFAULT ((size_t)64 << 20)
+// A node's request and response bytes: room for a few connections at
+// their per-connection limits and many at ordinary sizes, a fraction of
+// a small server's memory.
+#define MEMORY_BYTES_MAX_DEFAULT ((size_t)512 << 20)
 
 // Parses "host:port": host a dotted quad or "localhost", port 0 to 65535
 // in decimal. Returns 0 or -EINVAL.
@@ -128,6 +141,8 @@ static int opts_resolve(const struct ox_net_opts *opts, struct ox_net_opts *o)
 		o->inflight_bytes_max = INFLIGHT_BYTES_MAX_DEFAULT;
 	if (o->send_bytes_max == 0)
 		o->send_bytes_max = SEND_BYTES_MAX_DEFAULT;
+	if (o->memory_bytes_max == 0)
+		o->memory_bytes_max = MEMORY_BYTES_MAX_DEFAULT;
 	return 0;
 }
 
@@ -226,6 +241,38 @@ void ox_net_poke(struct ox_net *net)
 		timer_arm(net, true, OX_NET_RETRY_NS);
 }
 
+bool ox_net_mem_over(const struct ox_net *net)
+{
+	return net->memory_bytes >= net->opts.memory_bytes_max;
+}
+
+void ox_net_mem_add(struct net_conn *conn, size_t bytes)
+{
+	struct ox_net *net = conn->net;
+
+	if (!net)
+		return; // detached: the net is gone
+	OX_ASSERT(net->memory_bytes <= SIZE_MAX - bytes); // invariant 6
+	net->memory_bytes += bytes;
+}
+
+void ox_net_mem_sub(struct net_conn *conn, size_t bytes)
+{
+	struct ox_net *net = conn->net;
+
+	if (!net)
+		return;
+	OX_ASSERT(net->memory_bytes >= bytes); // invariant 6
+	bool was_over = ox_net_mem_over(net);
+	net->memory_bytes -= bytes;
+	if (!was_over || ox_net_mem_over(net) || net->destroying)
+		return;
+	// Back under the budget: every connection it held back may read.
+	for (struct net_conn *c = net->conns; c; c = c->next)
+		if (c->open && c->paused)
+			ox_net_defer(c, false);
+}
+
 static void listener_close(struct ox_net *net)
 {
 	if (net->lfd < 0)
@@ -259,17 +306,17 @@ static void accept_done(void *arg, int res)
 		else
 			close(res);
 	} else if (accept_starved(res)) {
-		ox_net_logf("accept on port %u failed: %s; retrying in %llu ms",
-			    net->port, strerror(-res),
-			    OX_NET_ACCEPT_BACKOFF_NS / 1000000ull);
+		ox_slog(OX_SLOG_WARN, "accept failed, retrying port=%u "
+			"error=\"%s\" retry_ms=%llu", net->port, strerror(-res),
+			OX_NET_ACCEPT_BACKOFF_NS / 1000000ull);
 		net->accept_resting = true;
 		timer_arm(net, true, OX_NET_ACCEPT_BACKOFF_NS);
 	} else if (res != -ECONNABORTED && res != -EINTR && res != -EPERM &&
 		   res != -EPROTO && res != -EAGAIN) {
 		// The listener is shut down or broken: stop for good.
 		if (net->accepting)
-			ox_net_logf("stopped accepting on port %u: %s",
-				    net->port, strerror(-res));
+			ox_slog(OX_SLOG_ERROR, "stopped accepting port=%u "
+				"error=\"%s\"", net->port, strerror(-res));
 		net->accepting = false;
 	}
 	if (!net->accepting)
@@ -291,8 +338,8 @@ static void accept_arm(struct ox_net *net)
 	} else if (rc == -EBUSY) {
 		timer_arm(net, true, OX_NET_RETRY_NS);
 	} else {
-		ox_net_logf("stopped accepting on port %u: %s", net->port,
-			    strerror(-rc));
+		ox_slog(OX_SLOG_ERROR, "stopped accepting port=%u error=\"%s\"",
+			net->port, strerror(-rc));
 		net->accepting = false;
 		listener_close(net);
 	}
@@ -353,6 +400,12 @@ uint32_t ox_net_conns_paused(const struct ox_net *net)
 {
 	OX_ASSERT(net != NULL);
 	return net->paused_count;
+}
+
+size_t ox_net_memory_bytes(const struct ox_net *net)
+{
+	OX_ASSERT(net != NULL);
+	return net->memory_bytes;
 }
 
 uint64_t ox_net_requests_total(const struct ox_net *net)

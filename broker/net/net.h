@@ -15,6 +15,16 @@
 //     while more than send_bytes_max response bytes wait to be sent: the
 //     kernel's socket buffers then push back on the client. Reading
 //     resumes when it drops below.
+//   - node-wide, while the request bytes held (frames handed to the
+//     handler and not ended, and partly received big frames) plus the
+//     response bytes queued, summed over every connection, are at or
+//     over memory_bytes_max, no connection that holds any of them is
+//     read; one that holds none may still take one request at a time,
+//     so clients that never read their responses cannot stall the
+//     others. Reading resumes when the sum drops below. Requests already
+//     taken are never dropped or failed for it. The sum can pass the
+//     budget by at most one request and its response per connection.
+//     The fixed 64 KiB read buffers (conns_max of them) are not counted.
 //   - at most conns_max connections; more are accepted and closed at once.
 #ifndef OX_BROKER_NET_NET_H
 #define OX_BROKER_NET_NET_H
@@ -53,6 +63,7 @@ struct ox_net_opts {
 	uint32_t inflight_max;       // requests per connection; 0: 256
 	size_t inflight_bytes_max;   // per connection; 0: 128 MiB
 	size_t send_bytes_max;       // per connection; 0: 64 MiB
+	size_t memory_bytes_max;     // the whole net (see Limits); 0: 512 MiB
 	ox_net_handler handler;
 	void *handler_arg;
 };
@@ -75,8 +86,13 @@ uint32_t ox_net_conn_count(const struct ox_net *net);
 uint64_t ox_net_requests_total(const struct ox_net *net);
 
 // Open connections not being read now because of back-pressure (their
-// inflight or send limits): a gauge for metrics, and what tests watch.
+// inflight or send limits, or the node-wide memory_bytes_max): a gauge
+// for metrics, and what tests watch.
 uint32_t ox_net_conns_paused(const struct ox_net *net);
+
+// Request and response bytes the net holds now, the sum that
+// memory_bytes_max bounds (see Limits): a gauge for metrics and tests.
+size_t ox_net_memory_bytes(const struct ox_net *net);
 
 // Closes the listener and every connection (running the io loop until
 // their operations complete) and frees the net. Requests the handler

@@ -2,10 +2,9 @@
 //
 // Private to broker/net: the listener, connection, request and response
 // structs shared by net.c (listener, accept loop, lifecycle), conn.c
-// (reading and framing), respond.c (responses and the send queue) and
-// net_log.c (log lines). Nothing outside broker/net includes it, except
-// the module's unit tests. The invariants cited in assertions are listed
-// in net.c.
+// (reading and framing) and respond.c (responses and the send queue).
+// Nothing outside broker/net includes it, except the module's unit tests.
+// The invariants cited in assertions are listed in net.c.
 #ifndef OX_BROKER_NET_NET_INT_H
 #define OX_BROKER_NET_NET_INT_H
 
@@ -120,6 +119,10 @@ struct ox_net {
 	unsigned ops;
 	uint32_t conn_count;     // open connections
 	uint32_t paused_count;   // open connections held by back-pressure
+	// Request bytes held (frames handed out and not ended, partly
+	// received big frames) and response bytes queued, over every
+	// connection: what opts.memory_bytes_max bounds (invariant 6).
+	size_t memory_bytes;
 	uint64_t requests_total;
 	uint64_t next_conn_id;
 	struct net_conn *conns;  // every connection not freed nor detached
@@ -139,6 +142,14 @@ void ox_net_defer_cancel(struct net_conn *conn);
 // the end of the net's io callbacks, for when a timer could not be
 // submitted.
 void ox_net_poke(struct ox_net *net);
+// Counts bytes conn now holds in net->memory_bytes, or stops counting
+// them; a no-op once the connection is detached (conn->net NULL). When
+// the sum drops below the budget, every paused connection is kicked from
+// a timer callback (never inside the caller, which may be the handler).
+void ox_net_mem_add(struct net_conn *conn, size_t bytes);
+void ox_net_mem_sub(struct net_conn *conn, size_t bytes);
+// Whether the net's sum is at or over opts.memory_bytes_max.
+bool ox_net_mem_over(const struct ox_net *net);
 
 // conn.c
 // Opens a connection on an accepted socket (taking fd).
@@ -146,9 +157,13 @@ void ox_net_conn_open(struct ox_net *net, int fd);
 // Reads, frames and sends what conn can now: the one place that submits
 // recvs and sends and that delivers requests.
 void ox_net_conn_kick(struct net_conn *conn);
-// Closes conn (idempotent), logging "closed PEER: reason" if reason is
-// not NULL. Safe from any callback or handler.
+// Closes conn (idempotent), logging "connection closed" with reason if
+// it is not NULL. Safe from any callback or handler.
 void ox_net_conn_close(struct net_conn *conn, const char *reason);
+// After submitting a recv or send for conn (rc from the loop): counts the
+// operation and returns true, or retries later on -EBUSY, or closes conn
+// ("cannot WHAT: ERR"), returning false.
+bool ox_net_submitted(struct net_conn *conn, int rc, const char *what);
 // Frees conn if it is closed and nothing refers to it any more.
 void ox_net_conn_maybe_free(struct net_conn *conn);
 // Ends a request: frees it, updates its connection's limits, starts
@@ -161,10 +176,5 @@ void ox_net_req_end(struct ox_net_req *req);
 void ox_net_send_start(struct net_conn *conn);
 // Frees queued responses that are not in flight (a closed connection).
 void ox_net_out_drop_queued(struct net_conn *conn);
-
-// net_log.c
-// Writes one line, "oxbowd net: " and the formatted text, to stderr with
-// one write(2); no allocation, lines over 512 bytes are cut.
-void ox_net_logf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

@@ -10,6 +10,7 @@
 #include "broker/net/net_int.h"
 
 #include "broker/io/io.h"
+#include "broker/slog/slog.h"
 #include "proto/assert.h"
 #include "proto/envelope.pb-c.h"
 #include "proto/error.h"
@@ -46,6 +47,7 @@ static size_t out_pop(struct net_conn *conn, unsigned n)
 		conn->out_tail = NULL;
 	OX_ASSERT(conn->out_bytes >= bytes);
 	conn->out_bytes -= bytes;
+	ox_net_mem_sub(conn, bytes);
 	return bytes;
 }
 
@@ -61,6 +63,7 @@ void ox_net_out_drop_queued(struct net_conn *conn)
 	while ((out = *link) != NULL) {
 		*link = out->next;
 		conn->out_bytes -= out->head_len + out->raw_len;
+		ox_net_mem_sub(conn, out->head_len + out->raw_len);
 		out_free(out);
 	}
 	conn->out_tail = NULL;
@@ -111,18 +114,9 @@ void ox_net_send_start(struct net_conn *conn)
 		k++;
 	}
 	rc = ox_io_sendv(conn->net->io, conn->fd, iov, (int)n, send_done, conn);
-	if (rc == 0) {
+	if (ox_net_submitted(conn, rc, "send")) {
 		conn->send_armed = true;
 		conn->sending_n = k;
-		conn->ops++;
-		conn->net->ops++;
-	} else if (rc == -EBUSY) {
-		ox_net_defer(conn, true);
-	} else {
-		char reason[64];
-
-		snprintf(reason, sizeof(reason), "cannot send: %s", strerror(-rc));
-		ox_net_conn_close(conn, reason);
 	}
 }
 
@@ -186,9 +180,9 @@ void ox_net_respond(struct ox_net_req *req, const struct ox_net_response *resp)
 	OX_ASSERT(resp->raw != NULL || resp->raw_len == 0);
 	conn = req->conn;
 	if (!conn->open) {
-		ox_net_logf("dropped response %llu to %s: connection closed",
-			    (unsigned long long)req->info.correlation_id,
-			    conn->peer);
+		ox_slog(OX_SLOG_INFO, "response dropped peer=%s "
+			"correlation_id=%llu reason=\"connection closed\"",
+			conn->peer, (unsigned long long)req->info.correlation_id);
 		free(resp->raw_owner);
 		ox_net_req_end(req);
 		return;
@@ -212,5 +206,6 @@ void ox_net_respond(struct ox_net_req *req, const struct ox_net_response *resp)
 		conn->out_head = out;
 	conn->out_tail = out;
 	conn->out_bytes += out->head_len + out->raw_len;
+	ox_net_mem_add(conn, out->head_len + out->raw_len);
 	ox_net_req_end(req); // starts the send
 }

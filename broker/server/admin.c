@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 
 #include "broker/server/server_int.h"
-#include "broker/server/slog.h"
+#include "broker/slog/slog.h"
 #include "proto/assert.h"
 #include "proto/error.h"
 #include "proto/wire.h"
@@ -130,18 +130,15 @@ static void md_free(struct md_build *b)
 
 void ox_srv_metadata(struct ox_server *srv, struct ox_net_req *req)
 {
-	const struct ox_net_req_info *in = ox_net_req_info(req);
-	Oxbow__MetadataRequest *m =
-		oxbow__metadata_request__unpack(NULL, in->body_len, in->body);
+	Oxbow__MetadataRequest *m = ox_srv_body_unpack(
+		req, &oxbow__metadata_request__descriptor, "METADATA");
 	Oxbow__MetadataResponse resp = OXBOW__METADATA_RESPONSE__INIT;
 	Oxbow__BrokerInfo broker = OXBOW__BROKER_INFO__INIT, *bp = &broker;
 	struct md_build b = {.node = srv->cfg.node_id};
 	int rc = 0;
 
-	if (!m) {
-		ox_net_reject(req, "METADATA body does not parse");
-		return;
-	}
+	if (!m)
+		return; // rejected
 	size_t cap = m->n_topics ? m->n_topics : srv->ntopics;
 	b.topics = calloc(cap + 1, sizeof(*b.topics));
 	b.tptrs = calloc(cap + 1, sizeof(*b.tptrs));
@@ -328,15 +325,12 @@ static void results_free(struct results *rs)
 
 void ox_srv_create_topics(struct ox_server *srv, struct ox_net_req *req)
 {
-	const struct ox_net_req_info *in = ox_net_req_info(req);
-	Oxbow__CreateTopicsRequest *m =
-		oxbow__create_topics_request__unpack(NULL, in->body_len, in->body);
+	Oxbow__CreateTopicsRequest *m = ox_srv_body_unpack(
+		req, &oxbow__create_topics_request__descriptor, "CREATE_TOPICS");
 	struct results rs;
 
-	if (!m) {
-		ox_net_reject(req, "CREATE_TOPICS body does not parse");
-		return;
-	}
+	if (!m)
+		return; // rejected
 	if (results_alloc(&rs, m->n_topics) < 0) {
 		ox_srv_respond_error(req, -ENOMEM, "out of memory");
 	} else {
@@ -385,15 +379,12 @@ static int delete_one(struct ox_server *srv, const char *name, char *why,
 
 void ox_srv_delete_topics(struct ox_server *srv, struct ox_net_req *req)
 {
-	const struct ox_net_req_info *in = ox_net_req_info(req);
-	Oxbow__DeleteTopicsRequest *m =
-		oxbow__delete_topics_request__unpack(NULL, in->body_len, in->body);
+	Oxbow__DeleteTopicsRequest *m = ox_srv_body_unpack(
+		req, &oxbow__delete_topics_request__descriptor, "DELETE_TOPICS");
 	struct results rs;
 
-	if (!m) {
-		ox_net_reject(req, "DELETE_TOPICS body does not parse");
-		return;
-	}
+	if (!m)
+		return; // rejected
 	if (results_alloc(&rs, m->n_names) < 0) {
 		ox_srv_respond_error(req, -ENOMEM, "out of memory");
 	} else {
@@ -449,15 +440,12 @@ static void describe(struct ox_server *srv, const struct ox_topic *t,
 
 void ox_srv_describe_configs(struct ox_server *srv, struct ox_net_req *req)
 {
-	const struct ox_net_req_info *in = ox_net_req_info(req);
-	Oxbow__DescribeConfigsRequest *m = oxbow__describe_configs_request__unpack(
-		NULL, in->body_len, in->body);
+	Oxbow__DescribeConfigsRequest *m = ox_srv_body_unpack(
+		req, &oxbow__describe_configs_request__descriptor, "DESCRIBE_CONFIGS");
 	Oxbow__DescribeConfigsResponse resp = OXBOW__DESCRIBE_CONFIGS_RESPONSE__INIT;
 
-	if (!m) {
-		ox_net_reject(req, "DESCRIBE_CONFIGS body does not parse");
-		return;
-	}
+	if (!m)
+		return; // rejected
 	size_t n = m->n_topics;
 	Oxbow__TopicConfigs *tc = calloc(n + 1, sizeof(*tc));
 	Oxbow__TopicConfigs **tp = calloc(n + 1, sizeof(*tp));
@@ -589,9 +577,8 @@ static int alter_apply(struct ox_server *srv, struct ox_topic *t,
 
 void ox_srv_alter_configs(struct ox_server *srv, struct ox_net_req *req)
 {
-	const struct ox_net_req_info *in = ox_net_req_info(req);
-	Oxbow__AlterConfigsRequest *m = oxbow__alter_configs_request__unpack(
-		NULL, in->body_len, in->body);
+	Oxbow__AlterConfigsRequest *m = ox_srv_body_unpack(
+		req, &oxbow__alter_configs_request__descriptor, "ALTER_CONFIGS");
 	Oxbow__AlterConfigsResponse resp = OXBOW__ALTER_CONFIGS_RESPONSE__INIT;
 	Oxbow__TopicResult result = OXBOW__TOPIC_RESULT__INIT;
 	struct ox_topic_config cfg;
@@ -599,10 +586,8 @@ void ox_srv_alter_configs(struct ox_server *srv, struct ox_net_req *req)
 	uint32_t parts;
 	int rc;
 
-	if (!m) {
-		ox_net_reject(req, "ALTER_CONFIGS body does not parse");
-		return;
-	}
+	if (!m)
+		return; // rejected
 	struct ox_topic *t = ox_srv_topic_find(srv, m->topic);
 	if (!t) {
 		snprintf(why, sizeof(why), "no topic named %s", m->topic);

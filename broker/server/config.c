@@ -6,9 +6,9 @@
 // refuse. Keys of features that are not built yet (metrics, TLS,
 // authentication) are refused by name rather than silently ignored.
 #include "broker/server/config.h"
+#include "broker/server/server_int.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +24,10 @@
 #define REPLICATION_FACTOR_MAX 5u
 // Timers longer than a year are a typo, not a setting.
 #define MS_MAX (366ll * MS_PER_DAY)
+// net.memory.bytes: below 16 MiB a single maximal produce frame would
+// hold the whole node back; beyond 1 TiB it is a typo.
+#define NET_MEMORY_BYTES_MIN (16ll << 20)
+#define NET_MEMORY_BYTES_MAX (1ll << 40)
 
 typedef int (*set_fn)(struct ox_config *c, const char *v, char *err,
 		      size_t err_len);
@@ -35,22 +39,7 @@ struct key {
 	const char *help;
 };
 
-static void fmt_err(char *err, size_t err_len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void fmt_err(char *err, size_t err_len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || err_len == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, err_len, fmt, ap);
-	va_end(ap);
-}
-
-// A whole-string decimal integer in [lo, hi]; no spaces, no suffix.
-static int parse_i64(const char *v, int64_t lo, int64_t hi, int64_t *out)
+int ox_srv_parse_i64(const char *v, int64_t lo, int64_t hi, int64_t *out)
 {
 	char *end;
 
@@ -67,12 +56,26 @@ static int parse_i64(const char *v, int64_t lo, int64_t hi, int64_t *out)
 static int set_int(const char *v, int64_t lo, int64_t hi, int64_t *out,
 		   char *err, size_t err_len)
 {
-	if (parse_i64(v, lo, hi, out) < 0) {
-		fmt_err(err, err_len, "'%s' is not a whole number in [%lld, %lld]",
+	if (ox_srv_parse_i64(v, lo, hi, out) < 0) {
+		ox_srv_fmt_err(err, err_len,
+			"'%s' is not a whole number in [%lld, %lld]",
 			v, (long long)lo, (long long)hi);
 		return -EINVAL;
 	}
 	return 0;
+}
+
+// set_int for the keys held in a uint32_t: [lo, hi] must fit one.
+static int set_u32(const char *v, int64_t lo, int64_t hi, uint32_t *out,
+		   char *err, size_t err_len)
+{
+	int64_t x;
+
+	OX_ASSERT(lo >= 0 && hi <= UINT32_MAX);
+	int rc = set_int(v, lo, hi, &x, err, err_len);
+	if (rc == 0)
+		*out = (uint32_t)x;
+	return rc;
 }
 
 int ox_config_addr_parse(const char *addr, char *host, size_t host_cap,
@@ -97,7 +100,8 @@ int ox_config_addr_parse(const char *addr, char *host, size_t host_cap,
 			return -EINVAL; // an IPv6 address needs brackets
 	}
 	int64_t p;
-	if (hlen == 0 || hlen >= host_cap || parse_i64(colon + 1, 0, 65535, &p))
+	if (hlen == 0 || hlen >= host_cap ||
+	    ox_srv_parse_i64(colon + 1, 0, 65535, &p))
 		return -EINVAL;
 	for (size_t i = 0; i < hlen; i++)
 		if (h[i] <= ' ' || h[i] == '@' || h[i] == ',')
@@ -120,7 +124,7 @@ static int set_addr(char *dst, const char *v, bool empty_ok, char *err,
 	}
 	if (strlen(v) >= OX_CONFIG_ADDR_MAX ||
 	    ox_config_addr_parse(v, host, sizeof(host), &port) < 0) {
-		fmt_err(err, err_len,
+		ox_srv_fmt_err(err, err_len,
 			"'%s' is not HOST:PORT (port 0-65535, IPv6 in brackets)",
 			v);
 		return -EINVAL;
@@ -141,7 +145,8 @@ static int k_node_id(struct ox_config *c, const char *v, char *e, size_t n)
 static int k_data_dir(struct ox_config *c, const char *v, char *e, size_t n)
 {
 	if (*v == '\0' || strlen(v) >= sizeof(c->data_dir)) {
-		fmt_err(e, n, "a directory path of 1 to %zu bytes is needed",
+		ox_srv_fmt_err(e, n,
+			"a directory path of 1 to %zu bytes is needed",
 			sizeof(c->data_dir) - 1);
 		return -EINVAL;
 	}
@@ -162,7 +167,8 @@ static int k_advertised(struct ox_config *c, const char *v, char *e, size_t n)
 		uint16_t port;
 		ox_config_addr_parse(v, host, sizeof(host), &port);
 		if (port == 0) {
-			fmt_err(e, n, "'%s': an advertised port cannot be 0", v);
+			ox_srv_fmt_err(e, n,
+				"'%s': an advertised port cannot be 0", v);
 			return -EINVAL;
 		}
 	}
@@ -186,7 +192,8 @@ static int k_peers(struct ox_config *c, const char *v, char *e, size_t n)
 		size_t len = comma ? (size_t)(comma - p) : strlen(p);
 		char item[OX_CONFIG_ADDR_MAX + 16];
 		if (len == 0 || len >= sizeof(item) || np == OX_CONFIG_PEERS_MAX) {
-			fmt_err(e, n, "'%s' is not a list of up to %u ID@HOST:PORT",
+			ox_srv_fmt_err(e, n,
+				"'%s' is not a list of up to %u ID@HOST:PORT",
 				v, OX_CONFIG_PEERS_MAX);
 			return -EINVAL;
 		}
@@ -195,19 +202,21 @@ static int k_peers(struct ox_config *c, const char *v, char *e, size_t n)
 		char *at = strchr(item, '@');
 		int64_t id;
 		if (!at) {
-			fmt_err(e, n, "peer '%s' is not ID@HOST:PORT", item);
+			ox_srv_fmt_err(e, n,
+				"peer '%s' is not ID@HOST:PORT", item);
 			return -EINVAL;
 		}
 		*at = '\0';
-		if (parse_i64(item, 0, INT32_MAX, &id) < 0 ||
+		if (ox_srv_parse_i64(item, 0, INT32_MAX, &id) < 0 ||
 		    set_addr(peers[np].addr, at + 1, false, NULL, 0) < 0) {
 			*at = '@';
-			fmt_err(e, n, "peer '%s' is not ID@HOST:PORT", item);
+			ox_srv_fmt_err(e, n,
+				"peer '%s' is not ID@HOST:PORT", item);
 			return -EINVAL;
 		}
 		for (unsigned i = 0; i < np; i++) {
 			if (peers[i].id == id) {
-				fmt_err(e, n, "node %lld is named twice",
+				ox_srv_fmt_err(e, n, "node %lld is named twice",
 					(long long)id);
 				return -EINVAL;
 			}
@@ -215,7 +224,7 @@ static int k_peers(struct ox_config *c, const char *v, char *e, size_t n)
 		peers[np++].id = (int32_t)id;
 		p += len;
 		if (*p == ',' && *++p == '\0') {
-			fmt_err(e, n, "'%s' ends with a comma", v);
+			ox_srv_fmt_err(e, n, "'%s' ends with a comma", v);
 			return -EINVAL;
 		}
 	}
@@ -242,11 +251,7 @@ static int k_segment_ms(struct ox_config *c, const char *v, char *e, size_t n)
 static int k_index_interval(struct ox_config *c, const char *v, char *e,
 			    size_t n)
 {
-	int64_t x;
-	int rc = set_int(v, 1, 1 << 30, &x, e, n);
-	if (rc == 0)
-		c->index_interval_bytes = (uint32_t)x;
-	return rc;
+	return set_u32(v, 1, 1 << 30, &c->index_interval_bytes, e, n);
 }
 
 static int k_fsync(struct ox_config *c, const char *v, char *e, size_t n)
@@ -256,7 +261,7 @@ static int k_fsync(struct ox_config *c, const char *v, char *e, size_t n)
 	else if (strcmp(v, "interval") == 0)
 		c->fsync = OX_LOG_FSYNC_INTERVAL;
 	else {
-		fmt_err(e, n, "'%s' is neither always nor interval", v);
+		ox_srv_fmt_err(e, n, "'%s' is neither always nor interval", v);
 		return -EINVAL;
 	}
 	return 0;
@@ -290,7 +295,8 @@ static int k_cleanup(struct ox_config *c, const char *v, char *e, size_t n)
 		 strcmp(v, "delete,compact") == 0)
 		c->cleanup = OX_LOG_CLEANUP_COMPACT | OX_LOG_CLEANUP_DELETE;
 	else {
-		fmt_err(e, n, "'%s' is not delete, compact or compact,delete",
+		ox_srv_fmt_err(e, n,
+			"'%s' is not delete, compact or compact,delete",
 			v);
 		return -EINVAL;
 	}
@@ -312,38 +318,37 @@ static int k_retention_check(struct ox_config *c, const char *v, char *e,
 static int k_num_partitions(struct ox_config *c, const char *v, char *e,
 			    size_t n)
 {
-	int64_t x;
-	int rc = set_int(v, 1, NUM_PARTITIONS_MAX, &x, e, n);
-	if (rc == 0)
-		c->num_partitions = (uint32_t)x;
-	return rc;
+	return set_u32(v, 1, NUM_PARTITIONS_MAX, &c->num_partitions, e, n);
 }
 
 static int k_replication(struct ox_config *c, const char *v, char *e,
 			 size_t n)
 {
-	int64_t x;
-	int rc = set_int(v, 1, REPLICATION_FACTOR_MAX, &x, e, n);
-	if (rc == 0)
-		c->default_replication_factor = (uint32_t)x;
-	return rc;
+	return set_u32(v, 1, REPLICATION_FACTOR_MAX,
+		       &c->default_replication_factor, e, n);
 }
 
 static int k_message_max(struct ox_config *c, const char *v, char *e,
 			 size_t n)
 {
+	return set_u32(v, OX_BATCH_HEADER_BYTES + 1, OX_BATCH_BYTES_MAX,
+		       &c->message_max_bytes, e, n);
+}
+
+static int k_net_memory(struct ox_config *c, const char *v, char *e, size_t n)
+{
 	int64_t x;
-	int rc = set_int(v, OX_BATCH_HEADER_BYTES + 1, OX_BATCH_BYTES_MAX, &x,
-			 e, n);
+	int rc = set_int(v, NET_MEMORY_BYTES_MIN, NET_MEMORY_BYTES_MAX, &x, e,
+			 n);
 	if (rc == 0)
-		c->message_max_bytes = (uint32_t)x;
+		c->net_memory_bytes = (uint64_t)x;
 	return rc;
 }
 
 static int k_io_backend(struct ox_config *c, const char *v, char *e, size_t n)
 {
 	if (ox_io_backend_parse(v, &c->io_backend) < 0) {
-		fmt_err(e, n, "'%s' is neither uring nor sync", v);
+		ox_srv_fmt_err(e, n, "'%s' is neither uring nor sync", v);
 		return -EINVAL;
 	}
 	return 0;
@@ -386,6 +391,8 @@ static const struct key keys[] = {
 	 "replicas of a topic created without a count"},
 	{"message.max.bytes", "1048576", k_message_max,
 	 "largest batch a topic accepts by default (at most 67108864)"},
+	{"net.memory.bytes", "536870912", k_net_memory,
+	 "request and response bytes held over all connections (16 MiB-1 TiB)"},
 	{"io.backend", "uring", k_io_backend,
 	 "uring or sync (uring falls back to sync where unavailable)"},
 };
@@ -415,19 +422,20 @@ int ox_config_set(struct ox_config *c, const char *key, const char *value,
 			continue;
 		why[0] = '\0';
 		if (keys[i].set(c, value, why, sizeof(why)) < 0) {
-			fmt_err(err, err_len, "key %s: %s", key, why);
+			ox_srv_fmt_err(err, err_len, "key %s: %s", key, why);
 			return -EINVAL;
 		}
 		return 0;
 	}
 	if (strcmp(key, "metrics.listen") == 0 || strncmp(key, "tls.", 4) == 0 ||
 	    strncmp(key, "auth.", 5) == 0) {
-		fmt_err(err, err_len,
+		ox_srv_fmt_err(err, err_len,
 			"key %s: this feature is not built yet; remove the key",
 			key);
 		return -EINVAL;
 	}
-	fmt_err(err, err_len, "key %s: unknown key (oxbowd --help lists them)",
+	ox_srv_fmt_err(err, err_len,
+		"key %s: unknown key (oxbowd --help lists them)",
 		key);
 	return -EINVAL;
 }
@@ -456,19 +464,21 @@ static int load_line(struct ox_config *c, char *line, const char *path,
 		return 0;
 	char *eq = strchr(s, '=');
 	if (!eq) {
-		fmt_err(err, err_len, "%s:%u: '%s' is not key = value", path,
+		ox_srv_fmt_err(err, err_len,
+			"%s:%u: '%s' is not key = value", path,
 			lineno, s);
 		return -EINVAL;
 	}
 	*eq = '\0';
 	char *key = trim(s), *value = trim(eq + 1);
 	if (*key == '\0') {
-		fmt_err(err, err_len, "%s:%u: a value without a key", path,
+		ox_srv_fmt_err(err, err_len,
+			"%s:%u: a value without a key", path,
 			lineno);
 		return -EINVAL;
 	}
 	if (ox_config_set(c, key, value, why, sizeof(why)) < 0) {
-		fmt_err(err, err_len, "%s:%u: %s", path, lineno, why);
+		ox_srv_fmt_err(err, err_len, "%s:%u: %s", path, lineno, why);
 		return -EINVAL;
 	}
 	return 0;
@@ -485,7 +495,8 @@ int ox_config_load(struct ox_config *c, const char *path, char *err,
 	FILE *f = fopen(path, "r");
 	if (!f) {
 		rc = -errno;
-		fmt_err(err, err_len, "%s: cannot read the config file: %s",
+		ox_srv_fmt_err(err, err_len,
+			"%s: cannot read the config file: %s",
 			path, strerror(errno));
 		return rc;
 	}
@@ -494,7 +505,8 @@ int ox_config_load(struct ox_config *c, const char *path, char *err,
 		size_t len = strlen(line);
 		if (len > OX_CONFIG_LINE_MAX ||
 		    (len == sizeof(line) - 1 && line[len - 1] != '\n')) {
-			fmt_err(err, err_len, "%s:%u: line longer than %u bytes",
+			ox_srv_fmt_err(err, err_len,
+				"%s:%u: line longer than %u bytes",
 				path, lineno, OX_CONFIG_LINE_MAX);
 			rc = -EINVAL;
 			goto out;
@@ -509,7 +521,7 @@ int ox_config_load(struct ox_config *c, const char *path, char *err,
 	}
 	if (ferror(f)) {
 		rc = -EIO;
-		fmt_err(err, err_len, "%s: read error", path);
+		ox_srv_fmt_err(err, err_len, "%s: read error", path);
 	}
 out:
 	fclose(f);
@@ -554,19 +566,21 @@ int ox_config_parse_args(struct ox_config *c, int argc, char **argv,
 			return 0;
 		}
 		if (strncmp(argv[i], "--", 2) != 0) {
-			fmt_err(err, err_len,
+			ox_srv_fmt_err(err, err_len,
 				"'%s': expected --key value (see --help)",
 				argv[i]);
 			return -EINVAL;
 		}
 		const char *v = flag_value(argc, argv, &i, key, sizeof(key));
 		if (!v) {
-			fmt_err(err, err_len, "--%s: a value is missing", key);
+			ox_srv_fmt_err(err, err_len,
+				"--%s: a value is missing", key);
 			return -EINVAL;
 		}
 		if (strcmp(key, "config") == 0) {
 			if (config) {
-				fmt_err(err, err_len, "--config given twice");
+				ox_srv_fmt_err(err, err_len,
+					"--config given twice");
 				return -EINVAL;
 			}
 			config = v;
@@ -579,7 +593,7 @@ int ox_config_parse_args(struct ox_config *c, int argc, char **argv,
 		if (strcmp(key, "config") == 0)
 			continue;
 		if (ox_config_set(c, key, v, why, sizeof(why)) < 0) {
-			fmt_err(err, err_len, "--%s: %s", key, why);
+			ox_srv_fmt_err(err, err_len, "--%s: %s", key, why);
 			return -EINVAL;
 		}
 	}
@@ -589,7 +603,7 @@ int ox_config_parse_args(struct ox_config *c, int argc, char **argv,
 int ox_config_check(struct ox_config *c, char *err, size_t err_len)
 {
 	if (c->data_dir[0] == '\0') {
-		fmt_err(err, err_len,
+		ox_srv_fmt_err(err, err_len,
 			"key data.dir: required (--data.dir DIR or data.dir = DIR)");
 		return -EINVAL;
 	}
@@ -599,7 +613,7 @@ int ox_config_check(struct ox_config *c, char *err, size_t err_len)
 		strcpy(c->advertised_listen, c->listen);
 	for (unsigned i = 0; i < c->npeers; i++) {
 		if (c->peers[i].id != c->node_id) {
-			fmt_err(err, err_len,
+			ox_srv_fmt_err(err, err_len,
 				"key peers: names node %d besides this node "
 				"(%d): replication is not built yet",
 				c->peers[i].id, c->node_id);
@@ -607,7 +621,7 @@ int ox_config_check(struct ox_config *c, char *err, size_t err_len)
 		}
 	}
 	if (c->default_replication_factor > 1) {
-		fmt_err(err, err_len,
+		ox_srv_fmt_err(err, err_len,
 			"key default.replication.factor: %u replicas need %u "
 			"nodes and this cluster has 1",
 			c->default_replication_factor,

@@ -55,6 +55,7 @@ struct ox_config {
 	uint32_t num_partitions;
 	uint32_t default_replication_factor;
 	uint32_t message_max_bytes;
+	uint64_t net_memory_bytes; // broker/net's node-wide memory_bytes_max
 	enum ox_io_backend io_backend;
 };
 

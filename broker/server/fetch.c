@@ -19,7 +19,7 @@
 
 #include "broker/io/io.h"
 #include "broker/server/server_int.h"
-#include "broker/server/slog.h"
+#include "broker/slog/slog.h"
 #include "proto/assert.h"
 #include "proto/batch.h"
 #include "proto/error.h"
@@ -293,15 +293,12 @@ static int park(struct ox_server *srv, struct ox_net_req *req,
 
 void ox_srv_fetch(struct ox_server *srv, struct ox_net_req *req)
 {
-	const struct ox_net_req_info *in = ox_net_req_info(req);
-	Oxbow__FetchRequest *m =
-		oxbow__fetch_request__unpack(NULL, in->body_len, in->body);
+	Oxbow__FetchRequest *m = ox_srv_body_unpack(
+		req, &oxbow__fetch_request__descriptor, "FETCH");
 	uint64_t have = 0;
 
-	if (!m) {
-		ox_net_reject(req, "FETCH body does not parse");
-		return;
-	}
+	if (!m)
+		return; // rejected
 	bool now = m->max_wait_ms == 0 || m->min_bytes == 0 ||
 		   m->n_targets == 0;
 	if (fetch_try(srv, req, m, now, &have) == 0) {
@@ -387,14 +384,11 @@ static int list_one(struct ox_server *srv, const Oxbow__ListOffsetsTarget *tg,
 
 void ox_srv_list_offsets(struct ox_server *srv, struct ox_net_req *req)
 {
-	const struct ox_net_req_info *in = ox_net_req_info(req);
-	Oxbow__ListOffsetsRequest *m =
-		oxbow__list_offsets_request__unpack(NULL, in->body_len, in->body);
+	Oxbow__ListOffsetsRequest *m = ox_srv_body_unpack(
+		req, &oxbow__list_offsets_request__descriptor, "LIST_OFFSETS");
 
-	if (!m) {
-		ox_net_reject(req, "LIST_OFFSETS body does not parse");
-		return;
-	}
+	if (!m)
+		return; // rejected
 	size_t n = m->n_targets;
 	Oxbow__ListOffsetsResult *rs = calloc(n + 1, sizeof(*rs));
 	Oxbow__ListOffsetsResult **rp = calloc(n + 1, sizeof(*rp));

@@ -11,7 +11,7 @@
 #include <time.h>
 
 #include "broker/server/server_int.h"
-#include "broker/server/slog.h"
+#include "broker/slog/slog.h"
 #include "proto/assert.h"
 #include "proto/batch.h"
 #include "proto/error.h"
@@ -398,16 +398,12 @@ static int commit_batch(struct ox_server *srv, struct internal *in,
 
 void ox_srv_offset_commit(struct ox_server *srv, struct ox_net_req *req)
 {
-	const struct ox_net_req_info *info = ox_net_req_info(req);
-	Oxbow__OffsetCommitRequest *m =
-		oxbow__offset_commit_request__unpack(NULL, info->body_len,
-						     info->body);
+	Oxbow__OffsetCommitRequest *m = ox_srv_body_unpack(
+		req, &oxbow__offset_commit_request__descriptor, "OFFSET_COMMIT");
 	size_t len = 0;
 
-	if (!m) {
-		ox_net_reject(req, "OFFSET_COMMIT body does not parse");
-		return;
-	}
+	if (!m)
+		return; // rejected
 	struct internal *in = calloc(1, sizeof(*in));
 	if (in)
 		in->errs = calloc(m->n_offsets + 1, sizeof(*in->errs));
@@ -493,15 +489,12 @@ static void fetch_listed(struct ox_server *srv, Oxbow__OffsetFetchRequest *m,
 
 void ox_srv_offset_fetch(struct ox_server *srv, struct ox_net_req *req)
 {
-	const struct ox_net_req_info *info = ox_net_req_info(req);
-	Oxbow__OffsetFetchRequest *m = oxbow__offset_fetch_request__unpack(
-		NULL, info->body_len, info->body);
+	Oxbow__OffsetFetchRequest *m = ox_srv_body_unpack(
+		req, &oxbow__offset_fetch_request__descriptor, "OFFSET_FETCH");
 	struct fetched f = {0};
 
-	if (!m) {
-		ox_net_reject(req, "OFFSET_FETCH body does not parse");
-		return;
-	}
+	if (!m)
+		return; // rejected
 	bool all = m->n_partitions == 0;
 	if (all && ox_group_name_check(m->group, strlen(m->group)) < 0) {
 		ox_srv_respond_error(req, -OX_EINVALID_REQUEST,
@@ -551,15 +544,12 @@ static int cmp_str(const void *a, const void *b)
 
 void ox_srv_list_groups(struct ox_server *srv, struct ox_net_req *req)
 {
-	const struct ox_net_req_info *info = ox_net_req_info(req);
-	Oxbow__ListGroupsRequest *m = oxbow__list_groups_request__unpack(
-		NULL, info->body_len, info->body);
+	Oxbow__ListGroupsRequest *m = ox_srv_body_unpack(
+		req, &oxbow__list_groups_request__descriptor, "LIST_GROUPS");
 	struct names g = {0};
 
-	if (!m) {
-		ox_net_reject(req, "LIST_GROUPS body does not parse");
-		return;
-	}
+	if (!m)
+		return; // rejected
 	g.cap = ox_offsets_count(srv->offsets);
 	g.v = calloc(g.cap + 1, sizeof(*g.v));
 	if (!g.v) {

@@ -190,14 +190,12 @@ static void issue(struct ox_server *srv, struct produce *pr, uint8_t *raw)
 void ox_srv_produce(struct ox_server *srv, struct ox_net_req *req)
 {
 	const struct ox_net_req_info *in = ox_net_req_info(req);
-	Oxbow__ProduceRequest *m =
-		oxbow__produce_request__unpack(NULL, in->body_len, in->body);
+	Oxbow__ProduceRequest *m = ox_srv_body_unpack(
+		req, &oxbow__produce_request__descriptor, "PRODUCE");
 	uint64_t total = 0;
 
-	if (!m) {
-		ox_net_reject(req, "PRODUCE body does not parse");
-		return;
-	}
+	if (!m)
+		return; // rejected
 	for (size_t i = 0; i < m->n_batches; i++)
 		total += m->batches[i]->bytes;
 	if (total != in->raw_len || m->acks > OXBOW__ACKS__ACKS_NONE) {

@@ -54,7 +54,7 @@
 #include <xxhash.h>
 
 #include "broker/io/io.h"
-#include "broker/server/slog.h"
+#include "broker/slog/slog.h"
 #include "proto/assert.h"
 #include "proto/batch.h"
 #include "proto/error.h"
@@ -70,10 +70,7 @@ struct ox_tick {
 	bool run_retention; // and retention is due too
 };
 
-static void fmt_err(char *err, size_t err_len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void fmt_err(char *err, size_t err_len, const char *fmt, ...)
+void ox_srv_fmt_err(char *err, size_t err_len, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -82,6 +79,22 @@ static void fmt_err(char *err, size_t err_len, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err, err_len, fmt, ap);
 	va_end(ap);
+}
+
+void *ox_srv_body_unpack(struct ox_net_req *req,
+			 const ProtobufCMessageDescriptor *d, const char *api)
+{
+	const struct ox_net_req_info *in = ox_net_req_info(req);
+	ProtobufCMessage *m =
+		protobuf_c_message_unpack(d, NULL, in->body_len, in->body);
+
+	if (!m) {
+		char reason[64];
+
+		snprintf(reason, sizeof(reason), "%s body does not parse", api);
+		ox_net_reject(req, reason);
+	}
+	return m;
 }
 
 uint64_t ox_srv_now_ns(void)
@@ -624,7 +637,7 @@ static int lock_dir(struct ox_server *srv, char *err, size_t err_len)
 
 	int rc = mkdir_p(srv->cfg.data_dir);
 	if (rc < 0) {
-		fmt_err(err, err_len, "cannot create data.dir %s: %s",
+		ox_srv_fmt_err(err, err_len, "cannot create data.dir %s: %s",
 			srv->cfg.data_dir, ox_strerror(rc));
 		return rc;
 	}
@@ -632,16 +645,18 @@ static int lock_dir(struct ox_server *srv, char *err, size_t err_len)
 	srv->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (srv->lock_fd < 0) {
 		rc = -errno;
-		fmt_err(err, err_len, "cannot open %s: %s", path, strerror(errno));
+		ox_srv_fmt_err(err, err_len,
+			"cannot open %s: %s", path, strerror(errno));
 		return rc;
 	}
 	if (flock(srv->lock_fd, LOCK_EX | LOCK_NB) < 0) {
 		rc = -errno;
 		if (rc == -EWOULDBLOCK)
-			fmt_err(err, err_len, "data.dir %s is in use by another "
+			ox_srv_fmt_err(err, err_len,
+				"data.dir %s is in use by another "
 				"oxbowd (%s is locked)", srv->cfg.data_dir, path);
 		else
-			fmt_err(err, err_len, "cannot lock %s: %s", path,
+			ox_srv_fmt_err(err, err_len, "cannot lock %s: %s", path,
 				strerror(errno));
 		return rc;
 	}
@@ -687,7 +702,7 @@ static int open_topics(struct ox_server *srv, char *err, size_t err_len)
 
 	snprintf(dir, sizeof(dir), "%s/topics", srv->cfg.data_dir);
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
-		fmt_err(err, err_len, "cannot create %s: %s", dir,
+		ox_srv_fmt_err(err, err_len, "cannot create %s: %s", dir,
 			strerror(errno));
 		return -errno;
 	}
@@ -700,13 +715,13 @@ static int open_topics(struct ox_server *srv, char *err, size_t err_len)
 		struct ox_topic *t;
 		if (srv->npartitions + m[i].partitions > OX_NODE_PARTITIONS_MAX) {
 			rc = -OX_ETOOBIG;
-			fmt_err(err, err_len, "more than %u partitions",
+			ox_srv_fmt_err(err, err_len, "more than %u partitions",
 				OX_NODE_PARTITIONS_MAX);
 			break;
 		}
 		rc = ox_srv_topic_open(srv, &m[i], &t);
 		if (rc < 0) {
-			fmt_err(err, err_len, "cannot open topic %s: %s",
+			ox_srv_fmt_err(err, err_len, "cannot open topic %s: %s",
 				m[i].name, ox_strerror(rc));
 			break;
 		}
@@ -740,7 +755,7 @@ static int ensure_offsets_topic(struct ox_server *srv, char *err,
 		rc = ox_srv_meta_save(srv);
 	}
 	if (rc < 0)
-		fmt_err(err, err_len, "cannot create the %s topic: %s",
+		ox_srv_fmt_err(err, err_len, "cannot create the %s topic: %s",
 			OX_OFFSETS_TOPIC, ox_strerror(rc));
 	return rc;
 }
@@ -780,12 +795,14 @@ static int start_net(struct ox_server *srv, char *err, size_t err_len)
 {
 	struct ox_net_opts opts = {
 		.listen = srv->cfg.listen,
+		.memory_bytes_max = (size_t)srv->cfg.net_memory_bytes,
 		.handler = handle,
 		.handler_arg = srv,
 	};
 	int rc = ox_net_create(&srv->net, srv->io, &opts);
 	if (rc < 0) {
-		fmt_err(err, err_len, "cannot listen on %s: %s", srv->cfg.listen,
+		ox_srv_fmt_err(err, err_len,
+			"cannot listen on %s: %s", srv->cfg.listen,
 			ox_strerror(rc));
 		return rc;
 	}
@@ -816,7 +833,7 @@ int ox_server_create(struct ox_server **out, struct ox_io *io,
 	*out = NULL;
 	struct ox_server *srv = calloc(1, sizeof(*srv));
 	if (!srv) {
-		fmt_err(err, err_len, "out of memory");
+		ox_srv_fmt_err(err, err_len, "out of memory");
 		return -ENOMEM;
 	}
 	srv->io = io;
@@ -829,7 +846,8 @@ int ox_server_create(struct ox_server **out, struct ox_io *io,
 				 sizeof(srv->listen_host), &port) < 0 ||
 	    ox_config_addr_parse(srv->cfg.advertised_listen, srv->adv_host,
 				 sizeof(srv->adv_host), &srv->adv_port) < 0) {
-		fmt_err(err, err_len, "listen or advertised.listen is not "
+		ox_srv_fmt_err(err, err_len,
+			"listen or advertised.listen is not "
 			"HOST:PORT");
 		goto fail;
 	}
@@ -845,7 +863,7 @@ int ox_server_create(struct ox_server **out, struct ox_io *io,
 	if (rc == 0) {
 		rc = ox_srv_offsets_replay(srv);
 		if (rc < 0)
-			fmt_err(err, err_len, "cannot read %s: %s",
+			ox_srv_fmt_err(err, err_len, "cannot read %s: %s",
 				OX_OFFSETS_TOPIC, ox_strerror(rc));
 	}
 	if (rc == 0)
@@ -853,12 +871,14 @@ int ox_server_create(struct ox_server **out, struct ox_io *io,
 	if (rc == 0) {
 		rc = start_tick(srv);
 		if (rc < 0)
-			fmt_err(err, err_len, "cannot arm the housekeeping timer");
+			ox_srv_fmt_err(err, err_len,
+				"cannot arm the housekeeping timer");
 	}
 	if (rc == 0) {
 		rc = write_ready(srv);
 		if (rc < 0)
-			fmt_err(err, err_len, "cannot write %s/ready: %s",
+			ox_srv_fmt_err(err, err_len,
+				"cannot write %s/ready: %s",
 				srv->cfg.data_dir, ox_strerror(rc));
 	}
 	if (rc < 0)

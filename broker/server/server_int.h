@@ -100,7 +100,17 @@ struct ox_server {
 	bool shutting_down;
 };
 
+// config.c
+// Parses a whole-string decimal integer in [lo, hi] (no spaces, no sign
+// other than '-', no suffix) into *out. Returns 0 or -EINVAL. config.c
+// and topics.c parse every number with it.
+int ox_srv_parse_i64(const char *v, int64_t lo, int64_t hi, int64_t *out);
+
 // server.c
+// Formats one error line into err (cut to err_len); NULL or 0 writes
+// nothing. Used by config.c, topics.c and server.c alike.
+void ox_srv_fmt_err(char *err, size_t err_len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 uint64_t ox_srv_now_ns(void);
 struct ox_topic *ox_srv_topic_find(struct ox_server *srv, const char *name);
 struct ox_partition *ox_srv_partition(struct ox_server *srv,
@@ -127,6 +137,12 @@ void ox_srv_partitions_drop_fresh(struct ox_server *srv, struct ox_topic *t,
 void ox_srv_topic_doom(struct ox_server *srv, struct ox_topic *t);
 int ox_srv_meta_save(struct ox_server *srv);
 void ox_srv_respond_msg(struct ox_net_req *req, const ProtobufCMessage *msg);
+// Unpacks the request's body as a message of type d; the caller frees it
+// with protobuf_c_message_free_unpacked (or the type's free_unpacked).
+// A body that does not parse ends the request: the connection is closed
+// with "API body does not parse" and NULL is returned.
+void *ox_srv_body_unpack(struct ox_net_req *req,
+			 const ProtobufCMessageDescriptor *d, const char *api);
 void ox_srv_respond_error(struct ox_net_req *req, int err, const char *why);
 void ox_srv_partition_dir(const struct ox_server *srv, uint64_t topic_id,
 			  int64_t partition, char *buf, size_t cap);

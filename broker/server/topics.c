@@ -6,11 +6,11 @@
 // whole (write a temporary file, fsync, rename, fsync the directory), so
 // after a crash it is either the old or the new version.
 #include "broker/server/topics.h"
+#include "broker/server/server_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,20 +34,6 @@ static const char *const key_names[OX_TK_COUNT] = {
 	[OX_TK_SEGMENT_BYTES] = "segment.bytes",
 	[OX_TK_SEGMENT_MS] = "segment.ms",
 };
-
-static void fmt_err(char *err, size_t err_len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void fmt_err(char *err, size_t err_len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || err_len == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, err_len, fmt, ap);
-	va_end(ap);
-}
 
 int ox_topic_name_check(const char *name, size_t len)
 {
@@ -84,20 +70,6 @@ static int key_index(const char *key)
 		if (strcmp(key_names[i], key) == 0)
 			return (int)i;
 	return -1;
-}
-
-static int parse_i64(const char *v, int64_t lo, int64_t hi, int64_t *out)
-{
-	char *end;
-
-	if (*v == '\0' || *v == ' ' || *v == '+')
-		return -EINVAL;
-	errno = 0;
-	long long x = strtoll(v, &end, 10);
-	if (errno != 0 || *end != '\0' || x < lo || x > hi)
-		return -EINVAL;
-	*out = x;
-	return 0;
 }
 
 static int parse_cleanup(const char *v, unsigned *out)
@@ -144,7 +116,7 @@ int ox_topic_config_set(struct ox_topic_config *tc, const char *key,
 	int i = key_index(key);
 
 	if (i < 0) {
-		fmt_err(err, err_len,
+		ox_srv_fmt_err(err, err_len,
 			"unknown topic config key '%s' (known: partitions, "
 			"cleanup.policy, delete.retention.ms, "
 			"max.message.bytes, retention.bytes, retention.ms, "
@@ -154,7 +126,7 @@ int ox_topic_config_set(struct ox_topic_config *tc, const char *key,
 	if (i == OX_TK_CLEANUP_POLICY) {
 		unsigned c;
 		if (parse_cleanup(value, &c) < 0) {
-			fmt_err(err, err_len,
+			ox_srv_fmt_err(err, err_len,
 				"cleanup.policy '%s' is not delete, compact or "
 				"compact,delete", value);
 			return -OX_EINVALID_CONFIG;
@@ -164,8 +136,8 @@ int ox_topic_config_set(struct ox_topic_config *tc, const char *key,
 		return 0;
 	}
 	key_range((unsigned)i, &lo, &hi);
-	if (parse_i64(value, lo, hi, &x) < 0) {
-		fmt_err(err, err_len,
+	if (ox_srv_parse_i64(value, lo, hi, &x) < 0) {
+		ox_srv_fmt_err(err, err_len,
 			"%s '%s' is not a whole number in [%lld, %lld]", key,
 			value, (long long)lo, (long long)hi);
 		return -OX_EINVALID_CONFIG;
@@ -200,7 +172,8 @@ int ox_topic_config_reset(struct ox_topic_config *tc, const char *key,
 	int i = key_index(key);
 
 	if (i < 0) {
-		fmt_err(err, err_len, "unknown topic config key '%s'", key);
+		ox_srv_fmt_err(err, err_len,
+			"unknown topic config key '%s'", key);
 		return -OX_EINVALID_CONFIG;
 	}
 	tc->set &= ~(1u << i);
@@ -418,16 +391,17 @@ static int parse_topic(char *line, struct ox_topic_meta *t, char *why,
 	for (int i = 0; i < 5; i++) {
 		tok[i] = strtok_r(i == 0 ? line : NULL, " ", &save);
 		if (!tok[i]) {
-			fmt_err(why, why_len, "a topic line is cut short");
+			ox_srv_fmt_err(why, why_len,
+				"a topic line is cut short");
 			return -OX_ECORRUPT;
 		}
 	}
 	if (strcmp(tok[0], "topic") != 0 ||
-	    parse_i64(tok[1], 1, INT64_MAX, &id) < 0 ||
+	    ox_srv_parse_i64(tok[1], 1, INT64_MAX, &id) < 0 ||
 	    ox_topic_name_check(tok[2], strlen(tok[2])) < 0 ||
-	    parse_i64(tok[3], 1, OX_TOPIC_PARTITIONS_MAX, &parts) < 0 ||
-	    parse_i64(tok[4], 1, 255, &reps) < 0) {
-		fmt_err(why, why_len, "a malformed topic line");
+	    ox_srv_parse_i64(tok[3], 1, OX_TOPIC_PARTITIONS_MAX, &parts) < 0 ||
+	    ox_srv_parse_i64(tok[4], 1, 255, &reps) < 0) {
+		ox_srv_fmt_err(why, why_len, "a malformed topic line");
 		return -OX_ECORRUPT;
 	}
 	t->id = (uint64_t)id;
@@ -438,7 +412,8 @@ static int parse_topic(char *line, struct ox_topic_meta *t, char *why,
 	while ((kv = strtok_r(NULL, " ", &save)) != NULL) {
 		char *eq = strchr(kv, '=');
 		if (!eq) {
-			fmt_err(why, why_len, "'%s' is not key=value", kv);
+			ox_srv_fmt_err(why, why_len,
+				"'%s' is not key=value", kv);
 			return -OX_ECORRUPT;
 		}
 		*eq = '\0';
@@ -453,7 +428,8 @@ static int check_sum(char *buf, size_t len, char *err, size_t err_len,
 		     const char *path)
 {
 	if (len == 0 || buf[len - 1] != '\n') {
-		fmt_err(err, err_len, "%s: damaged: it does not end with a "
+		ox_srv_fmt_err(err, err_len,
+			"%s: damaged: it does not end with a "
 			"complete line", path);
 		return -OX_ECORRUPT;
 	}
@@ -471,12 +447,14 @@ static int check_sum(char *buf, size_t len, char *err, size_t err_len,
 		       (uint64_t)(c <= '9' ? c - '0' : c - 'a' + 10);
 	}
 	if (!ok) {
-		fmt_err(err, err_len, "%s: damaged: the checksum line is "
+		ox_srv_fmt_err(err, err_len,
+			"%s: damaged: the checksum line is "
 			"missing", path);
 		return -OX_ECORRUPT;
 	}
 	if (XXH3_64bits(buf, (size_t)(last - buf)) != want) {
-		fmt_err(err, err_len, "%s: damaged: the checksum does not "
+		ox_srv_fmt_err(err, err_len,
+			"%s: damaged: the checksum does not "
 			"match", path);
 		return -OX_ECORRUPT;
 	}
@@ -513,7 +491,7 @@ int ox_topics_file_read(const char *dir, uint64_t *next_id,
 	if (rc == -ENOENT)
 		return 0;
 	if (rc < 0) {
-		fmt_err(err, err_len, "%s: cannot read: %s", path,
+		ox_srv_fmt_err(err, err_len, "%s: cannot read: %s", path,
 			ox_strerror(rc));
 		return rc;
 	}
@@ -535,14 +513,17 @@ int ox_topics_file_read(const char *dir, uint64_t *next_id,
 		if (lineno == 1 && strcmp(line, FILE_MAGIC) == 0)
 			continue;
 		if (lineno == 1) {
-			fmt_err(err, err_len, "%s:1: not an Oxbow topic file",
+			ox_srv_fmt_err(err, err_len,
+				"%s:1: not an Oxbow topic file",
 				path);
 			goto fail;
 		}
 		if (lineno == 2) {
 			if (strncmp(line, "next-id ", 8) != 0 ||
-			    parse_i64(line + 8, 1, INT64_MAX, &next) < 0) {
-				fmt_err(err, err_len, "%s:2: bad next-id line",
+			    ox_srv_parse_i64(line + 8, 1, INT64_MAX,
+					     &next) < 0) {
+				ox_srv_fmt_err(err, err_len,
+					"%s:2: bad next-id line",
 					path);
 				goto fail;
 			}
@@ -550,23 +531,26 @@ int ox_topics_file_read(const char *dir, uint64_t *next_id,
 		}
 		if (nt == OX_TOPICS_MAX ||
 		    parse_topic(line, &t[nt], why, sizeof(why)) < 0) {
-			fmt_err(err, err_len, "%s:%u: %s", path, lineno,
+			ox_srv_fmt_err(err, err_len, "%s:%u: %s", path, lineno,
 				nt == OX_TOPICS_MAX ? "too many topics" : why);
 			goto fail;
 		}
 		if ((int64_t)t[nt].id >= next) {
-			fmt_err(err, err_len, "%s:%u: topic id at or above "
+			ox_srv_fmt_err(err, err_len,
+				"%s:%u: topic id at or above "
 				"next-id", path, lineno);
 			goto fail;
 		}
 		nt++;
 	}
 	if (lineno < 2) {
-		fmt_err(err, err_len, "%s: damaged: the header is missing", path);
+		ox_srv_fmt_err(err, err_len,
+			"%s: damaged: the header is missing", path);
 		goto fail;
 	}
 	if (check_dups(t, nt) < 0) {
-		fmt_err(err, err_len, "%s: a topic name or id is listed twice",
+		ox_srv_fmt_err(err, err_len,
+			"%s: a topic name or id is listed twice",
 			path);
 		goto fail;
 	}

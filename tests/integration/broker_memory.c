@@ -7,8 +7,12 @@
 // buffered every response, or every request it cannot answer yet, would
 // grow without bound; oxbowd's resident memory must stay under
 // RSS_LIMIT_KIB the whole time (sampled by a thread, the peak printed), and
-// afterwards the node must still serve a normal client. The bound is
-// generous on purpose: it catches unbounded buffering, not tuning.
+// afterwards the node must still serve a normal client. oxbowd runs with
+// net.memory.bytes = NET_MEMORY_BYTES: the per-connection send limit
+// alone (64 MiB) would let the SLOW_READERS hold over 1 GiB of
+// responses, so the bound holds only if the node-wide budget works. The
+// bound is generous on purpose: it catches unbounded buffering, not
+// tuning.
 // A plain program (exit 0 pass, 1 fail, 77 skip): argv[1] is oxbowd.
 #include <errno.h>
 #include <inttypes.h>
@@ -27,10 +31,11 @@
 #define VALUE_BYTES 1000
 #define PREFILL_RECORDS 40000  // ~40 MB a fetch from 0 could return
 #define FLOOD_RECORDS 80000    // per phase
-#define SLOW_READERS 4
+#define SLOW_READERS 16
 #define SLOW_RCVBUF 4096
 #define FETCH_MAX_BYTES (64u << 20)
-#define RSS_LIMIT_KIB (1024L * 1024)
+#define NET_MEMORY_BYTES "268435456" // 256 MiB
+#define RSS_LIMIT_KIB (700L * 1024)
 #define SAMPLE_MS 20
 #define WATCHDOG_S 600
 
@@ -216,7 +221,9 @@ int main(int argc, char **argv)
 
 	bc_start("broker-memory", argc, argv, WATCHDOG_S);
 	static const char *const args[] = { "--node.id", "1",
-					    "--log.fsync", "interval", NULL };
+					    "--log.fsync", "interval",
+					    "--net.memory.bytes",
+					    NET_MEMORY_BYTES, NULL };
 	bc_broker_init(&broker, "mem", args);
 	bc_broker_start(&broker);
 	struct ox_admin *a = bc_admin(&broker);

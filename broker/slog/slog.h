@@ -5,11 +5,14 @@
 //   2026-11-22T10:00:00.123Z INFO topic created name=orders partitions=3
 //
 // UTC time with milliseconds, a level, a message in words, then key=value
-// pairs. The server and oxbowd call it; it does no buffering beyond one
-// line (written with a single write(2), so lines from other threads never
-// interleave) and never fails the caller.
-#ifndef OX_BROKER_SERVER_SLOG_H
-#define OX_BROKER_SERVER_SLOG_H
+// pairs (a value with spaces in double quotes). It is the one logger of
+// oxbowd: broker/net, broker/server and broker/main.c call it, and it
+// depends on nothing but libc. It does no buffering beyond one line
+// (formatted on the stack, never allocating, and written with a single
+// write(2), so lines from other threads never interleave), does not
+// filter by level, and never fails the caller.
+#ifndef OX_BROKER_SLOG_SLOG_H
+#define OX_BROKER_SLOG_SLOG_H
 
 enum ox_slog_level {
 	OX_SLOG_DEBUG = 0,

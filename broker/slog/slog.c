@@ -2,9 +2,11 @@
 //
 // Structured log lines (slog.h). Formats into a stack buffer and writes
 // the whole line with one write(2) on stderr; a short or failed write is
-// dropped: a log line must never stop the broker.
-#include "broker/server/slog.h"
+// dropped: a log line must never stop the broker. No allocation: it runs
+// when memory is short too.
+#include "broker/slog/slog.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -54,6 +56,9 @@ void ox_slog(enum ox_slog_level level, const char *fmt, ...)
 		memcpy(line + len - 3, "...", 3);
 	}
 	line[len++] = '\n';
-	ssize_t w = write(STDERR_FILENO, line, len);
-	(void)w;
+	ssize_t w;
+	do
+		w = write(STDERR_FILENO, line, len);
+	while (w < 0 && errno == EINTR);
+	(void)w; // nowhere to report a broken stderr
 }
