@@ -1,0 +1,455 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// The leader side of Raft: one progress record per follower (struct peer
+// in raft_int.h), appends and heartbeats, counting matches into commits,
+// snapshots for followers behind the log start, check-quorum and
+// leadership transfer. raft.c calls in here; the host reaches it through
+// ox_raft_step, ox_raft_tick, ox_raft_propose and the functions below.
+//
+// Each follower is in one of three states:
+//   PROBE      one APPEND at a time, moving `next` back on each refusal
+//              (using the follower's hint to skip a whole term) until one
+//              is accepted;
+//   REPLICATE  APPENDs pipelined from `next`, at most inflight_max in
+//              flight; a refusal goes back to PROBE;
+//   SNAPSHOT   next fell below the log start: a SNAPSHOT is out, and the
+//              follower resumes from its answer.
+// A follower that stops answering while paused (all of its window in
+// flight, or its probe or snapshot unanswered) for two heartbeats goes
+// back to PROBE from its match, so a lost message never stalls it.
+#include "broker/raft/raft_int.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "proto/assert.h"
+#include "proto/error.h"
+
+// Heartbeats a paused follower may stay silent before it is probed anew.
+#define STALL_BEATS_MAX 2
+
+static void inflight_clear(struct peer *p)
+{
+	p->inflight_head = 0;
+	p->inflight_n = 0;
+}
+
+static void inflight_add(struct peer *p, int64_t end)
+{
+	OX_ASSERT(p->inflight_n < OX_RAFT_INFLIGHT_MAX);
+	p->inflight[(p->inflight_head + p->inflight_n) % OX_RAFT_INFLIGHT_MAX] =
+		end;
+	p->inflight_n++;
+}
+
+// Frees the slots of APPENDs the follower now holds.
+static void inflight_free_to(struct peer *p, int64_t index)
+{
+	while (p->inflight_n > 0 && p->inflight[p->inflight_head] <= index) {
+		p->inflight_head = (p->inflight_head + 1) % OX_RAFT_INFLIGHT_MAX;
+		p->inflight_n--;
+	}
+}
+
+static void become_probe(struct peer *p, int64_t next)
+{
+	p->state = PEER_PROBE;
+	p->next = next;
+	p->probe_sent = false;
+	p->reading = false; // a read in progress comes back stale
+	p->stall_beats = 0;
+	inflight_clear(p);
+}
+
+static void become_replicate(struct peer *p, int64_t next)
+{
+	p->state = PEER_REPLICATE;
+	p->next = next;
+	p->probe_sent = false;
+	p->stall_beats = 0;
+	inflight_clear(p);
+}
+
+static void send_snapshot(struct ox_raft *r, struct peer *p)
+{
+	struct ox_raft_msg m = {
+		.type = OX_RAFT_MSG_SNAPSHOT,
+		.to = p->id,
+		.term = r->term,
+		.index = r->start_index,
+		.log_term = r->start_term,
+		// The membership at the snapshot: the current one, unless it
+		// came later (then the one before, which the entries after the
+		// snapshot bring up to date).
+		.conf = r->conf_index <= r->start_index ? r->conf : r->conf_prev,
+	};
+
+	if (!raft_push(r, &m))
+		return;
+	p->state = PEER_SNAPSHOT;
+	p->snapshot_index = r->start_index;
+	p->reading = false;
+	p->stall_beats = 0;
+	inflight_clear(p);
+}
+
+void raft_send_append(struct ox_raft *r, struct peer *p)
+{
+	struct ox_raft_msg m = {
+		.type = OX_RAFT_MSG_APPEND,
+		.to = p->id,
+		.term = r->term,
+		.wants_entries = true,
+	};
+	int rc;
+
+	OX_ASSERT(r->role == OX_RAFT_LEADER);
+	if (p->state == PEER_SNAPSHOT || p->reading)
+		return;
+	if (p->next < r->start_index) {
+		send_snapshot(r, p);
+		return;
+	}
+	if (p->next >= r->last_index ||
+	    (p->state == PEER_PROBE && p->probe_sent) ||
+	    (p->state == PEER_REPLICATE &&
+	     p->inflight_n >= r->cfg.inflight_max))
+		return;
+	m.prev_index = p->next;
+	m.end_index = r->last_index;
+	m.commit = r->commit;
+	rc = raft_term_at(r, m.prev_index, &m.prev_term);
+	OX_ASSERT(rc == 0);
+	if (!raft_push(r, &m))
+		return;
+	p->reading = true;
+	p->read_from = m.prev_index;
+	if (p->state == PEER_PROBE)
+		p->probe_sent = true;
+}
+
+// A heartbeat checks the follower at its match (or, not knowing it, at
+// next: a probe) and carries the commit index.
+static void send_heartbeat(struct ox_raft *r, struct peer *p)
+{
+	struct ox_raft_msg m = {
+		.type = OX_RAFT_MSG_APPEND,
+		.to = p->id,
+		.term = r->term,
+		.commit = r->commit,
+	};
+	int rc;
+
+	if (p->state == PEER_SNAPSHOT)
+		return;
+	m.prev_index = p->match >= r->start_index ? p->match : p->next;
+	if (m.prev_index > r->last_index)
+		m.prev_index = r->last_index;
+	if (m.prev_index < r->start_index) {
+		send_snapshot(r, p);
+		return;
+	}
+	m.end_index = m.prev_index;
+	rc = raft_term_at(r, m.prev_index, &m.prev_term);
+	OX_ASSERT(rc == 0);
+	raft_push(r, &m);
+}
+
+void raft_broadcast_heartbeat(struct ox_raft *r)
+{
+	for (uint32_t i = 0; i < r->peers_n; i++) {
+		send_heartbeat(r, &r->peers[i]);
+		raft_send_append(r, &r->peers[i]);
+	}
+}
+
+void raft_leader_start(struct ox_raft *r)
+{
+	for (uint32_t i = 0; i < r->peers_n; i++) {
+		struct peer *p = &r->peers[i];
+		bool voter = p->voter;
+
+		memset(p->inflight, 0, sizeof(p->inflight));
+		become_probe(p, r->last_index);
+		p->match = -1;
+		p->match_at_beat = -1;
+		p->active = true;
+		p->voter = voter;
+	}
+	r->heartbeat_elapsed = 0;
+	r->election_elapsed = 0;
+	r->transfer_target = OX_RAFT_NONE;
+	raft_broadcast_heartbeat(r);
+	raft_maybe_commit(r); // a group of one commits on its own
+}
+
+// Number of voters whose durable match is at least `index`.
+static uint32_t holders(const struct ox_raft *r, int64_t index)
+{
+	uint32_t n = 0;
+
+	if (raft_is_voter(&r->conf, r->cfg.id) && r->durable_index >= index)
+		n++;
+	for (uint32_t i = 0; i < r->peers_n; i++)
+		n += r->peers[i].voter && r->peers[i].match >= index;
+	return n;
+}
+
+void raft_maybe_commit(struct ox_raft *r)
+{
+	int64_t best = r->commit;
+	uint64_t t;
+
+	if (r->role != OX_RAFT_LEADER)
+		return;
+	// Candidates are the matches themselves (each is a batch boundary);
+	// the highest one a quorum holds wins.
+	for (uint32_t i = 0; i <= r->peers_n; i++) {
+		int64_t c = i < r->peers_n ? r->peers[i].match : r->durable_index;
+
+		if (c <= best || c > r->last_index ||
+		    holders(r, c) < raft_quorum(r))
+			continue;
+		// R5: only an index of the leader's own term is counted.
+		if (raft_term_at(r, c, &t) == 0 && t == r->term)
+			best = c;
+	}
+	raft_set_commit(r, best);
+}
+
+void raft_conf_committed(struct ox_raft *r)
+{
+	// A leader the committed configuration removed (or made a learner)
+	// hands over by stepping down; the others elect among themselves.
+	if (r->role == OX_RAFT_LEADER && !raft_is_voter(&r->conf, r->cfg.id))
+		raft_become_follower(r, r->term, OX_RAFT_NONE);
+}
+
+static void send_timeout_now(struct ox_raft *r, struct peer *p)
+{
+	struct ox_raft_msg m = {
+		.type = OX_RAFT_MSG_TIMEOUT_NOW,
+		.to = p->id,
+		.term = r->term,
+	};
+
+	raft_push(r, &m);
+}
+
+static void check_quorum(struct ox_raft *r)
+{
+	uint32_t active = raft_is_voter(&r->conf, r->cfg.id) ? 1 : 0;
+
+	for (uint32_t i = 0; i < r->peers_n; i++) {
+		active += r->peers[i].voter && r->peers[i].active;
+		r->peers[i].active = false;
+	}
+	if (active < raft_quorum(r))
+		raft_become_follower(r, r->term, OX_RAFT_NONE);
+}
+
+// A paused follower that made no progress for STALL_BEATS_MAX heartbeats
+// lost a message: probe it again from what it is known to hold.
+static void check_stall(struct ox_raft *r, struct peer *p)
+{
+	bool paused = (p->state == PEER_PROBE && (p->probe_sent || p->reading)) ||
+		      (p->state == PEER_REPLICATE &&
+		       (p->inflight_n >= r->cfg.inflight_max || p->reading)) ||
+		      p->state == PEER_SNAPSHOT;
+
+	if (!paused || p->match != p->match_at_beat) {
+		p->stall_beats = 0;
+	} else if (++p->stall_beats >= STALL_BEATS_MAX) {
+		int64_t next = p->match >= 0 ? p->match : p->next;
+
+		become_probe(p, next < r->last_index ? next : r->last_index);
+	}
+	p->match_at_beat = p->match;
+}
+
+void raft_leader_tick(struct ox_raft *r)
+{
+	r->heartbeat_elapsed++;
+	r->election_elapsed++;
+	if (r->transfer_target != OX_RAFT_NONE &&
+	    ++r->transfer_elapsed >= r->cfg.election_ticks)
+		r->transfer_target = OX_RAFT_NONE; // gave up: lead on
+	if (r->election_elapsed >= r->cfg.election_ticks) {
+		r->election_elapsed = 0;
+		if (r->cfg.check_quorum) {
+			check_quorum(r);
+			if (r->role != OX_RAFT_LEADER)
+				return;
+		}
+	}
+	if (r->heartbeat_elapsed < r->cfg.heartbeat_ticks)
+		return;
+	r->heartbeat_elapsed = 0;
+	for (uint32_t i = 0; i < r->peers_n; i++)
+		check_stall(r, &r->peers[i]);
+	raft_broadcast_heartbeat(r);
+}
+
+// Where to probe after a refusal at m->prev_index: past the follower's
+// conflicting term if we hold it too, else at its start in the follower's
+// log, or at the follower's end when its log is too short. Always below
+// the refused point, so probing ends.
+static int64_t probe_point(const struct ox_raft *r,
+			   const struct ox_raft_msg *m)
+{
+	int64_t next = m->index;
+
+	if (m->log_term != 0) {
+		for (uint32_t i = 0; i < r->runs_n; i++) {
+			if (r->runs[i].term != m->log_term)
+				continue;
+			next = i + 1 < r->runs_n ? r->runs[i + 1].start :
+						   r->last_index;
+			break;
+		}
+	}
+	if (next >= m->prev_index)
+		next = m->prev_index - 1;
+	if (next > r->last_index)
+		next = r->last_index;
+	return next < 0 ? 0 : next;
+}
+
+static void append_refused(struct ox_raft *r, struct peer *p,
+			   const struct ox_raft_msg *m)
+{
+	if (m->prev_index <= p->match) {
+		// It held our log there once: it lost data (a wiped disk),
+		// or the refusal is old. Believing it only costs a resend.
+		if (m->index < p->match)
+			p->match = m->index;
+		else
+			return;
+	} else if (p->state == PEER_PROBE && m->prev_index != p->next &&
+		   m->prev_index != p->read_from) {
+		return; // an answer to an older probe
+	}
+	if (m->prev_index == 0)
+		return; // every log matches at 0: a confused follower
+	become_probe(p, probe_point(r, m));
+	raft_send_append(r, p);
+}
+
+static void append_accepted(struct ox_raft *r, struct peer *p,
+			    const struct ox_raft_msg *m)
+{
+	int64_t agreed = m->end_index < r->last_index ? m->end_index :
+							r->last_index;
+
+	if (m->index > r->last_index)
+		return; // claims entries we never had: ignore it
+	inflight_free_to(p, m->index);
+	if (m->index > p->match) {
+		p->match = m->index;
+		raft_maybe_commit(r);
+		if (r->role != OX_RAFT_LEADER)
+			return; // the commit removed this leader
+	}
+	if (p->state == PEER_PROBE ||
+	    (p->state == PEER_SNAPSHOT && p->match >= p->snapshot_index))
+		become_replicate(p, agreed > p->match ? agreed : p->match);
+	if (p->id == r->transfer_target && p->match >= r->last_index)
+		send_timeout_now(r, p);
+	raft_send_append(r, p);
+}
+
+void raft_leader_step(struct ox_raft *r, const struct ox_raft_msg *m)
+{
+	struct peer *p = raft_peer(r, m->from);
+
+	OX_ASSERT(r->role == OX_RAFT_LEADER);
+	if (p == NULL)
+		return; // not a member (any more)
+	p->active = true;
+	if (m->type == OX_RAFT_MSG_SNAPSHOT_RESP || m->ok)
+		append_accepted(r, p, m);
+	else
+		append_refused(r, p, m);
+}
+
+int ox_raft_append_fill(struct ox_raft *r, struct ox_raft_msg *msg,
+			int64_t base, int64_t end)
+{
+	struct peer *p;
+	int64_t i;
+	int rc;
+
+	OX_ASSERT(r != NULL && msg != NULL);
+	p = raft_peer(r, msg->to);
+	if (r->role != OX_RAFT_LEADER || msg->term != r->term ||
+	    !msg->wants_entries || p == NULL || !p->reading ||
+	    p->read_from != msg->prev_index)
+		return -ESTALE;
+	p->reading = false;
+	if (base < r->start_index || base > msg->prev_index ||
+	    end <= msg->prev_index || end > r->last_index)
+		return -EINVAL;
+	// The runs covering [base, end), cut at the one too many.
+	i = -1;
+	for (uint32_t k = 0; k < r->runs_n; k++)
+		if (r->runs[k].start <= base)
+			i = k;
+	OX_ASSERT(i >= 0);
+	msg->runs_n = 0;
+	for (uint32_t k = (uint32_t)i; k < r->runs_n && r->runs[k].start < end;
+	     k++) {
+		if (msg->runs_n == OX_RAFT_MSG_RUNS_MAX) {
+			end = r->runs[k].start;
+			break;
+		}
+		msg->runs[msg->runs_n++] = r->runs[k];
+	}
+	msg->prev_index = base;
+	rc = raft_term_at(r, base, &msg->prev_term);
+	OX_ASSERT(rc == 0);
+	msg->end_index = end;
+	msg->commit = r->commit;
+	msg->wants_entries = false;
+	if (p->state == PEER_REPLICATE) {
+		p->next = end;
+		inflight_add(p, end);
+		raft_send_append(r, p); // the next window, if any
+	} else {
+		p->next = base;
+	}
+	return 0;
+}
+
+void ox_raft_append_dropped(struct ox_raft *r, const struct ox_raft_msg *msg)
+{
+	struct peer *p;
+
+	OX_ASSERT(r != NULL && msg != NULL);
+	p = raft_peer(r, msg->to);
+	if (r->role != OX_RAFT_LEADER || msg->term != r->term || p == NULL)
+		return;
+	if (msg->wants_entries && p->reading &&
+	    p->read_from == msg->prev_index)
+		p->reading = false;
+	if (p->state == PEER_PROBE)
+		p->probe_sent = false;
+}
+
+int ox_raft_transfer(struct ox_raft *r, uint64_t target)
+{
+	struct peer *p;
+
+	OX_ASSERT(r != NULL);
+	if (r->role != OX_RAFT_LEADER)
+		return -OX_ENOTLEADER;
+	p = raft_peer(r, target);
+	if (p == NULL || !p->voter)
+		return -EINVAL;
+	r->transfer_target = target;
+	r->transfer_elapsed = 0;
+	if (p->match >= r->last_index)
+		send_timeout_now(r, p);
+	else
+		raft_send_append(r, p);
+	return 0;
+}
