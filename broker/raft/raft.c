@@ -485,12 +485,14 @@ static void reject_append(struct ox_raft *r, const struct ox_raft_msg *m)
 		.to = m->from,
 		.term = r->term,
 		.prev_index = m->prev_index,
-		.index = r->last_index,
+		.index = m->prev_index > r->last_index ? r->last_index :
+							 r->start_index,
 	};
 
-	if (m->prev_index <= r->last_index) {
+	if (m->prev_index <= r->last_index && m->prev_index > r->start_index) {
 		// Conflict at prev_index: name our term there and where it
-		// starts, so the leader skips the whole term (R3).
+		// starts, so the leader skips the whole term (R3). (At our
+		// start, all we can say is where we start.)
 		int64_t i = run_find(r, m->prev_index - 1);
 
 		OX_ASSERT(i >= 0);
@@ -657,6 +659,11 @@ static void handle_snapshot(struct ox_raft *r, const struct ox_raft_msg *m,
 // ---------------------------------------------------------------------
 // Input checks: everything a peer sends is untrusted.
 
+static bool index_valid(int64_t index)
+{
+	return index >= 0 && index < OX_RAFT_INDEX_MAX;
+}
+
 static bool runs_valid(const struct ox_raft_msg *m)
 {
 	if (m->runs_n > OX_RAFT_MSG_RUNS_MAX)
@@ -681,8 +688,10 @@ static bool runs_valid(const struct ox_raft_msg *m)
 static bool msg_valid(const struct ox_raft *r, const struct ox_raft_msg *m)
 {
 	if (m->from == OX_RAFT_NONE || m->from == r->cfg.id ||
-	    m->to != r->cfg.id || m->index < 0 || m->prev_index < 0 ||
-	    m->end_index < 0 || m->commit < 0)
+	    m->to != r->cfg.id || !index_valid(m->index) ||
+	    !index_valid(m->prev_index) || !index_valid(m->end_index) ||
+	    !index_valid(m->commit) || m->term >= OX_RAFT_TERM_MAX ||
+	    m->log_term >= OX_RAFT_TERM_MAX || m->prev_term >= OX_RAFT_TERM_MAX)
 		return false;
 	switch (m->type) {
 	case OX_RAFT_MSG_PRE_VOTE:
@@ -694,7 +703,9 @@ static bool msg_valid(const struct ox_raft *r, const struct ox_raft_msg *m)
 	case OX_RAFT_MSG_TIMEOUT_NOW:
 		return true;
 	case OX_RAFT_MSG_APPEND:
-		return m->end_index >= m->prev_index && runs_valid(m);
+		// Every log holds index 0, of term 0.
+		return m->end_index >= m->prev_index && runs_valid(m) &&
+		       (m->prev_index > 0 || m->prev_term == 0);
 	case OX_RAFT_MSG_SNAPSHOT:
 		return conf_valid(&m->conf);
 	}
@@ -707,6 +718,8 @@ static bool msg_valid(const struct ox_raft *r, const struct ox_raft_msg *m)
 static bool restore_valid(const struct ox_raft_restore *rs, uint32_t max)
 {
 	if (rs->start_index < 0 || rs->last_index < rs->start_index ||
+	    rs->last_index >= OX_RAFT_INDEX_MAX ||
+	    rs->hard.term >= OX_RAFT_TERM_MAX ||
 	    rs->runs_n > max || (rs->runs_n > 0 && rs->runs == NULL) ||
 	    !conf_valid(&rs->hard.conf) || rs->commit > rs->last_index)
 		return false;
@@ -875,7 +888,7 @@ int ox_raft_propose(struct ox_raft *r, int64_t end_index, uint64_t *term_out)
 	OX_ASSERT(r != NULL);
 	if (r->role != OX_RAFT_LEADER || r->transfer_target != OX_RAFT_NONE)
 		return -OX_ENOTLEADER;
-	if (end_index <= r->last_index)
+	if (end_index <= r->last_index || end_index >= OX_RAFT_INDEX_MAX)
 		return -EINVAL;
 	if (r->runs_n == r->runs_max &&
 	    r->runs[r->runs_n - 1].term != r->term)

@@ -87,6 +87,12 @@
 #define OX_RAFT_OUTBOX_MAX 32
 // Node id 0 means "none" (no vote, no known leader).
 #define OX_RAFT_NONE 0
+// Indices are below this (offsets are int64; the margin keeps index
+// arithmetic from overflowing): a message naming a larger one is refused.
+#define OX_RAFT_INDEX_MAX ((int64_t)1 << 62)
+// Terms too: a message with a term at or above this is refused, so that
+// counting terms up can never wrap.
+#define OX_RAFT_TERM_MAX ((uint64_t)1 << 62)
 
 enum ox_raft_role {
 	OX_RAFT_FOLLOWER = 0,

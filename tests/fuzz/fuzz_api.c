@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// libFuzzer harness for the API bodies (proto/api.proto) and the payload
+// libFuzzer harness for the API bodies (proto/api.proto), the peer
+// messages and Raft state (proto/raft.proto), and the payload
 // split in front of them (proto/wire.h). The first input byte picks one of
 // the request or response messages; the rest is split like a frame payload
 // and its body unpacked by protobuf-c, the way broker and client read
@@ -13,6 +14,7 @@
 #include <string.h>
 
 #include "proto/api.pb-c.h"
+#include "proto/raft.pb-c.h"
 #include "proto/error.h"
 #include "proto/wire.h"
 
@@ -52,6 +54,8 @@ static const ProtobufCMessageDescriptor *const bodies[] = {
 	&oxbow__offset_fetch_response__descriptor,
 	&oxbow__list_groups_request__descriptor,
 	&oxbow__list_groups_response__descriptor,
+	&oxbow__raft_batch__descriptor,
+	&oxbow__raft_hard_state__descriptor,
 };
 
 #define BODIES_N (sizeof(bodies) / sizeof(bodies[0]))
