@@ -17,20 +17,30 @@
 //                          snapshots what the worker needs.
 //   work (helper thread)   builds the key map (key hash -> latest offset)
 //                          over the dirty part of the job (the segments
-//                          above the cleaner checkpoint: everything below
-//                          holds at most one record per key already), then
+//                          above the clean point: everything below holds
+//                          at most one record per key already, C8), then
 //                          filters the whole job, writing one cleaned file per
 //                          segment ("<base>.cleaned"): batches whose records
 //                          all survive are copied as they are, others are
 //                          rebuilt with their surviving records at their
 //                          original offset deltas; fdatasync; index files.
-//   swap (owner thread)    raises the cleaner checkpoint (the offset below
-//                          which compaction may have left gaps, read by
+//   swap (owner thread)    raises the gap horizon (the offset below which
+//                          compaction may have left gaps, read by
 //                          recovery), then in offset order renames each
 //                          cleaned file over its segment and puts the new
 //                          segment in the log's array (its index files are
 //                          written later by the log's own index writer); a
-//                          segment left with nothing is removed.
+//                          segment left with nothing is removed. Once every
+//                          rename is durable it raises the clean point to
+//                          the end of the job.
+//
+// The cleaner checkpoint file holds both offsets, the gap horizon and the
+// clean point, and is rewritten whole (tmp file, fdatasync, rename,
+// directory fsync) whenever either moves. They move at different moments
+// of a pass: the horizon before the first rename (C7), the clean point
+// after the last one (C8). A pass cut short between the two (a crash, a
+// failed rename) leaves segments below the horizon that still hold older
+// records of their keys, and the next pass maps them again.
 //
 // Invariants:
 //   C1 Only sealed segments whose bytes are all durable and whose index
@@ -60,9 +70,16 @@
 //      loop, scan buffer and new segments, and the source segments' fds,
 //      kept open by the job's references. It never writes a file under a
 //      live segment's name (only "<base>.cleaned").
-//   C7 Gaps between segments exist only below the cleaner checkpoint, which
-//      is durable before the first rename that can make one; recovery
-//      accepts a gap there and treats any other as a lost tail (log I6).
+//   C7 Gaps between segments exist only below the gap horizon, which is
+//      durable before the first rename that can make one; recovery accepts
+//      a gap there and treats any other as a lost tail (log I6).
+//   C8 Below the clean point every key has at most one record. It is
+//      raised only after every rename and removal of a pass succeeded and
+//      the directory is synced, so that a key missing from the map (C2)
+//      really has no older record left anywhere in the job: were it raised
+//      earlier, a pass cut short would leave old segments under it, and
+//      the next pass would keep their values while it drops the key's
+//      tombstone.
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -95,12 +112,15 @@
 // format's limit) plus one read chunk.
 #define COMPACT_SCAN_BYTES (OX_BATCH_BYTES_MAX + OX_LOG_SCAN_BYTES)
 
-// The cleaner checkpoint file: magic, the offset, XXH3-64 of both, all
-// little-endian u64.
+// The cleaner checkpoint file: magic, the gap horizon (C7), the clean
+// point (C8), XXH3-64 of the three, all little-endian u64. The first
+// version held the horizon alone (magic "OXCLEAN1", 24 bytes).
 #define CHECKPOINT_NAME "cleaner-checkpoint"
 #define CHECKPOINT_TMP "cleaner-checkpoint.tmp"
-#define CHECKPOINT_MAGIC 0x314e41454c43584full // "OXCLEAN1"
-#define CHECKPOINT_BYTES 24
+#define CHECKPOINT_MAGIC 0x324e41454c43584full    // "OXCLEAN2"
+#define CHECKPOINT_MAGIC_V1 0x314e41454c43584full // "OXCLEAN1"
+#define CHECKPOINT_BYTES 32
+#define CHECKPOINT_V1_BYTES 24
 
 struct key_slot {
 	uint64_t lo;
@@ -135,7 +155,7 @@ struct ox_compact {
 	uint64_t gen;        // the log's truncate_gen at start (C5)
 	struct compact_seg *segs;
 	unsigned nsegs;
-	unsigned dirty_first; // first segment above the cleaner checkpoint
+	unsigned dirty_first; // first segment above the clean point (C8)
 	// Worker state.
 	struct key_map map;
 	struct ox_scan scan;
@@ -613,7 +633,7 @@ int ox_log_compact_start(struct ox_log *log, int64_t limit_offset)
 	c->gen = log->truncate_gen;
 	c->nsegs = n;
 	while (c->dirty_first < n &&
-	       log->segs[c->dirty_first]->next_offset <= log->cleaned_upto)
+	       log->segs[c->dirty_first]->next_offset <= log->clean_upto)
 		c->dirty_first++;
 	for (unsigned i = 0; i < n; i++) {
 		struct ox_segment *s = log->segs[i];
@@ -648,13 +668,15 @@ static int fsync_dir(struct ox_log *log)
 
 // ------------------------------------------------------ cleaner checkpoint
 
-int ox_log_checkpoint_store(struct ox_log *log, int64_t upto)
+int ox_log_checkpoint_store(struct ox_log *log, int64_t gaps_upto,
+			    int64_t clean_upto)
 {
 	uint8_t buf[CHECKPOINT_BYTES];
-	OX_ASSERT(upto >= 0);
+	OX_ASSERT(gaps_upto >= 0 && clean_upto >= 0);
 	ox_store_le64(buf, CHECKPOINT_MAGIC);
-	ox_store_le64(buf + 8, (uint64_t)upto);
-	ox_store_le64(buf + 16, XXH3_64bits(buf, 16));
+	ox_store_le64(buf + 8, (uint64_t)gaps_upto);
+	ox_store_le64(buf + 16, (uint64_t)clean_upto);
+	ox_store_le64(buf + 24, XXH3_64bits(buf, 24));
 	int fd = openat(log->dirfd, CHECKPOINT_TMP,
 			O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
@@ -668,16 +690,35 @@ int ox_log_checkpoint_store(struct ox_log *log, int64_t upto)
 		rc = -errno;
 	if (rc == 0)
 		rc = fsync_dir(log); // C7: durable before any gap it allows
-	if (rc == 0)
-		log->cleaned_upto = upto;
+	if (rc == 0) {
+		log->gaps_upto = gaps_upto;
+		log->clean_upto = clean_upto;
+	}
 	return rc;
+}
+
+// Whether buf holds a whole, intact checkpoint of n bytes with the given
+// magic: its last 8 bytes are the XXH3-64 of the others, and every offset
+// fits an int64_t.
+static bool checkpoint_intact(const uint8_t *buf, ssize_t n, ssize_t want,
+			      uint64_t magic)
+{
+	if (n != want || ox_load_le64(buf) != magic ||
+	    ox_load_le64(buf + want - 8) != XXH3_64bits(buf, (size_t)want - 8))
+		return false;
+	for (ssize_t i = 8; i < want - 8; i += 8)
+		if (ox_load_le64(buf + i) > INT64_MAX)
+			return false;
+	return true;
 }
 
 int ox_log_checkpoint_load(struct ox_log *log)
 {
-	uint8_t buf[CHECKPOINT_BYTES];
+	// One byte more than the file: a longer one is not a checkpoint.
+	uint8_t buf[CHECKPOINT_BYTES + 1];
 	unlinkat(log->dirfd, CHECKPOINT_TMP, 0);
-	log->cleaned_upto = 0;
+	log->gaps_upto = 0;
+	log->clean_upto = 0;
 	int fd = openat(log->dirfd, CHECKPOINT_NAME, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
@@ -685,15 +726,22 @@ int ox_log_checkpoint_load(struct ox_log *log)
 	close(fd);
 	if (n < 0)
 		return (int)n;
-	if (n == (ssize_t)sizeof(buf) && ox_load_le64(buf) == CHECKPOINT_MAGIC &&
-	    ox_load_le64(buf + 16) == XXH3_64bits(buf, 16) &&
-	    ox_load_le64(buf + 8) <= INT64_MAX) {
-		log->cleaned_upto = (int64_t)ox_load_le64(buf + 8);
+	if (checkpoint_intact(buf, n, CHECKPOINT_BYTES, CHECKPOINT_MAGIC)) {
+		log->gaps_upto = (int64_t)ox_load_le64(buf + 8);
+		log->clean_upto = (int64_t)ox_load_le64(buf + 16);
+		return 0;
+	}
+	// The first version wrote its one offset before the renames of a
+	// pass: it bounds the gaps, but the segments under it may never have
+	// been swapped in, so the clean point starts over (C8).
+	if (checkpoint_intact(buf, n, CHECKPOINT_V1_BYTES, CHECKPOINT_MAGIC_V1)) {
+		log->gaps_upto = (int64_t)ox_load_le64(buf + 8);
 		return 0;
 	}
 	// It is written whole and renamed, so damage is bit rot. Rejecting
-	// the gaps it vouched for would cut acknowledged records: accept any.
-	log->cleaned_upto = INT64_MAX;
+	// the gaps it vouched for would cut acknowledged records: accept any,
+	// and map every segment again.
+	log->gaps_upto = INT64_MAX;
 	return 0;
 }
 
@@ -741,12 +789,10 @@ static int swap_all(struct ox_log *log, struct ox_compact *c)
 	int64_t upto = c->segs[c->nsegs - 1].src->next_offset;
 	for (unsigned i = 0; i < c->nsegs; i++)
 		any = any || c->segs[i].out || c->segs[i].empty;
-	// Raised even when nothing changed: the next map starts above it.
-	if (upto > log->cleaned_upto)
-		rc = ox_log_checkpoint_store(log, upto);
-	if (!any || rc < 0)
-		return rc;
-	for (unsigned i = 0; rc >= 0 && i < c->nsegs; i++) {
+	// C7: the horizon first, only when a rename may make a gap.
+	if (any && upto > log->gaps_upto)
+		rc = ox_log_checkpoint_store(log, upto, log->clean_upto);
+	for (unsigned i = 0; any && rc >= 0 && i < c->nsegs; i++) {
 		rc = swap_one(log, c, &c->segs[i], &unsynced);
 		changed += rc > 0;
 	}
@@ -755,6 +801,13 @@ static int swap_all(struct ox_log *log, struct ox_compact *c)
 		int rc2 = fsync_dir(log);
 		rc = rc < 0 ? rc : rc2;
 		ox_log_persist_indexes(log);
+	}
+	// C8: the clean point last, once the whole job is swapped in and
+	// durable. A pass that changed nothing found the job clean already;
+	// raising the point still lets the next map start above it.
+	if (rc >= 0 && upto > log->clean_upto) {
+		int rc2 = ox_log_checkpoint_store(log, log->gaps_upto, upto);
+		rc = rc2 < 0 ? rc2 : rc;
 	}
 	return rc < 0 ? rc : changed;
 }

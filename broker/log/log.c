@@ -474,9 +474,12 @@ int ox_log_truncate(struct ox_log *log, int64_t offset)
 	// and the truncation's apart.
 	ox_log_compact_abort(log);
 	// Offsets from the cut on are handed out again: compaction gaps there
-	// are gone, and a gap there later would be a lost tail (C7).
-	if (offset < log->cleaned_upto &&
-	    (rc = ox_log_checkpoint_store(log, offset)) < 0)
+	// are gone, and a gap there later would be a lost tail (C7); records
+	// appended there are not clean (C8).
+	if ((offset < log->gaps_upto || offset < log->clean_upto) &&
+	    (rc = ox_log_checkpoint_store(
+		     log, log->gaps_upto < offset ? log->gaps_upto : offset,
+		     log->clean_upto < offset ? log->clean_upto : offset)) < 0)
 		return rc; // nothing cut yet
 	log->truncate_gen++;
 	rc = truncate_at(log, i, cut);

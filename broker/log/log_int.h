@@ -350,9 +350,13 @@ struct ox_log {
 	// installed.
 	uint64_t truncate_gen;
 	// Compaction may have left gaps between segments below this offset
-	// (the durable cleaner checkpoint, compact.c C7); recovery accepts a
-	// gap only there.
-	int64_t cleaned_upto;
+	// (the gap horizon of the durable cleaner checkpoint, compact.c C7);
+	// recovery accepts a gap only there.
+	int64_t gaps_upto;
+	// Below this offset every key has at most one record (the clean point
+	// of the cleaner checkpoint, compact.c C8): a pass maps only the
+	// segments above it.
+	int64_t clean_upto;
 	struct ox_compact *compact; // a compaction pass (compact.c), or NULL
 
 	struct ox_scan scan;
@@ -390,10 +394,12 @@ int ox_log_segs_reserve(struct ox_log *log);
 // Unlinks the files of segs[i] and drops it from the array (log.c).
 int ox_log_remove_segment(struct ox_log *log, unsigned i);
 
-// The cleaner checkpoint (compact.c): store writes `upto` durably
-// (tmp file, fdatasync, rename, directory fsync) and sets cleaned_upto;
-// load reads it at open (0 when missing). Both return 0 or -errno.
-int ox_log_checkpoint_store(struct ox_log *log, int64_t upto);
+// The cleaner checkpoint (compact.c): store writes the gap horizon and
+// the clean point durably (tmp file, fdatasync, rename, directory fsync)
+// and then sets gaps_upto and clean_upto; load reads them at open (both 0
+// when the file is missing). Both return 0 or -errno.
+int ox_log_checkpoint_store(struct ox_log *log, int64_t gaps_upto,
+			    int64_t clean_upto);
 int ox_log_checkpoint_load(struct ox_log *log);
 
 // Stops a compaction pass in flight (if any), waits for its thread and

@@ -214,7 +214,7 @@ static int load_sealed(struct ox_log *log, struct ox_segment *seg,
 }
 
 // Whether the segment at base may follow the previous one (I1): never
-// overlapping it; a gap only below the cleaner checkpoint, where
+// overlapping it; a gap only below the gap horizon, where
 // compaction may have made it (compact.c C7), or after a segment whose
 // index proves it was complete and durable when sealed. Anything else is
 // the lost tail of the previous segment (I6).
@@ -226,7 +226,7 @@ static bool boundary_ok(const struct ox_log *log, int64_t base,
 	int64_t prev_next = ox_log_active(log)->next_offset;
 	if (base < prev_next)
 		return false;
-	return base == prev_next || prev_from_index || base <= log->cleaned_upto;
+	return base == prev_next || prev_from_index || base <= log->gaps_upto;
 }
 
 // Opens and checks the segments in order, stopping at the first damage.
@@ -335,6 +335,15 @@ int ox_log_recover(struct ox_log *log)
 		if (log->segs[i]->size > 0)
 			log->last_term = log->segs[i]->last_term;
 	}
+	// A tail cut (I6) or a damaged checkpoint can leave the checkpoint
+	// above the end: offsets from the end on are handed out again, as
+	// after a truncation (log.c), and are neither gaps (C7) nor clean (C8).
+	if (log->gaps_upto > log->end || log->clean_upto > log->end)
+		rc = ox_log_checkpoint_store(
+			log, log->gaps_upto < log->end ? log->gaps_upto : log->end,
+			log->clean_upto < log->end ? log->clean_upto : log->end);
+	if (rc < 0)
+		return rc;
 	// I6: offsets increase across the segments kept.
 	for (unsigned i = 1; i < log->nsegs; i++)
 		OX_ASSERT(log->segs[i]->base_offset >=

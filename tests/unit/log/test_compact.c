@@ -5,7 +5,8 @@
 // without a key and control batches stay, the active segment is never
 // touched (C1), emptied segments disappear, a second pass changes nothing,
 // the result survives a reopen, appends go on while a pass runs, and a
-// truncation discards a pass that overlapped it (C5).
+// truncation discards a pass that overlapped it (C5), and a pass cut short
+// before its renames leaves the clean point where it was (C8).
 #include <criterion/criterion.h>
 
 #include <errno.h>
@@ -13,12 +14,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "broker/log/log_int.h"
 #include "proto/batch.h"
 #include "proto/error.h"
+#include "proto/varint.h"
 #include "tests/unit/log/helpers.h"
 
 #define KEYS 10
@@ -436,4 +440,116 @@ LOG_TEST(compact, survivors_that_do_not_fit_one_batch_are_split)
 	}
 	cr_assert_eq(found, 2);
 	free(all);
+}
+
+// Runs one whole pass while the first segment's name is held by a
+// directory, so that renaming its cleaned file over it fails (EISDIR):
+// the pass stops after storing the gap horizon and before any rename,
+// where a crash leaves the same files. The segment's own file is put back
+// afterwards. Returns what the pass returned.
+static int pass_with_first_rename_failing(void)
+{
+	char path[TL_PATH_MAX], held[TL_PATH_MAX];
+	tl_path(path, T.log->segs[0]->base_offset, ".log");
+	snprintf(held, sizeof(held), "%s/held.log", T.root);
+	settle();
+	cr_assert_eq(rename(path, held), 0);
+	cr_assert_eq(mkdir(path, 0755), 0);
+	int rc = ox_log_compact(T.log, ox_log_end_offset(T.log));
+	cr_assert_eq(rmdir(path), 0);
+	cr_assert_eq(rename(held, path), 0);
+	return rc;
+}
+
+// C8: a pass cut short after the gap horizon moved but before its
+// renames leaves the clean point where it was, so the next pass maps those
+// segments again. Were they taken as clean, it would find k0 nowhere in
+// its map, keep k0's old values and drop k0's tombstone: a deleted value
+// back. With `reopen` the next pass runs after a restart, from what the
+// checkpoint file says.
+static void pass_cut_short_then_compact(bool reopen)
+{
+	open_compacted(600);
+	struct kv keyless[] = {{.key = -1}};
+	put(keyless, 1, T.now_ms, 0); // the first segment is cleaned, not emptied
+	for (int r = 0; r < 10; r++)
+		round_of_keys(T.now_ms, 0);
+	round_of_keys(T.now_ms, 0x1); // k0 deleted
+	for (int r = 0; r < 10; r++) {
+		struct kv recs[] = {{.key = 5}, {.key = 6}};
+		put(recs, 2, T.now_ms, 0); // pushes the tombstone out of the active segment
+	}
+	int64_t tomb = latest_written(0, W.n);
+	cr_assert(W.tomb[tomb]);
+	cr_assert_lt(tomb, ox_log_active(T.log)->base_offset);
+	int64_t job_end = ox_log_active(T.log)->base_offset;
+
+	cr_assert_eq(pass_with_first_rename_failing(), -EISDIR);
+	cr_assert_eq(T.log->gaps_upto, job_end, "C7: the horizon went first");
+	cr_assert_eq(T.log->clean_upto, 0, "C8: nothing swapped in, nothing clean");
+	if (reopen) {
+		tl_reopen();
+		cr_assert_eq(T.log->gaps_upto, job_end);
+		cr_assert_eq(T.log->clean_upto, 0);
+	}
+
+	T.now_ms += 60000; // the tombstone may go now
+	compact_all();
+	struct seen s;
+	read_back(&s);
+	for (int64_t o = 0; o < W.n; o++)
+		if (W.key[o] == 0)
+			cr_assert(!seen_has(&s, o), "deleted k0@%" PRId64 " is back", o);
+	for (int k = 1; k < KEYS; k++)
+		cr_assert(seen_has(&s, latest_written(k, W.n)), "k%d lost", k);
+	cr_assert(seen_has(&s, 0), "the keyless record stays");
+	cr_assert_eq(T.log->clean_upto, job_end, "C8: raised once swapped in");
+	tl_reopen();
+	cr_assert_eq(T.log->clean_upto, job_end, "the clean point is durable");
+	read_back(&s);
+	for (int64_t o = 0; o < W.n; o++)
+		if (W.key[o] == 0)
+			cr_assert(!seen_has(&s, o), "deleted k0@%" PRId64 " is back", o);
+}
+
+LOG_TEST(compact, a_pass_cut_short_leaves_the_clean_point)
+{
+	pass_cut_short_then_compact(false);
+}
+
+LOG_TEST(compact, a_pass_cut_short_leaves_the_clean_point_across_a_reopen)
+{
+	pass_cut_short_then_compact(true);
+}
+
+// A checkpoint of the first version ("OXCLEAN1": one offset, stored before
+// a pass's renames) still bounds the gaps (C7), but the segments under it
+// may never have been swapped in: the clean point starts at 0 (C8).
+LOG_TEST(compact, a_first_version_checkpoint_bounds_gaps_only)
+{
+	open_compacted(600);
+	for (int r = 0; r < 10; r++)
+		round_of_keys(T.now_ms, 0);
+	int64_t upto = ox_log_active(T.log)->base_offset;
+	tl_close();
+	uint8_t buf[24];
+	ox_store_le64(buf, 0x314e41454c43584full); // "OXCLEAN1"
+	ox_store_le64(buf + 8, (uint64_t)upto);
+	ox_store_le64(buf + 16, XXH3_64bits(buf, 16));
+	char path[TL_PATH_MAX];
+	snprintf(path, sizeof(path), "%s/cleaner-checkpoint", T.dir);
+	FILE *f = fopen(path, "wb");
+	cr_assert_not_null(f);
+	cr_assert_eq(fwrite(buf, 1, sizeof(buf), f), sizeof(buf));
+	cr_assert_eq(fclose(f), 0);
+	tl_open();
+	cr_assert_eq(T.log->gaps_upto, upto);
+	cr_assert_eq(T.log->clean_upto, 0);
+	compact_all();
+	cr_assert_eq(T.log->clean_upto, upto);
+	struct seen s;
+	read_back(&s);
+	for (int64_t o = 0; o < upto; o++)
+		cr_assert(!seen_has(&s, o) || o == latest_written(W.key[o], upto),
+			  "k%d@%" PRId64 " kept under its later record", W.key[o], o);
 }

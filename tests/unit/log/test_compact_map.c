@@ -2,8 +2,9 @@
 //
 // Compaction when the live keys outgrow the key map (built against a log
 // whose map holds 8 Ki slots, about 5,700 keys): a pass cuts its job where
-// the map filled, and the next pass builds its map from the cleaner
-// checkpoint on, so the log still shrinks instead of stalling.
+// the map filled, and the next pass builds its map from the clean point
+// of the cleaner checkpoint on, so the log still shrinks instead of
+// stalling.
 #include <criterion/criterion.h>
 
 #include <stdio.h>

@@ -262,7 +262,7 @@ LOG_TEST(recovery, gap_kept_when_compaction_may_have_made_it)
 	batches(12);
 	struct ox_segment *s1 = T.log->segs[1];
 	int64_t base1 = s1->base_offset;
-	cr_assert_eq(ox_log_checkpoint_store(T.log, T.log->segs[2]->base_offset), 0);
+	cr_assert_eq(ox_log_checkpoint_store(T.log, T.log->segs[2]->base_offset, 0), 0);
 	uint64_t last_pos = s1->last_pos;
 	unsigned segs = ox_log_segment_count(T.log);
 	unsigned lost = 0;
@@ -279,7 +279,7 @@ LOG_TEST(recovery, gap_kept_when_compaction_may_have_made_it)
 	T.nmodel--;
 	tl_open();
 	cr_assert_eq(ox_log_segment_count(T.log), segs);
-	cr_assert_eq(T.log->cleaned_upto, T.log->segs[2]->base_offset);
+	cr_assert_eq(T.log->gaps_upto, T.log->segs[2]->base_offset);
 	tl_check_model();
 	tl_close();
 	// A damaged checkpoint keeps every gap rather than cut data.
@@ -292,6 +292,33 @@ LOG_TEST(recovery, gap_kept_when_compaction_may_have_made_it)
 	tl_open();
 	cr_assert_eq(ox_log_segment_count(T.log), segs);
 	tl_check_model();
+	// Rewritten whole at once: the gaps just accepted stay accepted, none
+	// above the end, and every segment is mapped again (C8).
+	cr_assert_eq(T.log->gaps_upto, ox_log_end_offset(T.log));
+	cr_assert_eq(T.log->clean_upto, 0);
+	tl_reopen();
+	cr_assert_eq(ox_log_segment_count(T.log), segs);
+	cr_assert_eq(T.log->gaps_upto, ox_log_end_offset(T.log));
+	tl_check_model();
+}
+
+// A checkpoint above the end (a tail lost at recovery, I6) is lowered to
+// the end at open: those offsets are handed out again, so a gap there would
+// be a lost tail (C7) and their records are not clean (C8).
+LOG_TEST(recovery, checkpoint_above_the_end_is_lowered)
+{
+	T.cfg.segment_bytes = 1500;
+	tl_open();
+	batches(12);
+	int64_t end = ox_log_end_offset(T.log);
+	cr_assert_eq(ox_log_checkpoint_store(T.log, end + 100, end + 50), 0);
+	tl_reopen();
+	cr_assert_eq(T.log->gaps_upto, end);
+	cr_assert_eq(T.log->clean_upto, end);
+	tl_reopen();
+	cr_assert_eq(T.log->gaps_upto, end, "lowered durably");
+	cr_assert_eq(T.log->clean_upto, end);
+	tl_check_model();
 }
 
 // A truncation below the checkpoint lowers it: offsets from the cut are
@@ -302,12 +329,14 @@ LOG_TEST(recovery, truncate_lowers_the_cleaner_checkpoint)
 	tl_open();
 	batches(12);
 	int64_t base2 = T.log->segs[2]->base_offset;
-	cr_assert_eq(ox_log_checkpoint_store(T.log, base2), 0);
+	cr_assert_eq(ox_log_checkpoint_store(T.log, base2, base2), 0);
 	cr_assert_eq(ox_log_truncate(T.log, base2 - 1), 0);
 	tl_model_truncate(base2 - 1);
-	cr_assert_leq(T.log->cleaned_upto, base2 - 1);
+	cr_assert_leq(T.log->gaps_upto, base2 - 1);
+	cr_assert_leq(T.log->clean_upto, base2 - 1);
 	tl_reopen();
-	cr_assert_leq(T.log->cleaned_upto, base2 - 1);
+	cr_assert_leq(T.log->gaps_upto, base2 - 1);
+	cr_assert_leq(T.log->clean_upto, base2 - 1);
 	tl_check_model();
 }
 
