@@ -497,6 +497,55 @@ int ox_log_truncate(struct ox_log *log, int64_t offset)
 	return 0;
 }
 
+int ox_log_reset(struct ox_log *log, int64_t offset)
+{
+	struct ox_segment *seg = NULL;
+	int rc;
+
+	OX_ASSERT(log != NULL);
+	if (log->failed)
+		return -OX_EFAILED;
+	if (log->closing)
+		return -OX_ECLOSED;
+	if (offset < 0)
+		return -OX_EOFFSET;
+	if (log->head != log->tail || log->round.active)
+		return -EBUSY;
+	OX_ASSERT(log->written == log->end);
+	ox_log_compact_abort(log);
+	rc = ox_log_segs_reserve(log);
+	if (rc < 0)
+		return rc; // nothing changed yet
+	log->truncate_gen++;
+	// Newest first: a crash part way leaves a shorter log, which the
+	// caller (Raft's snapshot install) redoes the reset over.
+	while (log->nsegs > 0) {
+		rc = ox_log_remove_segment(log, log->nsegs - 1);
+		if (rc < 0)
+			goto fail;
+	}
+	rc = ox_segment_create(log->dirfd, offset, OX_LOG_SUFFIX_LOG,
+			       ox_log_now_ms(log), &seg);
+	if (rc < 0)
+		goto fail;
+	log->segs[log->nsegs++] = seg;
+	log->end = log->written = log->durable = offset;
+	log->last_term = 0;
+	// No gaps and nothing clean in an empty log.
+	rc = ox_log_checkpoint_store(log, 0, 0);
+	if (rc == 0 && fsync(log->dirfd) < 0)
+		rc = -errno;
+	if (rc < 0)
+		goto fail;
+	log->dir_dirty = false;
+	return 0;
+fail:
+	// I7: the directory is half changed: only a reopen can tell.
+	if (log->failed == 0)
+		log->failed = rc;
+	return rc;
+}
+
 static bool expired(const struct ox_log *log, const struct ox_segment *s,
 		    int64_t now)
 {

@@ -192,6 +192,16 @@ int ox_log_offset_for_time(struct ox_log *log, int64_t ts_ms,
 // the cut fails the log (sticky).
 int ox_log_truncate(struct ox_log *log, int64_t offset);
 
+// Empties the log and restarts it at `offset` (>= 0): every segment is
+// deleted and one empty segment with that base offset takes their place,
+// so start, end, written and durable all become `offset`. Raft calls it on
+// a follower that must install a snapshot: its leader no longer has the
+// offsets in between. Durable before it returns. -EBUSY while appends or
+// a sync round are in flight (run the loop), -OX_EOFFSET for offset < 0,
+// -OX_EFAILED after a failure; an I/O error part way fails the log
+// (sticky), which then reopens with what was left.
+int ox_log_reset(struct ox_log *log, int64_t offset);
+
 // Deletes whole sealed segments past retention.ms (by their newest
 // timestamp) or beyond retention.bytes (oldest first); never the active
 // segment, nor one holding bytes not yet durable. Does nothing without

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // Truncation (within a segment, across segments, to zero, then appending
-// again; durable before it returns) and retention by time and size (I5:
+// again; durable before it returns), reset to a new start and retention by time and size (I5:
 // never the active segment, never bytes not durable; slices survive).
 #include <criterion/criterion.h>
 
@@ -125,6 +125,47 @@ LOG_TEST(truncate, refusals_and_no_ops)
 	tl_wait(&cb);
 	cr_assert_eq(ox_log_truncate(T.log, 4), 0);
 	cr_assert_eq(ox_log_end_offset(T.log), 4);
+}
+
+// A follower installing a snapshot: everything goes, the log restarts at
+// the snapshot's offset, takes a follower's batch there, and reopens so.
+LOG_TEST(truncate, reset_restarts_the_log_at_an_offset)
+{
+	uint8_t buf[4096];
+	struct tl_cb cb = { 0 };
+	size_t len;
+
+	T.cfg.segment_bytes = 1000;
+	tl_open();
+	batches(12);
+	cr_assert_gt(ox_log_segment_count(T.log), 2);
+	cr_assert_eq(ox_log_reset(T.log, -1), -OX_EOFFSET);
+	cr_assert_eq(ox_log_reset(T.log, 5000), 0);
+	cr_assert_eq(ox_log_start_offset(T.log), 5000);
+	cr_assert_eq(ox_log_end_offset(T.log), 5000);
+	cr_assert_eq(ox_log_written_offset(T.log), 5000);
+	cr_assert_eq(ox_log_durable_offset(T.log), 5000);
+	cr_assert_eq(ox_log_segment_count(T.log), 1);
+	cr_assert_eq(ox_log_last_term(T.log), 0);
+	cr_assert_eq(tl_file_size(0, ".log"), -1, "old segments gone");
+	len = tl_build(buf, sizeof(buf), 3, 10, 99, 1);
+	ox_batch_stamp(buf, 4999, 9);
+	cr_assert_eq(ox_log_append(T.log, buf, len, 0,
+				   OX_LOG_APPEND_KEEP_OFFSETS, tl_cb_fn, &cb,
+				   NULL), -OX_EOFFSET, "not at the new end");
+	ox_batch_stamp(buf, 5000, 9);
+	cr_assert_eq(ox_log_append(T.log, buf, len, 0,
+				   OX_LOG_APPEND_KEEP_OFFSETS, tl_cb_fn, &cb,
+				   NULL), 0);
+	tl_wait(&cb);
+	cr_assert_eq(cb.res, 0);
+	cr_assert_eq(cb.base, 5000);
+	cr_assert_eq(ox_log_end_offset(T.log), 5003);
+	tl_close();
+	tl_open();
+	cr_assert_eq(ox_log_start_offset(T.log), 5000);
+	cr_assert_eq(ox_log_end_offset(T.log), 5003);
+	cr_assert_eq(ox_log_last_term(T.log), 9);
 }
 
 LOG_TEST(retention, by_size_never_the_active_segment)
