@@ -280,14 +280,17 @@ static void set_role(struct ox_raft *r, enum ox_raft_role role,
 
 void raft_become_follower(struct ox_raft *r, uint64_t term, uint64_t leader)
 {
+	// R6: what was verified holds for one leader in one term only (the
+	// same node leading a later term may have had its log cut between).
+	if (term > r->term || leader != r->leader ||
+	    r->role != OX_RAFT_FOLLOWER)
+		r->verified = r->commit;
 	if (term > r->term) {
 		r->term = term;
 		r->vote = OX_RAFT_NONE;
 		r->hard_changed = true;
 		r->role_changed = true;
 	}
-	if (leader != r->leader || r->role != OX_RAFT_FOLLOWER)
-		r->verified = r->commit; // R6: re-verify with the new leader
 	set_role(r, OX_RAFT_FOLLOWER, leader);
 	r->transfer_target = OX_RAFT_NONE;
 	r->acked = -1;
@@ -374,12 +377,23 @@ static void become_pre_candidate(struct ox_raft *r)
 	request_votes(r, true, false);
 }
 
+// A voter of the configuration in effect campaigns; so does one the
+// latest, uncommitted configuration removes, or a group whose removing
+// entry is only in its log could never elect anyone (votes are counted
+// in the latest configuration either way).
+static bool may_campaign(const struct ox_raft *r)
+{
+	return raft_is_voter(&r->conf, r->cfg.id) ||
+	       (r->conf_index > r->commit &&
+		raft_is_voter(&r->conf_prev, r->cfg.id));
+}
+
 static void campaign(struct ox_raft *r)
 {
-	if (!raft_is_voter(&r->conf, r->cfg.id)) {
-		reset_election_timeout(r);
+	// A learner waits; its elapsed time keeps growing, so the lease of a
+	// leader it no longer hears from ends and it can vote.
+	if (!may_campaign(r))
 		return;
-	}
 	if (r->cfg.pre_vote)
 		become_pre_candidate(r);
 	else
@@ -389,11 +403,12 @@ static void campaign(struct ox_raft *r)
 // ---------------------------------------------------------------------
 // Votes
 
-// A leader was heard from within the minimum election timeout: votes for
-// others would only disrupt it (check_quorum makes this a safe lease).
+// A leader was heard from within the minimum election timeout: a vote
+// request then comes from a node that lost touch (a removed one, or one
+// cut off) and would only disrupt the group, so it is ignored.
 static bool in_lease(const struct ox_raft *r)
 {
-	return r->cfg.check_quorum && r->leader != OX_RAFT_NONE &&
+	return r->leader != OX_RAFT_NONE &&
 	       r->election_elapsed < r->cfg.election_ticks;
 }
 
@@ -634,11 +649,23 @@ static int handle_append(struct ox_raft *r, const struct ox_raft_msg *m,
 static void handle_snapshot(struct ox_raft *r, const struct ox_raft_msg *m,
 			    struct ox_raft_plan *plan)
 {
+	uint64_t t;
+
 	if (r->role != OX_RAFT_FOLLOWER || r->leader != m->from)
 		raft_become_follower(r, m->term, m->from);
 	r->election_elapsed = 0;
 	if (m->index <= r->commit) {
 		// Everything up to it is committed and matches already.
+		answer_append(r, m->from, OX_RAFT_MSG_SNAPSHOT_RESP);
+		return;
+	}
+	if (m->index <= r->last_index && m->index >= r->start_index &&
+	    raft_term_at(r, m->index, &t) == 0 && t == m->log_term) {
+		// We hold the snapshot's last entry: what follows it is ours
+		// to keep (and may be durable and counted by a leader).
+		if (m->index > r->verified)
+			r->verified = m->index;
+		raft_set_commit(r, m->index);
 		answer_append(r, m->from, OX_RAFT_MSG_SNAPSHOT_RESP);
 		return;
 	}
@@ -729,7 +756,7 @@ static bool restore_valid(const struct ox_raft_restore *rs, uint32_t max)
 		return false;
 	for (uint32_t i = 0; i < rs->runs_n; i++) {
 		if (rs->runs[i].start >= rs->last_index ||
-		    rs->runs[i].term > rs->hard.term)
+		    rs->runs[i].term >= OX_RAFT_TERM_MAX)
 			return false;
 		if (i > 0 && (rs->runs[i].start <= rs->runs[i - 1].start ||
 			      rs->runs[i].term <= rs->runs[i - 1].term))
@@ -763,6 +790,12 @@ int ox_raft_create(struct ox_raft **out, const struct ox_raft_config *cfg,
 	r->runs_max = runs_max;
 	r->term = rs->hard.term;
 	r->vote = rs->hard.vote;
+	if (rs->runs_n > 0 && rs->runs[rs->runs_n - 1].term > r->term) {
+		// The log's write outran the hard state's: the node was in that
+		// term. Any vote of it was never sent (R1), so none is kept.
+		r->term = rs->runs[rs->runs_n - 1].term;
+		r->vote = OX_RAFT_NONE;
+	}
 	r->conf_prev = conf_valid(&rs->hard.conf_prev) ? rs->hard.conf_prev :
 							 rs->hard.conf;
 	r->start_index = rs->start_index;
@@ -775,7 +808,7 @@ int ox_raft_create(struct ox_raft **out, const struct ox_raft_config *cfg,
 	r->verified = r->commit;
 	r->acked = -1;
 	set_conf(r, &rs->hard.conf, rs->hard.conf_index);
-	r->hard_changed = false;
+	r->hard_changed = r->term != rs->hard.term;
 	r->role = OX_RAFT_FOLLOWER;
 	reset_election_timeout(r);
 	*out = r;
@@ -828,8 +861,12 @@ static bool step_term(struct ox_raft *r, const struct ox_raft_msg *m)
 			resp.type = OX_RAFT_MSG_APPEND_RESP;
 			resp.prev_index = m->prev_index;
 			raft_push(r, &resp);
-		} else if (m->type == OX_RAFT_MSG_PRE_VOTE) {
-			resp.type = OX_RAFT_MSG_PRE_VOTE_RESP;
+		} else if (m->type == OX_RAFT_MSG_PRE_VOTE ||
+			   m->type == OX_RAFT_MSG_VOTE) {
+			// Refused with our term: the candidate catches up on it.
+			resp.type = m->type == OX_RAFT_MSG_VOTE ?
+					    OX_RAFT_MSG_VOTE_RESP :
+					    OX_RAFT_MSG_PRE_VOTE_RESP;
 			raft_push(r, &resp);
 		}
 		return false;
@@ -876,7 +913,7 @@ int ox_raft_step(struct ox_raft *r, const struct ox_raft_msg *m,
 		return 0;
 	case OX_RAFT_MSG_TIMEOUT_NOW:
 		if (r->role == OX_RAFT_FOLLOWER && r->leader == m->from &&
-		    raft_is_voter(&r->conf, r->cfg.id))
+		    may_campaign(r))
 			become_candidate(r, true);
 		return 0;
 	}

@@ -235,6 +235,16 @@ struct ox_raft_config {
 // state and the log's shape. runs cover [start_index - 1, last_index)
 // when start_index > 0, else [0, last_index); an empty log has none.
 // The log is durable up to last_index (recovery truncated the rest).
+// Log and hard state are synced apart, so after a crash they may
+// disagree: a log term above hard.term raises the term (with no vote);
+// and the membership must be the last one in the recovered log, so the
+// host takes hard.conf and conf_index from its last configuration batch
+// (and the initial one when there is none), and conf_prev from the one
+// before it when the latest is not committed.
+//
+// A node that lost its disk must not come back as the replica it was:
+// acknowledged writes were counted on its copy. It rejoins through a
+// membership change (removed, then added as a learner anew).
 struct ox_raft_restore {
 	struct ox_raft_hard hard;
 	int64_t start_index;   // first offset still in the log
@@ -260,9 +270,11 @@ void ox_raft_destroy(struct ox_raft *r);
 // One unit of time. Election and heartbeat timeouts count ticks.
 void ox_raft_tick(struct ox_raft *r);
 
-// A message from a peer. Returns 0 (also for messages ignored as stale),
-// -EINVAL for a malformed one (unknown type, inconsistent fields, sender
-// not a member), -ENOSPC if the runs table is full. plan (may be NULL for
+// A message from a peer. Returns 0 (also for messages ignored: stale
+// ones, and vote requests within an election timeout of hearing from a
+// leader, so a removed or cut-off node cannot disrupt the group), -EINVAL
+// for a malformed one (unknown type, inconsistent fields, indices or
+// terms out of range), -ENOSPC if the runs table is full. plan (may be NULL for
 // messages other than APPEND and SNAPSHOT) says what to do with an
 // APPEND's batches or a SNAPSHOT; it is always filled (nothing to do:
 // truncate_index -1, append_end <= append_from, snapshot_index -1).

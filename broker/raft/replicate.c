@@ -318,17 +318,16 @@ static int64_t probe_point(const struct ox_raft *r,
 static void append_refused(struct ox_raft *r, struct peer *p,
 			   const struct ox_raft_msg *m)
 {
-	if (m->prev_index <= p->match) {
-		// It held our log there once: it lost data (a wiped disk),
-		// or the refusal is old. Believing it only costs a resend.
-		if (m->index < p->match)
-			p->match = m->index;
-		else
-			return;
-	} else if (p->state == PEER_PROBE && m->prev_index != p->next &&
-		   m->prev_index != p->read_from) {
+	// It durably held our log up to match: a refusal at or below that is
+	// an old answer overtaken by later ones. (Durable entries do not
+	// vanish: a node that lost its disk rejoins under a new membership,
+	// never as the replica it was, or the acknowledged copies it was
+	// counted for would be gone.)
+	if (m->prev_index <= p->match)
+		return;
+	if (p->state == PEER_PROBE && m->prev_index != p->next &&
+	    m->prev_index != p->read_from)
 		return; // an answer to an older probe
-	}
 	if (m->prev_index == 0)
 		return; // every log matches at 0: a confused follower
 	become_probe(p, probe_point(r, m));
