@@ -1,0 +1,957 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// A partition replica: the host of one Raft group over one partition log
+// (replica.h has the design notes and invariants P1..P5). The flow:
+//
+//   leader:   ox_replica_append -> verify, ox_raft_propose (term), stamp a
+//             copy (kept in the cache for APPENDs), queue OP_APPEND;
+//   follower: ox_replica_deliver -> check the APPEND's batches, ox_raft_step,
+//             queue what the plan says (OP_TRUNCATE, OP_APPEND, OP_RESET);
+//   both:     pump() submits queued operations to the log in order (P3);
+//             append_done() reports durability (ox_raft_persisted, P2);
+//             process_ready() persists the hard state (P1), sends the
+//             messages (reading batches for APPENDs from the cache or the
+//             log), and completes waiters when the commit index moves (P4).
+#include "broker/replica/replica_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/io/io.h"
+#include "broker/log/log.h"
+#include "broker/slog/slog.h"
+#include "proto/assert.h"
+#include "proto/batch.h"
+#include "proto/error.h"
+
+// Queued log operations, at most: the log takes OX_LOG_APPENDS_MAX in
+// flight; twice that covers bursts while it drains.
+#define OPS_MAX (2 * OX_LOG_APPENDS_MAX)
+// Batches one APPEND carries from the cache, at most.
+#define SEND_BATCHES_MAX 64u
+// Delay before trying a busy log again.
+#define RETRY_NS 1000000ull
+
+static void process_ready(struct ox_replica *rep);
+static void pump(struct ox_replica *rep);
+
+// ---------------------------------------------------------------------
+// Cache of proposed batches
+
+static void cached_unref(struct cached *c)
+{
+	OX_ASSERT(c->refs > 0);
+	if (--c->refs == 0) {
+		free(c->buf);
+		free(c);
+	}
+}
+
+// Drops the cache's hold on batches every follower has (or, over the
+// budget, on the oldest ones: followers then read the log). A batch the
+// log has not written stays: nothing else could serve it yet.
+static void cache_trim(struct ox_replica *rep)
+{
+	int64_t low = INT64_MAX;
+	int64_t written = ox_log_written_offset(rep->log);
+	const struct ox_raft_conf *conf = ox_raft_conf(rep->raft);
+
+	for (uint32_t i = 0; i < conf->voters_n + conf->learners_n; i++) {
+		uint64_t id = i < conf->voters_n ? conf->voters[i] :
+						   conf->learners[i - conf->voters_n];
+		int64_t m = ox_raft_match(rep->raft, id);
+
+		if (id != rep->opts.node_id && m < low)
+			low = m;
+	}
+	if (ox_raft_role(rep->raft) != OX_RAFT_LEADER)
+		low = INT64_MAX;
+	while (rep->cache_head != NULL) {
+		struct cached *c = rep->cache_head;
+
+		if (c->end > written ||
+		    (c->end > low && rep->cache_bytes <= REPLICA_CACHE_BYTES_MAX))
+			break;
+		rep->cache_head = c->next;
+		if (rep->cache_head == NULL)
+			rep->cache_tail = NULL;
+		rep->cache_bytes -= c->len;
+		cached_unref(c);
+	}
+}
+
+struct cache_send {
+	uint32_t n;
+	struct cached *held[SEND_BATCHES_MAX];
+};
+
+static void cache_send_release(void *arg, int sent)
+{
+	struct cache_send *s = arg;
+
+	(void)sent;
+	for (uint32_t i = 0; i < s->n; i++)
+		cached_unref(s->held[i]);
+	free(s);
+}
+
+static void buf_release(void *arg, int sent)
+{
+	(void)sent;
+	free(arg);
+}
+
+// ---------------------------------------------------------------------
+// Sending: filling APPENDs from the cache or the log
+
+static size_t append_bytes_max(const struct ox_replica *rep)
+{
+	return rep->opts.append_bytes_max ? rep->opts.append_bytes_max :
+					    (1u << 20);
+}
+
+// From the cache: returns 1 when sent (or dropped as stale), 0 when the
+// cache does not hold prev_index.
+static int send_from_cache(struct ox_replica *rep, struct ox_raft_msg *m)
+{
+	struct cached *c = rep->cache_head, *first, *last;
+	struct iovec iov[SEND_BATCHES_MAX];
+	struct cache_send *s;
+	size_t bytes = 0;
+	uint32_t n = 0;
+	int rc;
+
+	while (c != NULL && c->end <= m->prev_index)
+		c = c->next;
+	if (c == NULL || c->base > m->prev_index)
+		return 0;
+	first = last = c;
+	for (; c != NULL && n < SEND_BATCHES_MAX &&
+	       (n == 0 || (c->base == last->end &&
+			   bytes + c->len <= append_bytes_max(rep)));
+	     c = c->next) {
+		last = c;
+		bytes += c->len;
+		n++;
+	}
+	rc = ox_raft_append_fill(rep->raft, m, first->base, last->end);
+	if (rc < 0)
+		return 1; // stale: raft no longer wants it
+	s = malloc(sizeof(*s));
+	if (s == NULL) {
+		ox_raft_append_dropped(rep->raft, m);
+		return 1;
+	}
+	s->n = 0;
+	for (c = first; s->n < n && c->end <= m->end_index; c = c->next) {
+		iov[s->n].iov_base = c->buf;
+		iov[s->n].iov_len = c->len;
+		s->held[s->n++] = c;
+		c->refs++;
+	}
+	OX_ASSERT(s->n > 0);
+	rc = rep->opts.hooks.send(rep->opts.hooks.arg, m, iov, (int)s->n,
+				  cache_send_release, s);
+	if (rc < 0) {
+		cache_send_release(s, 0);
+		ox_raft_append_dropped(rep->raft, m);
+	}
+	return 1;
+}
+
+// From the log (a follower far behind, or a batch no longer cached).
+static void send_from_log(struct ox_replica *rep, struct ox_raft_msg *m)
+{
+	size_t cap = append_bytes_max(rep), len = 0, pos = 0, cut = 0;
+	struct ox_batch_header h;
+	int64_t base = -1, end = -1;
+	struct iovec iov;
+	uint8_t *buf = malloc(cap);
+	int rc;
+
+	if (buf == NULL)
+		goto drop;
+	rc = ox_log_read(rep->log, m->prev_index, cap,
+			 ox_log_written_offset(rep->log), buf, cap, &len);
+	if (rc == -ENOSPC) {
+		// One batch bigger than an APPEND's budget: send it alone.
+		uint8_t *big = realloc(buf, OX_BATCH_BYTES_MAX);
+
+		if (big == NULL)
+			goto drop;
+		buf = big;
+		cap = OX_BATCH_BYTES_MAX;
+		rc = ox_log_read(rep->log, m->prev_index, 1,
+				 ox_log_written_offset(rep->log), buf, cap,
+				 &len);
+	}
+	if (rc < 0 || len == 0)
+		goto drop; // not written yet, or gone: asked again later
+	while (ox_batch_next(buf, len, &pos, &h) == 1) {
+		if (base < 0)
+			base = h.base_offset;
+		end = h.base_offset + h.last_offset_delta + 1;
+	}
+	if (base < 0 || ox_raft_append_fill(rep->raft, m, base, end) < 0) {
+		free(buf);
+		if (base < 0)
+			ox_raft_append_dropped(rep->raft, m);
+		return;
+	}
+	// Only whole batches up to the end raft settled on.
+	pos = 0;
+	while (ox_batch_next(buf, len, &pos, &h) == 1 &&
+	       h.base_offset + h.last_offset_delta + 1 <= m->end_index)
+		cut = pos;
+	iov.iov_base = buf;
+	iov.iov_len = cut;
+	if (rep->opts.hooks.send(rep->opts.hooks.arg, m, &iov, 1, buf_release,
+				 buf) < 0) {
+		free(buf);
+		ox_raft_append_dropped(rep->raft, m);
+	}
+	return;
+drop:
+	free(buf);
+	ox_raft_append_dropped(rep->raft, m);
+}
+
+static void send_msg(struct ox_replica *rep, const struct ox_raft_msg *in)
+{
+	struct ox_raft_msg m = *in;
+
+	if (!m.wants_entries) {
+		rep->opts.hooks.send(rep->opts.hooks.arg, &m, NULL, 0, NULL,
+				     NULL);
+		return;
+	}
+	if (!send_from_cache(rep, &m))
+		send_from_log(rep, &m);
+}
+
+// ---------------------------------------------------------------------
+// Waiters, roles and commits
+
+static void waiter_finish(struct waiter *w, int res)
+{
+	if (w->cb != NULL)
+		w->cb(w->arg, res, w->base, w->last);
+	free(w);
+}
+
+static void fail_acks(struct ox_replica *rep, int res)
+{
+	while (rep->acks_head != NULL) {
+		struct waiter *w = rep->acks_head;
+
+		rep->acks_head = w->next;
+		waiter_finish(w, res);
+	}
+	rep->acks_tail = NULL;
+}
+
+static void update_high_watermark(struct ox_replica *rep)
+{
+	int64_t hw = ox_raft_commit(rep->raft);
+	int64_t written = ox_log_written_offset(rep->log);
+
+	if (hw > written)
+		hw = written; // P5: only what this node can serve
+	if (hw <= rep->high_watermark)
+		return;
+	rep->high_watermark = hw;
+	if (rep->opts.hooks.committed != NULL)
+		rep->opts.hooks.committed(rep->opts.hooks.arg, hw);
+}
+
+static void committed(struct ox_replica *rep, int64_t commit)
+{
+	while (rep->acks_head != NULL && rep->acks_head->last < commit) {
+		struct waiter *w = rep->acks_head;
+
+		rep->acks_head = w->next;
+		if (rep->acks_head == NULL)
+			rep->acks_tail = NULL;
+		waiter_finish(w, 0); // P4
+	}
+	update_high_watermark(rep);
+}
+
+static int append_leader(struct ox_replica *rep, void *batch, size_t len,
+			 struct waiter *w);
+
+// A new leader commits its term with a control batch (invisible to
+// consumers): entries of earlier terms commit with it.
+static void append_noop(struct ox_replica *rep)
+{
+	static const char key[] = "oxbow.leader";
+	uint8_t buf[OX_BATCH_HEADER_BYTES + 64];
+	struct ox_batch_params params = { .attributes = OX_BATCH_ATTR_CONTROL };
+	struct ox_record rec = {
+		.key = (const uint8_t *)key,
+		.key_len = (int32_t)(sizeof(key) - 1),
+		.value_len = -1,
+	};
+	struct ox_batch_builder b;
+	size_t len;
+	int rc;
+
+	rc = ox_batch_builder_init(&b, buf, sizeof(buf), &params);
+	if (rc == 0)
+		rc = ox_batch_builder_add(&b, &rec);
+	if (rc == 0)
+		rc = ox_batch_builder_finish(&b, &len);
+	OX_ASSERT(rc == 0);
+	rc = append_leader(rep, buf, len, NULL);
+	if (rc < 0)
+		ox_slog(OX_SLOG_WARN, "leader could not append its no-op "
+			"error=%s", ox_strerror_name(rc));
+	else
+		pump(rep);
+}
+
+static void role_changed(struct ox_replica *rep,
+			 const struct ox_raft_ready *rd)
+{
+	if (rd->role != OX_RAFT_LEADER)
+		fail_acks(rep, -OX_ENOTLEADER); // P4
+	if (rep->opts.hooks.role != NULL)
+		rep->opts.hooks.role(rep->opts.hooks.arg, rd->role, rd->term,
+				     rd->leader);
+	if (rd->role == OX_RAFT_LEADER)
+		append_noop(rep);
+}
+
+static int persist_hard(struct ox_replica *rep, const struct ox_raft_hard *h)
+{
+	int rc;
+
+	rep->state.hard = *h;
+	rc = ox_replica_state_write(rep->state_path, &rep->state);
+	if (rc < 0) {
+		ox_slog(OX_SLOG_ERROR, "replica stopped: raft state not saved "
+			"path=%s error=%s", rep->state_path,
+			ox_strerror_name(rc));
+		rep->failed = true;
+	}
+	return rc;
+}
+
+static void process_ready(struct ox_replica *rep)
+{
+	if (rep->in_ready || rep->failed)
+		return; // the running loop picks up what this call added
+	rep->in_ready = true;
+	for (int round = 0; round < 64 && !rep->failed; round++) {
+		struct ox_raft_msg msgs[OX_RAFT_OUTBOX_MAX];
+		struct ox_raft_ready rd;
+
+		ox_raft_ready(rep->raft, &rd);
+		if (rd.hard_changed && persist_hard(rep, &rd.hard) < 0)
+			break; // P1: nothing that depends on it goes out
+		// Filling an APPEND calls back into raft, which may queue more:
+		// work on a copy.
+		memcpy(msgs, rd.msgs, rd.msgs_n * sizeof(*msgs));
+		for (uint32_t i = 0; i < rd.msgs_n; i++)
+			send_msg(rep, &msgs[i]);
+		if (rd.role_changed)
+			role_changed(rep, &rd);
+		if (rd.commit_changed)
+			committed(rep, rd.commit);
+		if (rd.msgs_n == 0 && !rd.hard_changed && !rd.role_changed &&
+		    !rd.commit_changed)
+			break;
+	}
+	rep->in_ready = false;
+	cache_trim(rep);
+}
+
+// ---------------------------------------------------------------------
+// Log operations
+
+struct retry {
+	struct ox_replica *rep; // NULL once the replica closed
+};
+
+static void fail_all(struct ox_replica *rep, int res)
+{
+	fail_acks(rep, res);
+	for (struct op *op = rep->inflight; op != NULL; op = op->next) {
+		if (op->waiter != NULL)
+			waiter_finish(op->waiter, res);
+		op->waiter = NULL;
+	}
+}
+
+static void retry_fired(void *arg, int res)
+{
+	struct retry *t = arg;
+	struct ox_replica *rep = t->rep;
+
+	(void)res;
+	free(t);
+	if (rep == NULL)
+		return;
+	rep->retry_armed = false;
+	rep->retry = NULL;
+	if (rep->failed) {
+		fail_all(rep, -OX_EFAILED);
+		return;
+	}
+	pump(rep);
+	process_ready(rep);
+}
+
+static void arm_retry(struct ox_replica *rep, uint64_t ns)
+{
+	struct retry *t;
+
+	if (rep->retry_armed)
+		return;
+	t = malloc(sizeof(*t));
+	if (t == NULL)
+		return; // the next tick pumps again
+	t->rep = rep;
+	if (ox_io_timer(rep->io, ns, retry_fired, t) < 0) {
+		free(t);
+		return;
+	}
+	rep->retry_armed = true;
+	rep->retry = t;
+}
+
+static void fail(struct ox_replica *rep, int rc, const char *what)
+{
+	if (!rep->failed)
+		ox_slog(OX_SLOG_ERROR, "replica stopped: %s failed error=%s",
+			what, ox_strerror_name(rc));
+	rep->failed = true;
+	arm_retry(rep, 0); // fails the waiters outside any caller's call
+}
+
+static void op_free(struct op *op)
+{
+	if (op->owned)
+		free(op->batch);
+	else if (op->cached != NULL)
+		cached_unref(op->cached);
+	free(op);
+}
+
+static void inflight_remove(struct ox_replica *rep, struct op *op)
+{
+	if (op->prev != NULL)
+		op->prev->next = op->next;
+	else
+		rep->inflight = op->next;
+	if (op->next != NULL)
+		op->next->prev = op->prev;
+	rep->inflight_n--;
+}
+
+static void append_done(void *arg, int res, int64_t base, int64_t last)
+{
+	struct op *op = arg;
+	struct ox_replica *rep = op->rep;
+
+	if (rep == NULL) {
+		op_free(op); // the replica closed first
+		return;
+	}
+	inflight_remove(rep, op);
+	if (res < 0) {
+		if (op->waiter != NULL)
+			waiter_finish(op->waiter, res);
+		op_free(op);
+		fail(rep, res, "log append");
+		return;
+	}
+	OX_ASSERT(last + 1 == op->end); // P2
+	ox_raft_persisted(rep->raft, last + 1, op->batch_term);
+	if (op->waiter != NULL)
+		waiter_finish(op->waiter, 0); // acks=leader or none
+	(void)base;
+	op_free(op);
+	update_high_watermark(rep);
+	pump(rep);
+	process_ready(rep);
+}
+
+static void ops_push(struct ox_replica *rep, struct op *op)
+{
+	op->next = NULL;
+	op->rep = rep;
+	if (rep->ops_tail != NULL)
+		rep->ops_tail->next = op;
+	else
+		rep->ops_head = op;
+	rep->ops_tail = op;
+	rep->ops_n++;
+}
+
+static int op_submit(struct ox_replica *rep, struct op *op)
+{
+	switch (op->kind) {
+	case OP_APPEND:
+		return ox_log_append(rep->log, op->batch, op->len, 0,
+				     OX_LOG_APPEND_KEEP_OFFSETS, append_done,
+				     op, NULL);
+	case OP_TRUNCATE:
+		return ox_log_truncate(rep->log, op->at);
+	case OP_RESET:
+		return ox_log_reset(rep->log, op->at);
+	}
+	return -EINVAL;
+}
+
+static void pump(struct ox_replica *rep)
+{
+	while (rep->ops_head != NULL && !rep->failed) {
+		struct op *op = rep->ops_head;
+		int rc;
+
+		if (op->kind != OP_APPEND && rep->inflight_n > 0)
+			return; // P3: append_done pumps again
+		rc = op_submit(rep, op);
+		if (rc == -EBUSY) {
+			arm_retry(rep, RETRY_NS);
+			return;
+		}
+		rep->ops_head = op->next;
+		if (rep->ops_head == NULL)
+			rep->ops_tail = NULL;
+		rep->ops_n--;
+		if (rc < 0) {
+			if (op->waiter != NULL)
+				waiter_finish(op->waiter, rc);
+			op_free(op);
+			fail(rep, rc, "log operation");
+			return;
+		}
+		if (op->kind == OP_APPEND) {
+			op->prev = NULL;
+			op->next = rep->inflight;
+			if (rep->inflight != NULL)
+				rep->inflight->prev = op;
+			rep->inflight = op;
+			rep->inflight_n++;
+			continue;
+		}
+		if (op->kind == OP_RESET)
+			ox_raft_persisted(rep->raft, op->at, op->term);
+		op_free(op);
+	}
+}
+
+// ---------------------------------------------------------------------
+// Leader appends
+
+// Proposes one verified batch and queues its append (the copy in the
+// cache, stamped with its offsets and term). w may be NULL (the no-op).
+static int append_leader(struct ox_replica *rep, void *batch, size_t len,
+			 struct waiter *w)
+{
+	struct ox_batch_header h;
+	struct cached *c;
+	struct op *op;
+	uint64_t term;
+	int64_t base = ox_raft_last_index(rep->raft);
+	int rc;
+
+	if (rep->failed)
+		return -OX_EFAILED;
+	if (ox_raft_role(rep->raft) != OX_RAFT_LEADER)
+		return -OX_ENOTLEADER;
+	if (rep->ops_n >= OPS_MAX)
+		return -EBUSY;
+	rc = ox_batch_verify(batch, len, &h);
+	if (rc < 0 || h.length != len)
+		return -OX_ECORRUPT;
+	c = calloc(1, sizeof(*c));
+	op = calloc(1, sizeof(*op));
+	if (c == NULL || op == NULL || (c->buf = malloc(len)) == NULL) {
+		free(c);
+		free(op);
+		return -ENOMEM;
+	}
+	rc = ox_raft_propose(rep->raft, base + h.last_offset_delta + 1, &term);
+	if (rc < 0) {
+		free(c->buf);
+		free(c);
+		free(op);
+		return rc;
+	}
+	memcpy(c->buf, batch, len);
+	ox_batch_stamp(c->buf, base, term);
+	c->len = len;
+	c->base = base;
+	c->end = base + h.last_offset_delta + 1;
+	c->refs = 2; // the cache's and the append's
+	if (rep->cache_tail != NULL)
+		rep->cache_tail->next = c;
+	else
+		rep->cache_head = c;
+	rep->cache_tail = c;
+	rep->cache_bytes += len;
+	op->kind = OP_APPEND;
+	op->batch = c->buf;
+	op->len = len;
+	op->cached = c;
+	op->batch_term = term;
+	op->end = c->end;
+	if (w != NULL) {
+		w->base = base;
+		w->last = c->end - 1;
+		if (w->acks == OX_REPLICA_ACKS_ALL) {
+			if (rep->acks_tail != NULL)
+				rep->acks_tail->next = w;
+			else
+				rep->acks_head = w;
+			rep->acks_tail = w;
+		} else {
+			op->waiter = w;
+		}
+	}
+	ops_push(rep, op);
+	return 0;
+}
+
+int ox_replica_append(struct ox_replica *rep, void *batch, size_t len,
+		      enum ox_replica_acks acks, ox_replica_append_cb cb,
+		      void *arg)
+{
+	struct waiter *w;
+	int rc;
+
+	OX_ASSERT(rep != NULL);
+	if (batch == NULL || cb == NULL || acks > OX_REPLICA_ACKS_ALL)
+		return -EINVAL;
+	w = calloc(1, sizeof(*w));
+	if (w == NULL)
+		return -ENOMEM;
+	w->acks = acks;
+	w->cb = cb;
+	w->arg = arg;
+	rc = append_leader(rep, batch, len, w);
+	if (rc < 0) {
+		free(w);
+		return rc;
+	}
+	pump(rep);
+	process_ready(rep);
+	return 0;
+}
+
+// ---------------------------------------------------------------------
+// Follower input
+
+// The term the message gives offset o (o within its entries).
+static uint64_t msg_term_at(const struct ox_raft_msg *m, int64_t o)
+{
+	uint64_t t = m->runs[0].term;
+
+	for (uint32_t i = 1; i < m->runs_n && m->runs[i].start <= o; i++)
+		t = m->runs[i].term;
+	return t;
+}
+
+// An APPEND's bytes must be exactly its entries: whole batches that pass
+// their checksums, from prev_index to end_index without a gap, each of the
+// term the message gives it. Raft would otherwise count what the log
+// cannot take (P2).
+static int check_entries(const struct ox_raft_msg *m, const uint8_t *raw,
+			 size_t raw_len)
+{
+	struct ox_batch_header h;
+	int64_t next = m->prev_index;
+	size_t pos = 0;
+
+	if (m->type != OX_RAFT_MSG_APPEND || m->end_index == m->prev_index)
+		return raw_len == 0 ? 0 : -OX_ECORRUPT;
+	if (m->runs_n == 0)
+		return -OX_ECORRUPT;
+	while (pos < raw_len) {
+		size_t at = pos;
+
+		if (ox_batch_next(raw, raw_len, &pos, &h) != 1 ||
+		    ox_batch_verify(raw + at, pos - at, NULL) < 0 ||
+		    h.base_offset != next ||
+		    h.term != msg_term_at(m, h.base_offset))
+			return -OX_ECORRUPT;
+		next = h.base_offset + h.last_offset_delta + 1;
+	}
+	return next == m->end_index ? 0 : -OX_ECORRUPT;
+}
+
+static int queue_plan(struct ox_replica *rep, const struct ox_raft_msg *m,
+		      const uint8_t *raw, size_t raw_len,
+		      const struct ox_raft_plan *plan)
+{
+	struct ox_batch_header h;
+	size_t pos = 0;
+
+	if (plan->snapshot_index >= 0 || plan->truncate_index >= 0) {
+		struct op *op = calloc(1, sizeof(*op));
+
+		if (op == NULL)
+			return -ENOMEM;
+		op->kind = plan->snapshot_index >= 0 ? OP_RESET : OP_TRUNCATE;
+		op->at = plan->snapshot_index >= 0 ? plan->snapshot_index :
+						     plan->truncate_index;
+		op->term = m->log_term;
+		ops_push(rep, op);
+	}
+	while (pos < raw_len) {
+		size_t at = pos;
+		int64_t end;
+		struct op *op;
+
+		if (ox_batch_next(raw, raw_len, &pos, &h) != 1)
+			break; // checked already
+		end = h.base_offset + h.last_offset_delta + 1;
+		if (end <= plan->append_from || end > plan->append_end)
+			continue;
+		op = calloc(1, sizeof(*op));
+		if (op == NULL || (op->batch = malloc(pos - at)) == NULL) {
+			free(op);
+			return -ENOMEM;
+		}
+		memcpy(op->batch, raw + at, pos - at);
+		op->kind = OP_APPEND;
+		op->len = pos - at;
+		op->owned = true;
+		op->batch_term = h.term;
+		op->end = end;
+		ops_push(rep, op);
+	}
+	return 0;
+}
+
+int ox_replica_deliver(struct ox_replica *rep, const struct ox_raft_msg *msg,
+		       const uint8_t *raw, size_t raw_len)
+{
+	struct ox_raft_plan plan;
+	int rc;
+
+	OX_ASSERT(rep != NULL && msg != NULL);
+	if (rep->failed)
+		return -OX_EFAILED;
+	if (msg->type == OX_RAFT_MSG_APPEND) {
+		rc = check_entries(msg, raw, raw_len);
+		if (rc < 0)
+			return rc;
+	}
+	rc = ox_raft_step(rep->raft, msg, &plan);
+	if (rc < 0)
+		return rc;
+	rc = queue_plan(rep, msg, raw, raw_len, &plan);
+	if (rc < 0) {
+		// Raft took the entries; a log that cannot follow must stop.
+		fail(rep, rc, "queueing a follower's entries");
+		return rc;
+	}
+	pump(rep);
+	process_ready(rep);
+	return 0;
+}
+
+// ---------------------------------------------------------------------
+// Open and close
+
+static int term_at(struct ox_log *log, int64_t offset, uint64_t *term)
+{
+	return ox_log_term_at(log, offset, term);
+}
+
+// The log's terms as runs, found by binary search (terms never decrease
+// along a log): a few reads per term, not a scan of the log.
+static int rebuild_runs(struct ox_log *log, struct ox_raft_run *runs,
+			uint32_t *n_out)
+{
+	int64_t start = ox_log_start_offset(log);
+	int64_t o = ox_log_end_offset(log) - 1;
+	uint32_t n = 0;
+	int rc;
+
+	while (o >= start) {
+		int64_t lo = start, hi = o;
+		uint64_t t, tm;
+
+		rc = term_at(log, o, &t);
+		if (rc < 0)
+			return rc;
+		while (lo < hi) {
+			int64_t mid = lo + (hi - lo) / 2;
+
+			rc = term_at(log, mid, &tm);
+			if (rc < 0)
+				return rc;
+			if (tm < t)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (n == REPLICA_RUNS_MAX)
+			return -ENOSPC;
+		runs[n++] = (struct ox_raft_run){ .start = lo, .term = t };
+		o = lo - 1;
+	}
+	for (uint32_t i = 0; i < n / 2; i++) {
+		struct ox_raft_run x = runs[i];
+
+		runs[i] = runs[n - 1 - i];
+		runs[n - 1 - i] = x;
+	}
+	*n_out = n;
+	return 0;
+}
+
+static int load_state(struct ox_replica *rep)
+{
+	int rc = ox_replica_state_read(rep->state_path, &rep->state);
+
+	if (rc == -ENOENT) {
+		memset(&rep->state, 0, sizeof(rep->state));
+		rep->state.hard.conf = rep->opts.conf;
+		rep->state.hard.conf_prev = rep->opts.conf;
+		rep->state.log_start = ox_log_start_offset(rep->log);
+		return ox_replica_state_write(rep->state_path, &rep->state);
+	}
+	return rc;
+}
+
+static int restore(struct ox_replica *rep)
+{
+	struct ox_raft_run *runs = calloc(REPLICA_RUNS_MAX, sizeof(*runs));
+	struct ox_raft_config cfg = {
+		.id = rep->opts.node_id,
+		.election_ticks = rep->opts.election_ticks,
+		.heartbeat_ticks = rep->opts.heartbeat_ticks,
+		.inflight_max = rep->opts.inflight_max,
+		.seed = rep->opts.seed,
+		.pre_vote = true,
+		.check_quorum = true,
+	};
+	struct ox_raft_restore rs = { .hard = rep->state.hard };
+	int rc;
+
+	if (runs == NULL)
+		return -ENOMEM;
+	rc = rebuild_runs(rep->log, runs, &rs.runs_n);
+	if (rc < 0)
+		goto out;
+	rs.runs = runs;
+	rs.start_index = ox_log_start_offset(rep->log);
+	rs.last_index = ox_log_end_offset(rep->log);
+	// The term before the log start: saved when retention moved it;
+	// otherwise the first batch's (a leader then probes below it and
+	// sends a snapshot, which costs a copy but never a wrong match).
+	if (rs.start_index == 0)
+		rs.start_term = 0;
+	else if (rep->state.log_start == rs.start_index)
+		rs.start_term = rep->state.log_start_term;
+	else
+		rs.start_term = rs.runs_n > 0 ? runs[0].term : 0;
+	if (rs.runs_n > 0 && runs[0].term < rs.start_term)
+		rs.start_term = runs[0].term;
+	rc = ox_raft_create(&rep->raft, &cfg, &rs, REPLICA_RUNS_MAX);
+out:
+	free(runs);
+	return rc;
+}
+
+int ox_replica_open(struct ox_replica **out, struct ox_io *io,
+		    struct ox_log *log, const struct ox_replica_opts *opts)
+{
+	struct ox_replica *rep;
+	int rc;
+
+	if (out == NULL || io == NULL || log == NULL || opts == NULL ||
+	    opts->state_path == NULL || opts->node_id == OX_RAFT_NONE ||
+	    opts->hooks.send == NULL || opts->election_ticks < 2 ||
+	    opts->heartbeat_ticks < 1 ||
+	    opts->heartbeat_ticks >= opts->election_ticks ||
+	    opts->inflight_max < 1)
+		return -EINVAL;
+	rep = calloc(1, sizeof(*rep));
+	if (rep == NULL)
+		return -ENOMEM;
+	rep->io = io;
+	rep->log = log;
+	rep->opts = *opts;
+	rep->state_path = strdup(opts->state_path);
+	if (rep->state_path == NULL) {
+		free(rep);
+		return -ENOMEM;
+	}
+	rc = load_state(rep);
+	if (rc == 0)
+		rc = restore(rep);
+	if (rc < 0) {
+		free(rep->state_path);
+		free(rep);
+		return rc;
+	}
+	process_ready(rep);
+	*out = rep;
+	return 0;
+}
+
+void ox_replica_close(struct ox_replica *rep)
+{
+	if (rep == NULL)
+		return;
+	if (rep->retry != NULL)
+		rep->retry->rep = NULL;
+	fail_all(rep, -OX_ECLOSED);
+	for (struct op *op = rep->inflight; op != NULL; op = op->next)
+		op->rep = NULL; // append_done frees it
+	while (rep->ops_head != NULL) {
+		struct op *op = rep->ops_head;
+
+		rep->ops_head = op->next;
+		if (op->waiter != NULL)
+			waiter_finish(op->waiter, -OX_ECLOSED);
+		op_free(op);
+	}
+	while (rep->cache_head != NULL) {
+		struct cached *c = rep->cache_head;
+
+		rep->cache_head = c->next;
+		cached_unref(c);
+	}
+	ox_raft_destroy(rep->raft);
+	free(rep->state_path);
+	free(rep);
+}
+
+void ox_replica_tick(struct ox_replica *rep)
+{
+	OX_ASSERT(rep != NULL);
+	if (rep->failed)
+		return;
+	ox_raft_tick(rep->raft);
+	process_ready(rep);
+}
+
+int64_t ox_replica_high_watermark(const struct ox_replica *rep)
+{
+	return rep->high_watermark;
+}
+
+int ox_replica_transfer(struct ox_replica *rep, uint64_t target)
+{
+	int rc;
+
+	OX_ASSERT(rep != NULL);
+	rc = ox_raft_transfer(rep->raft, target);
+	if (rc == 0)
+		process_ready(rep);
+	return rc;
+}
+
+const struct ox_raft *ox_replica_raft(const struct ox_replica *rep)
+{
+	return rep->raft;
+}

@@ -1,0 +1,138 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// One replica of one partition: the partition's log (broker/log) bound to
+// its Raft group (broker/raft). This is the host raft.h speaks of: it
+// keeps the group's hard state on disk, rebuilds the term runs from the
+// log at open, appends the batches the leader proposes and the follower
+// receives, reads the batches APPENDs carry, reports durability back to
+// Raft, and tells the server when the high watermark moves and who leads.
+// It sends and receives through callbacks (the broker wires them to
+// broker/peer; tests wire replicas to each other), so it knows nothing of
+// sockets. A group of one voter is the single-node case: it commits what
+// is durable on its own disk.
+//
+// Design notes. Invariants (the tests cite them):
+//   P1  The hard state (term, vote, membership) is on disk, fsynced,
+//       before any message of the same ready is sent (raft.h R1).
+//   P2  The log and Raft agree: every batch appended carries the term
+//       Raft gave it (leader) or the one the leader sent (follower), and
+//       ox_raft_persisted is told only what the log made durable.
+//   P3  Log changes happen in Raft's order: a follower's truncate waits
+//       for appends in flight, and appends after it wait for the truncate.
+//   P4  acks=all completes only once the high watermark covers the batch;
+//       a replica that stops leading fails what waits with NOT_LEADER
+//       (the batch may still commit: idempotent producers make the retry
+//       harmless).
+//   P5  Consumers never see past the high watermark (the commit index,
+//       clamped to what the log has written here).
+//
+// The hard state lives in one small file (state_path): "OXRS", u32 LE
+// length, a RaftHardState protobuf (proto/raft.proto), XXH3-64 of the
+// protobuf (u64 LE). It is replaced by writing a temporary file, fsync,
+// rename and a directory fsync, synchronously: it changes only on
+// elections, votes and membership changes, which are rare. A file that
+// fails its checksum stops the replica from opening (-OX_ECORRUPT): a
+// forgotten vote could elect two leaders.
+//
+// Everything runs on the thread that owns the io loop and the log.
+#ifndef OX_BROKER_REPLICA_REPLICA_H
+#define OX_BROKER_REPLICA_REPLICA_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "broker/raft/raft.h"
+
+struct ox_io;
+struct ox_log;
+struct ox_replica;
+
+// How a caller learns that raw bytes handed to send are no longer
+// needed; the same contract as ox_peer_send (broker/peer/peer.h).
+typedef void (*ox_replica_release_cb)(void *arg, int sent);
+
+struct ox_replica_hooks {
+	// Sends msg (raw: the batches of an APPEND, borrowed until release
+	// runs, exactly once, later); returns 0 or a negative error, in which
+	// case release is not called. Loss is fine.
+	int (*send)(void *arg, const struct ox_raft_msg *msg,
+		    const struct iovec *raw, int iovcnt,
+		    ox_replica_release_cb release, void *release_arg);
+	// The high watermark moved up (consumers may read below it).
+	void (*committed)(void *arg, int64_t high_watermark);
+	// Role, term or leader changed.
+	void (*role)(void *arg, enum ox_raft_role role, uint64_t term,
+		     uint64_t leader);
+	void *arg;
+};
+
+struct ox_replica_opts {
+	uint64_t node_id;
+	const char *state_path;       // the hard state file
+	struct ox_raft_conf conf;     // membership when there is no file yet
+	uint32_t election_ticks;      // see struct ox_raft_config
+	uint32_t heartbeat_ticks;
+	uint32_t inflight_max;        // APPENDs in flight per follower
+	uint64_t seed;
+	// Bytes one APPEND carries at most (whole batches; at least one):
+	// 0: 1 MiB, big enough for throughput, small enough to interleave
+	// partitions on one connection.
+	size_t append_bytes_max;
+	struct ox_replica_hooks hooks;
+};
+
+// Opens the replica over an open log (borrowed: it must outlive the
+// replica) and the hard state file (created with opts.conf when missing).
+// Returns 0, -EINVAL (opts), -OX_ECORRUPT (the state file is damaged),
+// -ENOSPC (the log has more term runs than Raft keeps), -ENOMEM, or an
+// errno reading the file or the log. Free with ox_replica_close.
+int ox_replica_open(struct ox_replica **out, struct ox_io *io,
+		    struct ox_log *log, const struct ox_replica_opts *opts);
+
+// Fails what waits (acks with -OX_ECLOSED), and frees the replica. Log
+// appends in flight keep their batches until their callbacks, which then
+// find no replica: run the io loop until the log is idle before closing
+// the log. NULL is a no-op.
+void ox_replica_close(struct ox_replica *rep);
+
+// One Raft tick (the owner calls it every tick interval, e.g. 10 ms).
+void ox_replica_tick(struct ox_replica *rep);
+
+// A message from a peer; raw (the APPEND's batches) is borrowed for the
+// call. Returns 0, or the error ox_raft_step gave (the message was
+// malformed: counted and dropped by the caller).
+int ox_replica_deliver(struct ox_replica *rep, const struct ox_raft_msg *msg,
+		       const uint8_t *raw, size_t raw_len);
+
+enum ox_replica_acks {
+	OX_REPLICA_ACKS_NONE = 0,   // when accepted
+	OX_REPLICA_ACKS_LEADER = 1, // when durable on this node
+	OX_REPLICA_ACKS_ALL = 2,    // when committed (majority-durable)
+};
+
+// res is 0 or a negative error; base and last are the batch's offsets.
+typedef void (*ox_replica_append_cb)(void *arg, int res, int64_t base_offset,
+				     int64_t last_offset);
+
+// Leader: appends one client batch (verified by the log, which stamps
+// offsets and term in place; borrowed until cb) and calls cb, exactly once
+// and never from inside this call, when acks is met or the append fails.
+// Returns 0, or (cb not called) -OX_ENOTLEADER, -OX_ECORRUPT, -OX_ETOOBIG,
+// -EBUSY (log busy: retry after running the loop), -OX_EFAILED.
+int ox_replica_append(struct ox_replica *rep, void *batch, size_t len,
+		      enum ox_replica_acks acks, ox_replica_append_cb cb,
+		      void *arg);
+
+// The high watermark: the first offset consumers may not read yet.
+int64_t ox_replica_high_watermark(const struct ox_replica *rep);
+
+// Hands leadership to another voter (SIGTERM does this so a stopping
+// leader does not leave its partitions waiting for a timeout).
+// Returns 0, -OX_ENOTLEADER, -EINVAL.
+int ox_replica_transfer(struct ox_replica *rep, uint64_t target);
+
+// The Raft group, for queries (role, term, leader, matches).
+const struct ox_raft *ox_replica_raft(const struct ox_replica *rep);
+
+#endif

@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// Private parts of broker/replica: the replica's struct, its queue of log
+// operations, the cache of batches the leader just proposed, and the hard
+// state file (state.c). Nothing outside broker/replica includes it.
+#ifndef OX_BROKER_REPLICA_REPLICA_INT_H
+#define OX_BROKER_REPLICA_REPLICA_INT_H
+
+#include "broker/replica/replica.h"
+
+#include <stdbool.h>
+
+// Term runs Raft keeps for one partition: a run per election that wrote
+// to the log since its start; retention drops old ones.
+#define REPLICA_RUNS_MAX 1024u
+// Batches the leader keeps in memory for APPENDs, so followers get them
+// while the leader's own write and fsync are still going on. Beyond this
+// (followers far behind) APPENDs read from the log.
+#define REPLICA_CACHE_BYTES_MAX (16u << 20)
+
+struct replica_state {
+	struct ox_raft_hard hard;
+	int64_t log_start;
+	uint64_t log_start_term;
+};
+
+int ox_replica_state_read(const char *path, struct replica_state *st);
+int ox_replica_state_write(const char *path, const struct replica_state *st);
+
+// One batch the leader proposed, kept for APPENDs (refcounted: sends in
+// flight hold it).
+struct cached {
+	struct cached *next;
+	int64_t base;
+	int64_t end;    // last offset + 1
+	uint8_t *buf;
+	size_t len;
+	uint32_t refs;  // the cache's own, plus sends in flight
+};
+
+enum op_kind {
+	OP_APPEND = 1,   // append one batch (carries offsets and term)
+	OP_TRUNCATE = 2, // drop the log from `at` on
+	OP_RESET = 3,    // empty the log; it restarts at `at`
+};
+
+struct retry;
+
+// What waits for an append of the leader to be acknowledged.
+struct waiter {
+	struct waiter *next;
+	enum ox_replica_acks acks;
+	ox_replica_append_cb cb;
+	void *arg;
+	int64_t base;
+	int64_t last;
+	bool durable; // the local append completed
+};
+
+// A log operation, in Raft's order (P3).
+struct op {
+	struct op *next;
+	struct op *prev;      // in the in-flight list, once submitted
+	struct ox_replica *rep; // NULL once the replica closed
+	enum op_kind kind;
+	int64_t at;           // TRUNCATE, RESET
+	uint64_t term;        // RESET: the term at `at`
+	void *batch;          // APPEND
+	size_t len;
+	bool owned;           // free(batch) when done (a follower's copy)
+	struct cached *cached; // or the leader's cached copy it holds
+	uint64_t batch_term;
+	int64_t end;          // last offset + 1
+	struct waiter *waiter; // leader appends with a caller
+};
+
+struct ox_replica {
+	struct ox_io *io;
+	struct ox_log *log;
+	struct ox_raft *raft;
+	struct ox_replica_opts opts;
+	char *state_path;
+	struct replica_state state;
+
+	// Operations not submitted yet (FIFO), and appends submitted.
+	struct op *ops_head;
+	struct op *ops_tail;
+	uint32_t ops_n;
+	struct op *inflight;     // doubly linked
+	uint32_t inflight_n;
+	bool retry_armed;        // a timer will pump again
+	struct retry *retry;     // its context, detached at close
+
+	// Leader: callers waiting for acks=all, in offset order.
+	struct waiter *acks_head;
+	struct waiter *acks_tail;
+
+	struct cached *cache_head; // oldest first
+	struct cached *cache_tail;
+	size_t cache_bytes;
+
+	int64_t high_watermark;
+	bool failed;             // the log or the state file failed
+	bool in_ready;           // process_ready is running
+};
+
+#endif
