@@ -848,8 +848,20 @@ static bool step_term(struct ox_raft *r, const struct ox_raft_msg *m)
 			return true; // no term change for a pre-vote
 		if (m->type == OX_RAFT_MSG_VOTE && !m->transfer && in_lease(r))
 			return false;
-		raft_become_follower(r, m->term,
-				     from_leader ? m->from : OX_RAFT_NONE);
+		if (from_leader) {
+			raft_become_follower(r, m->term, m->from);
+		} else {
+			// Only a leader's message or a granted vote restarts the
+			// election timer: a candidate whose requests are refused
+			// (its log is behind) would otherwise keep the others from
+			// ever timing out first.
+			uint32_t elapsed = r->election_elapsed;
+			uint32_t timeout = r->election_timeout;
+
+			raft_become_follower(r, m->term, OX_RAFT_NONE);
+			r->election_elapsed = elapsed;
+			r->election_timeout = timeout;
+		}
 		return true;
 	}
 	if (m->term < r->term) {

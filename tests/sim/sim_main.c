@@ -52,20 +52,30 @@ static void on_fatal(int sig)
 	raise(sig);
 }
 
+// A leader whose term no voter of its membership has passed. Nodes
+// outside it (removed ones that never heard of their removal) may raise
+// their own terms forever: nobody listens to them.
 static bool has_leader(struct sim_world *w, uint32_t g)
 {
-	uint64_t max_term = 0, leader_term = 0;
+	struct ox_raft *lead = NULL;
 	for (uint32_t n = 0; n < w->k.nodes_n; n++) {
 		struct ox_raft *r = w->hosts[n][g].raft;
-		if (r == NULL)
-			continue;
-		if (ox_raft_term(r) > max_term)
-			max_term = ox_raft_term(r);
-		if (ox_raft_role(r) == OX_RAFT_LEADER &&
-		    ox_raft_term(r) > leader_term)
-			leader_term = ox_raft_term(r);
+		if (r != NULL && ox_raft_role(r) == OX_RAFT_LEADER &&
+		    (lead == NULL || ox_raft_term(r) > ox_raft_term(lead)))
+			lead = r;
 	}
-	return leader_term > 0 && leader_term == max_term;
+	if (lead == NULL)
+		return false;
+	const struct ox_raft_conf *c = ox_raft_conf(lead);
+	for (uint32_t n = 0; n < w->k.nodes_n; n++) {
+		struct ox_raft *r = w->hosts[n][g].raft;
+		bool voter = false;
+		for (uint32_t i = 0; i < c->voters_n; i++)
+			voter |= c->voters[i] == (uint64_t)n + 1;
+		if (r != NULL && voter && ox_raft_term(r) > ox_raft_term(lead))
+			return false;
+	}
+	return true;
 }
 
 static bool all_live(struct sim_world *w)
