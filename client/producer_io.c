@@ -201,6 +201,19 @@ static void node_fail(struct ox_producer *p, struct pnode *n, int err,
 
 // Closes batches whose linger time passed or that a flush covers (mu
 // held); lowers *next to the next linger deadline.
+// Whether the partition's leader has no request slot free: its batch
+// then stays open and keeps filling (as Kafka's producer does) instead of
+// queueing as many one-record batches as records arrive; a response
+// frees a slot and the next pass closes it.
+static bool leader_busy(const struct ox_producer *p, const struct ppart *pp)
+{
+	for (size_t i = 0; i < p->nodes_n; i++)
+		if (p->nodes[i].id == pp->leader)
+			return p->nodes[i].inflight >=
+			       (size_t)p->conf->max_in_flight;
+	return false;
+}
+
 static void linger_pass(struct ox_producer *p, int64_t now, int64_t *next)
 {
 	for (struct ptopic *t = p->topics; t != NULL; t = t->next) {
@@ -210,9 +223,11 @@ static void linger_pass(struct ox_producer *p, int64_t now, int64_t *next)
 			if (b == NULL)
 				continue;
 			due = b->created_ms + p->conf->linger_ms;
-			if (p->closing || b->id < p->flush_upto || now >= due)
+			if (p->closing || b->id < p->flush_upto)
 				ox_producer_close_batch(p, b);
-			else if (due < *next)
+			else if (now >= due && !leader_busy(p, &t->parts[i]))
+				ox_producer_close_batch(p, b);
+			else if (due > now && due < *next)
 				*next = due;
 		}
 	}

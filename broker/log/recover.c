@@ -116,7 +116,7 @@ static int open_dir(const struct ox_log *log, DIR **out)
 // Removes temporary files and lists the segment base offsets, sorted.
 static int list_dir(struct ox_log *log, struct listing *l)
 {
-	DIR *d;
+	DIR *d = NULL;
 	int rc = open_dir(log, &d);
 	if (rc < 0)
 		return rc;
@@ -142,7 +142,7 @@ static int list_dir(struct ox_log *log, struct listing *l)
 // Removes index files whose segment is gone.
 static int remove_orphans(struct ox_log *log)
 {
-	DIR *d;
+	DIR *d = NULL;
 	int rc = open_dir(log, &d);
 	if (rc < 0)
 		return rc;
