@@ -251,18 +251,53 @@ static void fail_acks(struct ox_replica *rep, int res)
 	rep->acks_tail = NULL;
 }
 
+// Remembers the bytes of one appended batch for committed_bytes.
+static void sizes_push(struct ox_replica *rep, int64_t end, size_t len)
+{
+	struct size_mark *m;
+
+	rep->appended_bytes += len;
+	if (rep->sizes_n == REPLICA_SIZES_MAX) {
+		// Full: the newest mark stretches to cover this batch too.
+		m = &rep->sizes[(rep->sizes_head + rep->sizes_n - 1) %
+				REPLICA_SIZES_MAX];
+	} else {
+		m = &rep->sizes[(rep->sizes_head + rep->sizes_n) %
+				REPLICA_SIZES_MAX];
+		rep->sizes_n++;
+	}
+	m->end = end;
+	m->bytes = rep->appended_bytes;
+}
+
+static void sizes_commit(struct ox_replica *rep, int64_t hw)
+{
+	while (rep->sizes_n > 0 && rep->sizes[rep->sizes_head].end <= hw) {
+		rep->committed_bytes = rep->sizes[rep->sizes_head].bytes;
+		rep->sizes_head = (rep->sizes_head + 1) % REPLICA_SIZES_MAX;
+		rep->sizes_n--;
+	}
+}
+
 static void update_high_watermark(struct ox_replica *rep)
 {
 	int64_t hw = ox_raft_commit(rep->raft);
 	int64_t written = ox_log_written_offset(rep->log);
+	uint64_t bytes = rep->committed_bytes;
+	bool moved;
 
 	if (hw > written)
 		hw = written; // P5: only what this node can serve
-	if (hw <= rep->high_watermark)
-		return;
-	rep->high_watermark = hw;
-	if (rep->opts.hooks.committed != NULL)
-		rep->opts.hooks.committed(rep->opts.hooks.arg, hw);
+	moved = hw > rep->high_watermark;
+	if (moved)
+		rep->high_watermark = hw;
+	// A batch may turn durable here after the followers committed it:
+	// its bytes count from now.
+	sizes_commit(rep, rep->high_watermark);
+	if ((moved || bytes != rep->committed_bytes) &&
+	    rep->opts.hooks.committed != NULL)
+		rep->opts.hooks.committed(rep->opts.hooks.arg,
+					  rep->high_watermark);
 }
 
 static void committed(struct ox_replica *rep, int64_t commit)
@@ -468,6 +503,7 @@ static void append_done(void *arg, int res, int64_t base, int64_t last)
 		return;
 	}
 	OX_ASSERT(last + 1 == op->end); // P2
+	sizes_push(rep, op->end, op->len);
 	ox_raft_persisted(rep->raft, last + 1, op->batch_term);
 	if (op->waiter != NULL)
 		waiter_finish(op->waiter, 0); // acks=leader or none
@@ -861,6 +897,22 @@ out:
 	return rc;
 }
 
+// A group whose only voter is this node: its election needs nobody, so
+// it runs now rather than after an election timeout.
+static void elect_alone(struct ox_replica *rep)
+{
+	const struct ox_raft_conf *c = ox_raft_conf(rep->raft);
+
+	if (c->voters_n != 1 || c->voters[0] != rep->opts.node_id)
+		return;
+	for (uint32_t i = 0; i < 2 * rep->opts.election_ticks + 2 &&
+			     ox_raft_role(rep->raft) != OX_RAFT_LEADER; i++) {
+		ox_raft_tick(rep->raft);
+		process_ready(rep);
+	}
+	OX_ASSERT(rep->failed || ox_raft_role(rep->raft) == OX_RAFT_LEADER);
+}
+
 int ox_replica_open(struct ox_replica **out, struct ox_io *io,
 		    struct ox_log *log, const struct ox_replica_opts *opts)
 {
@@ -893,6 +945,7 @@ int ox_replica_open(struct ox_replica **out, struct ox_io *io,
 		free(rep);
 		return rc;
 	}
+	elect_alone(rep);
 	process_ready(rep);
 	*out = rep;
 	return 0;
@@ -938,6 +991,11 @@ void ox_replica_tick(struct ox_replica *rep)
 int64_t ox_replica_high_watermark(const struct ox_replica *rep)
 {
 	return rep->high_watermark;
+}
+
+uint64_t ox_replica_committed_bytes(const struct ox_replica *rep)
+{
+	return rep->committed_bytes;
 }
 
 int ox_replica_transfer(struct ox_replica *rep, uint64_t target)

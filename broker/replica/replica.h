@@ -59,7 +59,8 @@ struct ox_replica_hooks {
 	int (*send)(void *arg, const struct ox_raft_msg *msg,
 		    const struct iovec *raw, int iovcnt,
 		    ox_replica_release_cb release, void *release_arg);
-	// The high watermark moved up (consumers may read below it).
+	// The high watermark moved up (consumers may read below it), or
+	// more bytes below it were counted (ox_replica_committed_bytes).
 	void (*committed)(void *arg, int64_t high_watermark);
 	// Role, term or leader changed.
 	void (*role)(void *arg, enum ox_raft_role role, uint64_t term,
@@ -84,6 +85,9 @@ struct ox_replica_opts {
 
 // Opens the replica over an open log (borrowed: it must outlive the
 // replica) and the hard state file (created with opts.conf when missing).
+// A group whose only voter is this node elects itself before this
+// returns (nobody to wait for), so it takes appends at once; its high
+// watermark reaches the log's end once the leader's no-op is durable.
 // Returns 0, -EINVAL (opts), -OX_ECORRUPT (the state file is damaged),
 // -ENOSPC (the log has more term runs than Raft keeps), -ENOMEM, or an
 // errno reading the file or the log. Free with ox_replica_close.
@@ -126,6 +130,12 @@ int ox_replica_append(struct ox_replica *rep, void *batch, size_t len,
 
 // The high watermark: the first offset consumers may not read yet.
 int64_t ox_replica_high_watermark(const struct ox_replica *rep);
+
+// Bytes of the batches this replica appended since open that are now
+// below the high watermark (a long-poll's min_bytes counts them). When
+// more than REPLICA_SIZES_MAX appends wait for their commit, the newest
+// are counted together, so the count may lag; it never runs ahead.
+uint64_t ox_replica_committed_bytes(const struct ox_replica *rep);
 
 // Hands leadership to another voter (SIGTERM does this so a stopping
 // leader does not leave its partitions waiting for a timeout).

@@ -18,6 +18,16 @@
 // (followers far behind) APPENDs read from the log.
 #define REPLICA_CACHE_BYTES_MAX (16u << 20)
 
+// Appends waiting for their commit whose sizes are kept apart for
+// ox_replica_committed_bytes; beyond it the newest merge.
+#define REPLICA_SIZES_MAX 4096u
+
+// The byte count once the log up to `end` is committed.
+struct size_mark {
+	int64_t end;
+	uint64_t bytes; // appended bytes up to end, since open
+};
+
 struct replica_state {
 	struct ox_raft_hard hard;
 	int64_t log_start;
@@ -100,6 +110,13 @@ struct ox_replica {
 	size_t cache_bytes;
 
 	int64_t high_watermark;
+	// Appended bytes by end offset, oldest first (a ring), and the
+	// count up to the high watermark.
+	struct size_mark sizes[REPLICA_SIZES_MAX];
+	uint32_t sizes_head;
+	uint32_t sizes_n;
+	uint64_t appended_bytes;
+	uint64_t committed_bytes;
 	bool failed;             // the log or the state file failed
 	bool in_ready;           // process_ready is running
 };
