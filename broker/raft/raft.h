@@ -50,7 +50,9 @@
 //   R5  The commit index never decreases, never passes what a majority of
 //       the current configuration holds durably (followers report only
 //       persisted indices, the leader counts its own persisted index), and
-//       a leader commits by counting only an index of its own term.
+//       a leader commits by counting only an index of its own term, unless
+//       it is the configuration's only voter (then its durable log is the
+//       group's: every later leader needs its vote, hence its log).
 //   R6  A follower's commit index is at most what it has verified against
 //       the current leader (no commit of an unverified divergent tail).
 //   R7  At most one configuration change is uncommitted at a time; a

@@ -195,6 +195,11 @@ static uint32_t holders(const struct ox_raft *r, int64_t index)
 	return n;
 }
 
+static bool alone(const struct ox_raft *r)
+{
+	return r->conf.voters_n == 1 && r->conf.voters[0] == r->cfg.id;
+}
+
 void raft_maybe_commit(struct ox_raft *r)
 {
 	int64_t best = r->commit;
@@ -210,8 +215,11 @@ void raft_maybe_commit(struct ox_raft *r)
 		if (c <= best || c > r->last_index ||
 		    holders(r, c) < raft_quorum(r))
 			continue;
-		// R5: only an index of the leader's own term is counted.
-		if (raft_term_at(r, c, &t) == 0 && t == r->term)
+		// R5: only an index of the leader's own term is counted,
+		// unless this node is the only voter: its log is then the
+		// group's, and no other log can be preferred to it.
+		if (raft_term_at(r, c, &t) == 0 &&
+		    (t == r->term || alone(r)))
 			best = c;
 	}
 	raft_set_commit(r, best);

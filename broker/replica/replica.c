@@ -30,6 +30,9 @@
 #define OPS_MAX (2 * OX_LOG_APPENDS_MAX)
 // Batches one APPEND carries from the cache, at most.
 #define SEND_BATCHES_MAX 64u
+// Loop runs ox_replica_close waits for appends in flight, at most (each
+// run completes at least one operation while any is in flight).
+#define CLOSE_RUNS_MAX 100000
 // Delay before trying a busy log again.
 #define RETRY_NS 1000000ull
 
@@ -294,7 +297,7 @@ static void update_high_watermark(struct ox_replica *rep)
 	// A batch may turn durable here after the followers committed it:
 	// its bytes count from now.
 	sizes_commit(rep, rep->high_watermark);
-	if ((moved || bytes != rep->committed_bytes) &&
+	if ((moved || bytes != rep->committed_bytes) && !rep->opening &&
 	    rep->opts.hooks.committed != NULL)
 		rep->opts.hooks.committed(rep->opts.hooks.arg,
 					  rep->high_watermark);
@@ -346,15 +349,24 @@ static void append_noop(struct ox_replica *rep)
 		pump(rep);
 }
 
+static bool alone(const struct ox_replica *rep)
+{
+	const struct ox_raft_conf *c = ox_raft_conf(rep->raft);
+
+	return c->voters_n == 1 && c->voters[0] == rep->opts.node_id;
+}
+
 static void role_changed(struct ox_replica *rep,
 			 const struct ox_raft_ready *rd)
 {
 	if (rd->role != OX_RAFT_LEADER)
 		fail_acks(rep, -OX_ENOTLEADER); // P4
-	if (rep->opts.hooks.role != NULL)
+	if (rep->opts.hooks.role != NULL && !rep->opening)
 		rep->opts.hooks.role(rep->opts.hooks.arg, rd->role, rd->term,
 				     rd->leader);
-	if (rd->role == OX_RAFT_LEADER)
+	// The only voter commits its log without one (raft.h, R5), so a
+	// single-replica partition keeps dense offsets across restarts.
+	if (rd->role == OX_RAFT_LEADER && !alone(rep))
 		append_noop(rep);
 }
 
@@ -583,6 +595,54 @@ static void pump(struct ox_replica *rep)
 // ---------------------------------------------------------------------
 // Leader appends
 
+static void waiter_attach(struct ox_replica *rep, struct op *op,
+			  struct waiter *w, int64_t base, int64_t end)
+{
+	if (w == NULL)
+		return;
+	w->base = base;
+	w->last = end - 1;
+	if (w->acks == OX_REPLICA_ACKS_ALL) {
+		if (rep->acks_tail != NULL)
+			rep->acks_tail->next = w;
+		else
+			rep->acks_head = w;
+		rep->acks_tail = w;
+	} else {
+		op->waiter = w;
+	}
+}
+
+// The only voter: no follower needs a copy, and every callback runs once
+// the log is done with the batch (its commit comes from its own append),
+// so the caller's bytes are appended in place.
+static int append_alone(struct ox_replica *rep, void *batch, size_t len,
+			const struct ox_batch_header *h, struct waiter *w)
+{
+	int64_t base = ox_raft_last_index(rep->raft);
+	int64_t end = base + h->last_offset_delta + 1;
+	struct op *op = calloc(1, sizeof(*op));
+	uint64_t term;
+	int rc;
+
+	if (op == NULL)
+		return -ENOMEM;
+	rc = ox_raft_propose(rep->raft, end, &term);
+	if (rc < 0) {
+		free(op);
+		return rc;
+	}
+	ox_batch_stamp(batch, base, term);
+	op->kind = OP_APPEND;
+	op->batch = batch;
+	op->len = len;
+	op->batch_term = term;
+	op->end = end;
+	waiter_attach(rep, op, w, base, end);
+	ops_push(rep, op);
+	return 0;
+}
+
 // Proposes one verified batch and queues its append (the copy in the
 // cache, stamped with its offsets and term). w may be NULL (the no-op).
 static int append_leader(struct ox_replica *rep, void *batch, size_t len,
@@ -604,6 +664,8 @@ static int append_leader(struct ox_replica *rep, void *batch, size_t len,
 	rc = ox_batch_verify(batch, len, &h);
 	if (rc < 0 || h.length != len)
 		return -OX_ECORRUPT;
+	if (alone(rep))
+		return append_alone(rep, batch, len, &h, w);
 	c = calloc(1, sizeof(*c));
 	op = calloc(1, sizeof(*op));
 	if (c == NULL || op == NULL || (c->buf = malloc(len)) == NULL) {
@@ -636,19 +698,7 @@ static int append_leader(struct ox_replica *rep, void *batch, size_t len,
 	op->cached = c;
 	op->batch_term = term;
 	op->end = c->end;
-	if (w != NULL) {
-		w->base = base;
-		w->last = c->end - 1;
-		if (w->acks == OX_REPLICA_ACKS_ALL) {
-			if (rep->acks_tail != NULL)
-				rep->acks_tail->next = w;
-			else
-				rep->acks_head = w;
-			rep->acks_tail = w;
-		} else {
-			op->waiter = w;
-		}
-	}
+	waiter_attach(rep, op, w, base, c->end);
 	ops_push(rep, op);
 	return 0;
 }
@@ -901,9 +951,7 @@ out:
 // it runs now rather than after an election timeout.
 static void elect_alone(struct ox_replica *rep)
 {
-	const struct ox_raft_conf *c = ox_raft_conf(rep->raft);
-
-	if (c->voters_n != 1 || c->voters[0] != rep->opts.node_id)
+	if (!alone(rep))
 		return;
 	for (uint32_t i = 0; i < 2 * rep->opts.election_ticks + 2 &&
 			     ox_raft_role(rep->raft) != OX_RAFT_LEADER; i++) {
@@ -937,6 +985,7 @@ int ox_replica_open(struct ox_replica **out, struct ox_io *io,
 		free(rep);
 		return -ENOMEM;
 	}
+	rep->opening = true; // no hooks until the caller has the replica
 	rc = load_state(rep);
 	if (rc == 0)
 		rc = restore(rep);
@@ -947,6 +996,7 @@ int ox_replica_open(struct ox_replica **out, struct ox_io *io,
 	}
 	elect_alone(rep);
 	process_ready(rep);
+	rep->opening = false;
 	*out = rep;
 	return 0;
 }
@@ -955,6 +1005,11 @@ void ox_replica_close(struct ox_replica *rep)
 {
 	if (rep == NULL)
 		return;
+	// Appends in flight may borrow their callers' batches: they finish
+	// (and their waiters hear so) before anything is failed.
+	for (int i = 0; rep->inflight_n > 0 && i < CLOSE_RUNS_MAX; i++)
+		if (ox_io_run(rep->io, 1) < 0)
+			break;
 	if (rep->retry != NULL)
 		rep->retry->rep = NULL;
 	fail_all(rep, -OX_ECLOSED);

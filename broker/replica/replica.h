@@ -52,6 +52,8 @@ struct ox_replica;
 // needed; the same contract as ox_peer_send (broker/peer/peer.h).
 typedef void (*ox_replica_release_cb)(void *arg, int sent);
 
+// Hooks run from the replica's calls and the io loop, never from inside
+// ox_replica_open (query the role and high watermark after it returns).
 struct ox_replica_hooks {
 	// Sends msg (raw: the batches of an APPEND, borrowed until release
 	// runs, exactly once, later); returns 0 or a negative error, in which
@@ -86,18 +88,19 @@ struct ox_replica_opts {
 // Opens the replica over an open log (borrowed: it must outlive the
 // replica) and the hard state file (created with opts.conf when missing).
 // A group whose only voter is this node elects itself before this
-// returns (nobody to wait for), so it takes appends at once; its high
-// watermark reaches the log's end once the leader's no-op is durable.
+// returns (nobody to wait for), so it takes appends at once, and its
+// high watermark is the log's durable end (it appends no no-op: raft.h
+// R5 lets the only voter commit earlier terms).
 // Returns 0, -EINVAL (opts), -OX_ECORRUPT (the state file is damaged),
 // -ENOSPC (the log has more term runs than Raft keeps), -ENOMEM, or an
 // errno reading the file or the log. Free with ox_replica_close.
 int ox_replica_open(struct ox_replica **out, struct ox_io *io,
 		    struct ox_log *log, const struct ox_replica_opts *opts);
 
-// Fails what waits (acks with -OX_ECLOSED), and frees the replica. Log
-// appends in flight keep their batches until their callbacks, which then
-// find no replica: run the io loop until the log is idle before closing
-// the log. NULL is a no-op.
+// Runs the io loop until the log appends it started complete (their
+// callers' batches are then free), fails what still waits (acks=all
+// without a commit: -OX_ECLOSED), and frees the replica. Not from an io
+// callback unless nothing is in flight. NULL is a no-op.
 void ox_replica_close(struct ox_replica *rep);
 
 // One Raft tick (the owner calls it every tick interval, e.g. 10 ms).

@@ -118,6 +118,7 @@ struct ox_replica {
 	uint64_t appended_bytes;
 	uint64_t committed_bytes;
 	bool failed;             // the log or the state file failed
+	bool opening;            // inside ox_replica_open: hooks wait
 	bool in_ready;           // process_ready is running
 };
 

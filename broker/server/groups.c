@@ -174,6 +174,7 @@ static int append_internal(struct ox_server *srv, struct internal *in,
 	in->a.part = srv->offsets_topic->parts[0];
 	in->a.batch = in->batch;
 	in->a.len = len;
+	in->a.acks = OX_REPLICA_ACKS_ALL; // S6: committed before it counts
 	in->a.done = done;
 	return ox_srv_append(srv, &in->a);
 }

@@ -37,6 +37,7 @@ struct produce {
 	size_t pending;  // items whose append is not called back yet
 	bool started;    // every item was issued: the last callback answers
 	bool acks_none;
+	enum ox_replica_acks acks;
 	struct item items[];
 };
 
@@ -173,6 +174,7 @@ static void issue(struct ox_server *srv, struct produce *pr, uint8_t *raw)
 		it->a.part = part;
 		it->a.batch = bytes;
 		it->a.len = b->bytes;
+		it->a.acks = pr->acks;
 		it->a.done = item_done;
 		pr->pending++;
 		int rc = ox_srv_append(srv, &it->a);
@@ -218,6 +220,9 @@ void ox_srv_produce(struct ox_server *srv, struct ox_net_req *req)
 	pr->msg = m;
 	pr->n = m->n_batches;
 	pr->acks_none = m->acks == OXBOW__ACKS__ACKS_NONE;
+	pr->acks = m->acks == OXBOW__ACKS__ACKS_ALL ? OX_REPLICA_ACKS_ALL :
+		   m->acks == OXBOW__ACKS__ACKS_LEADER ? OX_REPLICA_ACKS_LEADER :
+							 OX_REPLICA_ACKS_NONE;
 	issue(srv, pr, in->raw);
 	pr->started = true;
 	if (pr->pending == 0)

@@ -17,9 +17,10 @@
 // Invariants (cited as S1..S7 where they are kept):
 //   S1 Every request handed to the handler is ended exactly once: answered,
 //      finished (acks=none) or rejected, including at shutdown.
-//   S2 Consumers never read past the high watermark: the durable offset
-//      with log.fsync = always, the written offset with interval (the
-//      point at which that policy acknowledges producers).
+//   S2 Consumers never read past the high watermark: the partition's
+//      Raft commit index (broker/replica), which a single voter reaches
+//      when its log is durable (log.fsync = always) or written (interval:
+//      the point at which that policy acknowledges producers).
 //   S3 Appends reach each log in the order their requests arrived: once
 //      one append waits for room (-EBUSY), every later append queues
 //      behind it, and the queue drains from append callbacks and from
@@ -59,9 +60,6 @@
 #include "proto/batch.h"
 #include "proto/error.h"
 #include "proto/wire.h"
-
-// The term stamped on appended batches until replication brings terms.
-#define SINGLE_NODE_TERM 1u
 
 struct ox_tick {
 	struct ox_server *srv; // NULL once the server let go (S7)
@@ -151,10 +149,8 @@ void ox_srv_topic_unlink(struct ox_server *srv, struct ox_topic *t)
 
 int64_t ox_srv_hw(const struct ox_server *srv, const struct ox_partition *p)
 {
-	// S2.
-	if (srv->cfg.fsync == OX_LOG_FSYNC_ALWAYS)
-		return ox_log_durable_offset(p->log);
-	return ox_log_written_offset(p->log);
+	(void)srv;
+	return ox_replica_high_watermark(p->rep); // S2
 }
 
 void ox_srv_partition_dir(const struct ox_server *srv, uint64_t topic_id,
@@ -183,6 +179,51 @@ static void rm_tree(const char *path)
 	nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+// No peers yet: a single voter never needs to send.
+static int replica_send(void *arg, const struct ox_raft_msg *msg,
+			const struct iovec *raw, int iovcnt,
+			ox_replica_release_cb release, void *release_arg)
+{
+	(void)arg, (void)msg, (void)raw, (void)iovcnt, (void)release;
+	(void)release_arg;
+	return -ENOTCONN;
+}
+
+static void replica_committed(void *arg, int64_t hw)
+{
+	struct ox_partition *p = arg;
+
+	(void)hw;
+	p->acked_bytes = ox_replica_committed_bytes(p->rep);
+	p->srv->wake = true;
+}
+
+// The Raft group of a partition: its hard state sits beside the log's
+// directory (<dir>.raft), so deleting the topic's directory takes both.
+static int open_replica(struct ox_server *srv, struct ox_partition *p,
+			const char *dir)
+{
+	char state[PATH_MAX];
+	struct ox_replica_opts o = {
+		.node_id = srv->cfg.node_id,
+		.state_path = state,
+		.conf = { .voters_n = 1, .voters = { srv->cfg.node_id } },
+		.election_ticks = OX_RAFT_ELECTION_TICKS,
+		.heartbeat_ticks = OX_RAFT_HEARTBEAT_TICKS,
+		.inflight_max = OX_RAFT_INFLIGHT_MAX,
+		.seed = srv->cfg.node_id * 1000003u +
+			p->topic->meta.id * 101u + p->index,
+		.hooks = { .send = replica_send,
+			   .committed = replica_committed, .arg = p },
+	};
+
+	if ((size_t)snprintf(state, sizeof(state), "%s.raft", dir) >=
+	    sizeof(state))
+		return -ENAMETOOLONG;
+	p->srv = srv;
+	return ox_replica_open(&p->rep, srv->io, p->log, &o);
+}
+
 static int open_partition(struct ox_server *srv, struct ox_topic *t,
 			  uint32_t i)
 {
@@ -205,12 +246,22 @@ static int open_partition(struct ox_server *srv, struct ox_topic *t,
 		free(p);
 		return rc;
 	}
+	rc = open_replica(srv, p, dir);
+	if (rc < 0) {
+		ox_slog(OX_SLOG_ERROR,
+			"cannot open partition replica topic=%s partition=%u "
+			"error=\"%s\"", t->meta.name, i, ox_strerror(rc));
+		ox_log_close(p->log);
+		free(p);
+		return rc;
+	}
 	t->parts[i] = p;
 	return 0;
 }
 
 static void close_partition(struct ox_partition *p, const char *name)
 {
+	ox_replica_close(p->rep);
 	int rc = ox_log_close(p->log);
 	if (rc < 0)
 		ox_slog(OX_SLOG_ERROR,
@@ -326,17 +377,13 @@ static void append_done(void *arg, int res, int64_t base, int64_t last)
 	(void)last;
 	OX_ASSERT(srv->appends_inflight > 0);
 	srv->appends_inflight--;
-	if (res == 0) {
-		a->part->acked_bytes += a->len;
-		srv->wake = true;
-	}
 	a->done(a, res, res == 0 ? base : -1);
 }
 
 static int append_start(struct ox_server *srv, struct ox_append *a)
 {
-	int rc = ox_log_append(a->part->log, a->batch, a->len,
-			       SINGLE_NODE_TERM, 0, append_done, a, NULL);
+	int rc = ox_replica_append(a->part->rep, a->batch, a->len, a->acks,
+				   append_done, a);
 	if (rc == 0)
 		srv->appends_inflight++;
 	return rc;
@@ -554,6 +601,7 @@ static void housekeep(struct ox_server *srv, bool retention)
 			for (uint32_t i = 0; i < t->meta.partitions; i++) {
 				struct ox_partition *p = t->parts[i];
 				int rc = 0;
+				ox_replica_tick(p->rep);
 				if (lc.cleanup & OX_LOG_CLEANUP_COMPACT)
 					rc = ox_log_compact_poll(p->log);
 				if (rc < 0)
@@ -824,6 +872,38 @@ static int start_tick(struct ox_server *srv)
 	return srv->tick->armed ? 0 : -EBUSY;
 }
 
+// How long start-up waits for every partition's leader no-op to commit.
+#define START_COMMIT_WAIT_NS (60ull * 1000000000ull)
+
+static bool all_committed(struct ox_server *srv)
+{
+	for (size_t s = 0; s < OX_TOPIC_SLOTS; s++)
+		for (struct ox_topic *t = srv->topics[s]; t; t = t->next)
+			for (uint32_t i = 0; i < t->meta.partitions; i++)
+				if (ox_srv_hw(srv, t->parts[i]) <
+				    ox_log_end_offset(t->parts[i]->log))
+					return false;
+	return true;
+}
+
+// Each partition's group elected this node at open and appended its
+// no-op; once that is durable the high watermark covers the whole log
+// again, so clients of a restarted node read what they read before.
+static int wait_committed(struct ox_server *srv)
+{
+	uint64_t deadline = ox_srv_now_ns() + START_COMMIT_WAIT_NS;
+
+	while (!all_committed(srv)) {
+		int rc = ox_io_run(srv->io, 1);
+
+		if (rc < 0)
+			return rc;
+		if (ox_srv_now_ns() > deadline)
+			return -ETIMEDOUT;
+	}
+	return 0;
+}
+
 int ox_server_create(struct ox_server **out, struct ox_io *io,
 		     const struct ox_config *cfg, char *err, size_t err_len)
 {
@@ -865,6 +945,13 @@ int ox_server_create(struct ox_server **out, struct ox_io *io,
 		if (rc < 0)
 			ox_srv_fmt_err(err, err_len, "cannot read %s: %s",
 				OX_OFFSETS_TOPIC, ox_strerror(rc));
+	}
+	if (rc == 0) {
+		rc = wait_committed(srv);
+		if (rc < 0)
+			ox_srv_fmt_err(err, err_len, "partitions did not reach "
+				"their high watermark at start: %s",
+				ox_strerror(rc));
 	}
 	if (rc == 0)
 		rc = start_net(srv, err, err_len);
@@ -951,6 +1038,7 @@ int ox_server_destroy(struct ox_server *srv)
 		while ((t = srv->topics[s]) != NULL) {
 			srv->topics[s] = t->next;
 			for (uint32_t i = 0; i < t->meta.partitions; i++) {
+				ox_replica_close(t->parts[i]->rep);
 				int rc = ox_log_close(t->parts[i]->log);
 				if (rc < 0 && first == 0)
 					first = rc;

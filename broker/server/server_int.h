@@ -12,6 +12,7 @@
 
 #include "broker/log/log.h"
 #include "broker/net/net.h"
+#include "broker/replica/replica.h"
 #include "broker/server/config.h"
 #include "broker/server/offsets.h"
 #include "broker/server/server.h"
@@ -32,18 +33,30 @@
 // max_bytes of a fetch that gives none.
 #define OX_FETCH_DEFAULT_BYTES (1u << 20)
 // Housekeeping period: parked fetches of closed connections, compaction
-// passes to swap in, the retention schedule.
+// passes to swap in, the retention schedule, and each partition's Raft
+// tick (election and heartbeat timeouts count these).
 #define OX_TICK_MS 50u
+// Raft timeouts in ticks: an election after 0.5 to 1 s without a leader,
+// heartbeats every 100 ms. (A partition whose only voter is this node
+// elects itself at once.)
+#define OX_RAFT_ELECTION_TICKS 10u
+#define OX_RAFT_HEARTBEAT_TICKS 2u
+#define OX_RAFT_INFLIGHT_MAX 8u
 // Reading __offsets at start: the first buffer (grown for a larger batch).
 #define OX_REPLAY_BUF_BYTES (1u << 20)
 
 struct ox_topic;
 
 struct ox_partition {
+	struct ox_server *srv;
 	struct ox_topic *topic;
 	uint32_t index;
 	struct ox_log *log;
-	// Bytes of batches acknowledged by the log since open: long-polls
+	// The partition's Raft group over its log (one voter: this node,
+	// until replication is wired to peers). Appends go through it and
+	// its high watermark is what consumers read up to (S2).
+	struct ox_replica *rep;
+	// Bytes of batches below the high watermark since open: long-polls
 	// compare it with the value they saw when they parked.
 	uint64_t acked_bytes;
 };
@@ -63,6 +76,7 @@ struct ox_append {
 	struct ox_partition *part;
 	void *batch;
 	size_t len;
+	enum ox_replica_acks acks; // when done runs (replica.h)
 	// Called exactly once: res 0 with the base offset, or an error.
 	void (*done)(struct ox_append *a, int res, int64_t base_offset);
 };
