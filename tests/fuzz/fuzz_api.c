@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // libFuzzer harness for the API bodies (proto/api.proto), the peer
-// messages and Raft state (proto/raft.proto), and the payload
+// messages and Raft state (proto/raft.proto), the metadata entries and
+// snapshots (proto/meta.proto), and the payload
 // split in front of them (proto/wire.h). The first input byte picks one of
 // the request or response messages; the rest is split like a frame payload
 // and its body unpacked by protobuf-c, the way broker and client read
@@ -14,6 +15,7 @@
 #include <string.h>
 
 #include "proto/api.pb-c.h"
+#include "proto/meta.pb-c.h"
 #include "proto/raft.pb-c.h"
 #include "proto/error.h"
 #include "proto/wire.h"
@@ -56,6 +58,8 @@ static const ProtobufCMessageDescriptor *const bodies[] = {
 	&oxbow__list_groups_response__descriptor,
 	&oxbow__raft_batch__descriptor,
 	&oxbow__raft_hard_state__descriptor,
+	&oxbow__meta_entry__descriptor,
+	&oxbow__meta_snapshot__descriptor,
 };
 
 #define BODIES_N (sizeof(bodies) / sizeof(bodies[0]))
