@@ -63,11 +63,9 @@
 // a small server's memory.
 #define MEMORY_BYTES_MAX_DEFAULT ((size_t)512 << 20)
 
-// Parses "host:port": host a dotted quad or "localhost", port 0 to 65535
-// in decimal. Returns 0 or -EINVAL.
-static int addr_parse(const char *s, struct sockaddr_in *out)
+int ox_net_addr_parse(const char *s, struct sockaddr_in *out)
 {
-	const char *colon = strrchr(s, ':');
+	const char *colon = s ? strrchr(s, ':') : NULL;
 	char host[INET_ADDRSTRLEN];
 	unsigned long port = 0;
 	size_t host_len;
@@ -360,7 +358,7 @@ int ox_net_create(struct ox_net **out, struct ox_io *io,
 	rc = opts_resolve(opts, &net->opts);
 	if (rc < 0)
 		goto fail;
-	rc = addr_parse(opts->listen, &addr);
+	rc = ox_net_addr_parse(opts->listen, &addr);
 	if (rc < 0)
 		goto fail;
 	rc = listener_open(&addr, &net->lfd, &net->port);

@@ -32,6 +32,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct sockaddr_in;
+
 struct ox_io;
 struct ox_net;
 struct ox_net_req;
@@ -74,6 +76,11 @@ struct ox_net_opts {
 // (-EADDRINUSE). The caller owns *out and frees it with ox_net_destroy.
 int ox_net_create(struct ox_net **out, struct ox_io *io,
 		  const struct ox_net_opts *opts);
+
+// Parses "host:port": host a dotted quad or "localhost", port 0 to 65535
+// in decimal. Returns 0 or -EINVAL (NULL or anything else). The net's
+// listener and broker/peer's links take addresses through it.
+int ox_net_addr_parse(const char *s, struct sockaddr_in *out);
 
 // The port actually bound (useful with port 0).
 uint16_t ox_net_port(const struct ox_net *net);

@@ -68,42 +68,6 @@
 // again after this long.
 #define RETRY_NS 1000000ull
 
-// Parses "host:port" (a dotted quad or "localhost", port 0..65535).
-static int addr_parse(const char *s, struct sockaddr_in *out)
-{
-	const char *colon = s ? strrchr(s, ':') : NULL;
-	char host[INET_ADDRSTRLEN];
-	unsigned long port = 0;
-	size_t host_len;
-
-	if (!colon)
-		return -EINVAL;
-	host_len = (size_t)(colon - s);
-	if (host_len == 0 || host_len >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, s, host_len);
-	host[host_len] = '\0';
-	const char *p = colon + 1;
-	if (*p == '\0' || strlen(p) > 5)
-		return -EINVAL;
-	for (; *p; p++) {
-		if (*p < '0' || *p > '9')
-			return -EINVAL;
-		port = port * 10 + (unsigned long)(*p - '0');
-	}
-	if (port > 65535)
-		return -EINVAL;
-	*out = (struct sockaddr_in){
-		.sin_family = AF_INET,
-		.sin_port = htons((uint16_t)port),
-	};
-	if (strcmp(host, "localhost") == 0)
-		out->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	else if (inet_pton(AF_INET, host, &out->sin_addr) != 1)
-		return -EINVAL;
-	return 0;
-}
-
 // --- timers --------------------------------------------------------------
 
 static void turn_done(void *arg, int res)
@@ -230,7 +194,7 @@ static int opts_check(const struct ox_peer_opts *o)
 			self_found = true;
 			continue;
 		}
-		if (addr_parse(o->nodes[i].addr, &a) < 0 ||
+		if (ox_net_addr_parse(o->nodes[i].addr, &a) < 0 ||
 		    strlen(o->nodes[i].addr) >= OX_PEER_ADDR_MAX)
 			return -EINVAL;
 	}
@@ -255,7 +219,7 @@ static int links_init(struct ox_peer *p, const struct ox_peer_opts *o)
 		ox_peer_link_init(p, l);
 		l->id = o->nodes[i].id;
 		snprintf(l->addr_str, sizeof(l->addr_str), "%s", o->nodes[i].addr);
-		OX_ASSERT(addr_parse(o->nodes[i].addr, &l->addr) == 0);
+		OX_ASSERT(ox_net_addr_parse(o->nodes[i].addr, &l->addr) == 0);
 		l->ticket = calloc(1, sizeof(*l->ticket));
 		if (!l->ticket)
 			return -ENOMEM;
