@@ -169,6 +169,9 @@ void ox_srv_delete_topics(struct ox_server *srv, struct ox_net_req *req);
 void ox_srv_describe_configs(struct ox_server *srv, struct ox_net_req *req);
 void ox_srv_alter_configs(struct ox_server *srv, struct ox_net_req *req);
 
+// status.c
+void ox_srv_cluster_status(struct ox_server *srv, struct ox_net_req *req);
+
 // produce.c
 void ox_srv_produce(struct ox_server *srv, struct ox_net_req *req);
 

@@ -272,10 +272,44 @@ Test(server, ready_file_and_api_versions)
 	Oxbow__ApiVersionsResponse *m =
 		oxbow__api_versions_response__unpack(NULL, r.body_len, r.body);
 	cr_assert_not_null(m);
-	cr_assert_eq(m->n_apis, 12u);
+	cr_assert_eq(m->n_apis, 13u);
 	cr_assert_eq(m->node_id, 1);
 	cr_assert_str_eq(m->server_version, "oxbowd 0.1.0");
 	oxbow__api_versions_response__free_unpacked(m, NULL);
+	tc_resp_free(&r);
+	close(fd);
+}
+
+Test(server, cluster_status_of_one_node)
+{
+	int fd = tc_connect(H.port);
+	struct tc_resp r;
+
+	cr_assert_eq(create_topic(fd, "st", 3, 0, NULL, NULL), 0);
+	cr_assert_eq(produce_n(fd, "st", 2, 5, NULL), 0);
+	tc_call(fd, OXBOW__API_KEY__CLUSTER_STATUS, NULL, NULL, 0, &r);
+	cr_assert_eq(r.error_code, 0);
+	Oxbow__ClusterStatusResponse *m =
+		oxbow__cluster_status_response__unpack(NULL, r.body_len, r.body);
+	cr_assert_not_null(m);
+	cr_assert_eq(m->answering_node, 1);
+	cr_assert_eq(m->meta_leader, 1);
+	cr_assert_eq(m->n_nodes, 1);
+	cr_assert_eq(m->nodes[0]->node_id, 1);
+	cr_assert(m->nodes[0]->reachable);
+	int seen = 0;
+	for (size_t i = 0; i < m->n_partitions; i++) {
+		const Oxbow__PartitionStatus *p = m->partitions[i];
+		cr_assert_eq(p->leader, 1, "%s/%d", p->topic, p->partition);
+		cr_assert_eq(p->n_replicas, 1);
+		cr_assert_eq(p->n_in_sync, 1);
+		if (strcmp(p->topic, "st") != 0)
+			continue;
+		seen++;
+		cr_assert_eq(p->high_watermark, p->partition == 2 ? 5 : 0);
+	}
+	cr_assert_eq(seen, 3);
+	oxbow__cluster_status_response__free_unpacked(m, NULL);
 	tc_resp_free(&r);
 	close(fd);
 }

@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// CLUSTER_STATUS: the cluster at a glance as this node sees it (oxbowctl
+// cluster status): the nodes, who leads the metadata, and every
+// partition this node holds with its leader, replicas, the replicas that
+// hold the log up to the high watermark, and that high watermark. A node
+// without peers is a cluster of one and leads its own metadata.
+#include "broker/server/server_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/raft/raft.h"
+
+struct status_build {
+	Oxbow__PartitionStatus *parts;
+	Oxbow__PartitionStatus **pptrs;
+	int32_t *ids; // replicas and in_sync of every partition, two runs each
+	size_t n;
+};
+
+static void status_partition(struct status_build *b, struct ox_topic *t,
+			     uint32_t i, int32_t *ids)
+{
+	const struct ox_raft *r = ox_replica_raft(t->parts[i]->rep);
+	const struct ox_raft_conf *c = ox_raft_conf(r);
+	int64_t hw = ox_replica_high_watermark(t->parts[i]->rep);
+	Oxbow__PartitionStatus init = OXBOW__PARTITION_STATUS__INIT;
+	Oxbow__PartitionStatus *p = &b->parts[b->n];
+	size_t in_sync = 0;
+
+	*p = init;
+	p->topic = t->meta.name;
+	p->partition = (int32_t)i;
+	p->leader = ox_raft_leader(r) ? (int32_t)ox_raft_leader(r) : -1;
+	p->high_watermark = hw;
+	p->n_replicas = c->voters_n;
+	p->replicas = ids;
+	p->in_sync = ids + c->voters_n;
+	for (uint32_t k = 0; k < c->voters_n; k++) {
+		p->replicas[k] = (int32_t)c->voters[k];
+		// Only a leader knows its followers' progress; a follower
+		// vouches for itself.
+		if (ox_raft_match(r, c->voters[k]) >= hw ||
+		    (ox_raft_role(r) != OX_RAFT_LEADER &&
+		     c->voters[k] == (uint64_t)p->leader))
+			p->in_sync[in_sync++] = (int32_t)c->voters[k];
+	}
+	p->n_in_sync = in_sync;
+	b->pptrs[b->n++] = p;
+}
+
+void ox_srv_cluster_status(struct ox_server *srv, struct ox_net_req *req)
+{
+	Oxbow__ClusterStatusRequest *m = ox_srv_body_unpack(
+		req, &oxbow__cluster_status_request__descriptor,
+		"CLUSTER_STATUS");
+	Oxbow__ClusterStatusResponse resp = OXBOW__CLUSTER_STATUS_RESPONSE__INIT;
+	Oxbow__NodeStatus self = OXBOW__NODE_STATUS__INIT, *sp = &self;
+	struct status_build b = { 0 };
+	char addr[OX_CONFIG_ADDR_MAX + 8];
+	size_t k = 0;
+
+	if (!m)
+		return; // rejected
+	oxbow__cluster_status_request__free_unpacked(m, NULL);
+	b.parts = calloc(srv->npartitions + 1, sizeof(*b.parts));
+	b.pptrs = calloc(srv->npartitions + 1, sizeof(*b.pptrs));
+	b.ids = calloc(2 * OX_RAFT_NODES_MAX * (srv->npartitions + 1),
+		       sizeof(*b.ids));
+	if (!b.parts || !b.pptrs || !b.ids) {
+		ox_srv_respond_error(req, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t s = 0; s < OX_TOPIC_SLOTS; s++)
+		for (struct ox_topic *t = srv->topics[s]; t; t = t->next)
+			for (uint32_t i = 0; i < t->meta.partitions; i++) {
+				status_partition(&b, t, i, b.ids + k);
+				k += 2 * OX_RAFT_NODES_MAX;
+			}
+	snprintf(addr, sizeof(addr), "%s:%u", srv->adv_host, srv->adv_port);
+	self.node_id = srv->cfg.node_id;
+	self.address = addr;
+	self.peer_address = srv->cfg.peer_listen;
+	self.reachable = true;
+	resp.answering_node = srv->cfg.node_id;
+	resp.meta_leader = srv->cfg.node_id;
+	resp.n_nodes = 1;
+	resp.nodes = &sp;
+	resp.n_partitions = b.n;
+	resp.partitions = b.pptrs;
+	ox_srv_respond_msg(req, &resp.base);
+out:
+	free(b.parts);
+	free(b.pptrs);
+	free(b.ids);
+}
