@@ -103,7 +103,8 @@ size_t ox_peer_msg_encode(uint8_t *buf, const struct ox_peer_group *g,
 
 long ox_peer_head_encode(uint8_t *buf, uint64_t correlation_id,
 			 uint64_t from_node, const char *cluster_id,
-			 size_t msgs_len, size_t raw_len)
+			 const char *client_address, size_t msgs_len,
+			 size_t raw_len)
 {
 	Oxbow__RequestHeader h = OXBOW__REQUEST_HEADER__INIT;
 	Oxbow__RaftBatch b = OXBOW__RAFT_BATCH__INIT;
@@ -115,6 +116,10 @@ long ox_peer_head_encode(uint8_t *buf, uint64_t correlation_id,
 	h.correlation_id = correlation_id;
 	b.from_node = from_node;
 	b.cluster_id = (char *)cluster_id;
+	if (client_address != NULL) {
+		OX_ASSERT(strlen(client_address) <= OX_PEER_ADDRESS_MAX);
+		b.client_address = (char *)client_address;
+	}
 	header_len = oxbow__request_header__get_packed_size(&h);
 	batch_len = oxbow__raft_batch__get_packed_size(&b);
 	OX_ASSERT(OX_FRAME_PREFIX_BYTES + header_len + OX_PAYLOAD_PREFIX_BYTES +
@@ -433,6 +438,9 @@ static const char *batch_check(const Oxbow__RaftBatch *b, uint64_t self,
 		return "frame from another cluster";
 	if (b->from_node == OX_RAFT_NONE)
 		return "from_node is 0";
+	if (b->client_address &&
+	    strlen(b->client_address) > OX_PEER_ADDRESS_MAX)
+		return "client_address is too long";
 	if (b->from_node == self)
 		return "from_node is this node";
 	if (!node_known(nodes, nodes_n, b->from_node))
@@ -481,6 +489,7 @@ long ox_peer_batch_decode(const uint8_t *body, size_t body_len,
 		bad = msg_from_pb(b->messages[i], b->from_node, self, raw,
 				  raw_len, &d);
 		OX_ASSERT(bad == NULL);
+		d.client_address = b->client_address ? b->client_address : "";
 		deliver(arg, &d);
 	}
 	n = (long)b->n_messages;

@@ -163,7 +163,8 @@ static void frame_finish(struct peer_link *l)
 		return;
 	}
 	head_len = ox_peer_head_encode(f->head, ++l->correlation_id, p->self,
-				       p->cluster_id, f->body_len, f->raw_len);
+				       p->cluster_id, p->client_address,
+				       f->body_len, f->raw_len);
 	OX_ASSERT(head_len > 0); // P2: frames are cut before the limit
 	f->head_len = (size_t)head_len;
 	f->iov[0] = (struct iovec){ f->head, f->head_len };

@@ -177,6 +177,8 @@ static int opts_check(const struct ox_peer_opts *o)
 
 	if (!o || o->node_id == OX_RAFT_NONE || !o->cluster_id ||
 	    strlen(o->cluster_id) > OX_PEER_CLUSTER_ID_MAX || !o->listen ||
+	    (o->client_address &&
+	     strlen(o->client_address) > OX_PEER_ADDRESS_MAX) ||
 	    !o->nodes || o->nodes_n < 1 || o->nodes_n > 2 * OX_RAFT_NODES_MAX ||
 	    !o->deliver)
 		return -EINVAL;
@@ -258,6 +260,8 @@ int ox_peer_create(struct ox_peer **out, struct ox_io *io,
 	p->io = io;
 	p->self = opts->node_id;
 	snprintf(p->cluster_id, sizeof(p->cluster_id), "%s", opts->cluster_id);
+	snprintf(p->client_address, sizeof(p->client_address), "%s",
+		 opts->client_address ? opts->client_address : "");
 	p->send_bytes_max = opts->send_bytes_max ? opts->send_bytes_max :
 						   SEND_BYTES_MAX_DEFAULT;
 	p->reconnect_ms = opts->reconnect_ms ? opts->reconnect_ms :

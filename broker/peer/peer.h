@@ -46,6 +46,7 @@ struct ox_peer_delivery {
 	struct ox_raft_msg msg;
 	const uint8_t *raw;
 	size_t raw_len;
+	const char *client_address; // the sender's, from its frame ("" none)
 };
 
 typedef void (*ox_peer_deliver_cb)(void *arg,
@@ -59,6 +60,8 @@ struct ox_peer_node {
 struct ox_peer_opts {
 	uint64_t node_id;          // this node
 	const char *cluster_id;    // frames naming another are refused
+	const char *client_address; // this node's client listener, told to
+				    // the others in every frame (NULL: none)
 	const char *listen;        // "host:port"; port 0 picks one
 	const struct ox_peer_node *nodes; // every node, this one included
 	uint32_t nodes_n;          // 1..OX_RAFT_NODES_MAX * 2

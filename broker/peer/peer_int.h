@@ -25,6 +25,8 @@
 #define OX_PEER_FRAME_MSGS_MAX 65536u
 // The cluster id is a short name; bounding it bounds the frame head.
 #define OX_PEER_CLUSTER_ID_MAX 255u
+// A node's client address as frames carry it (host:port).
+#define OX_PEER_ADDRESS_MAX 255u
 // One encoded RaftMessage, with its field tag and length in the batch:
 // every scalar field at its widest (11 or 12 bytes each, 14 fields),
 // OX_RAFT_MSG_RUNS_MAX runs of 24 bytes and a full conf of 148 bytes come
@@ -33,7 +35,7 @@
 // A frame's head: the 8-byte prefix, a RequestHeader (api_key,
 // api_version, correlation_id: at most 15 bytes), the body length and
 // RaftBatch's from_node and cluster_id (at most 269 bytes): under 300.
-#define OX_PEER_HEAD_MAX 512u
+#define OX_PEER_HEAD_MAX 1024u
 // Raw pieces one message may carry: an APPEND's batches come from a few
 // segment reads, a SNAPSHOT from one buffer.
 #define OX_PEER_MSG_IOV_MAX 1024
@@ -70,13 +72,15 @@ int ox_peer_msg_check(const struct ox_raft_msg *msg);
 // Writes the head of a frame whose body's messages take msgs_len bytes
 // and whose raw part takes raw_len bytes: the frame prefix, the
 // RequestHeader (RAFT, OX_PEER_API_VERSION, correlation_id), the body
-// length and RaftBatch's from_node and cluster_id (at most
-// OX_PEER_CLUSTER_ID_MAX bytes). buf has room for OX_PEER_HEAD_MAX bytes.
+// length and RaftBatch's from_node, cluster_id (at most
+// OX_PEER_CLUSTER_ID_MAX bytes) and client_address (NULL for none; at most
+// OX_PEER_ADDRESS_MAX bytes). buf has room for OX_PEER_HEAD_MAX bytes.
 // Returns the head's length, or -OX_ETOOBIG when the frame would be over
 // OX_FRAME_BYTES_MAX.
 long ox_peer_head_encode(uint8_t *buf, uint64_t correlation_id,
 			 uint64_t from_node, const char *cluster_id,
-			 size_t msgs_len, size_t raw_len);
+			 const char *client_address, size_t msgs_len,
+			 size_t raw_len);
 
 // ox_peer_frame_decode on a payload already split into body and raw (as
 // broker/net hands it over). nodes (nodes_n ids; NULL for any) lists the
@@ -165,6 +169,7 @@ struct ox_peer {
 	struct ox_net *net;
 	uint64_t self;
 	char cluster_id[OX_PEER_CLUSTER_ID_MAX + 1];
+	char client_address[OX_PEER_ADDRESS_MAX + 1];
 	size_t send_bytes_max;
 	uint32_t reconnect_ms, reconnect_max_ms;
 	ox_peer_deliver_cb deliver;

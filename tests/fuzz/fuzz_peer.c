@@ -111,7 +111,7 @@ static uint8_t *payload_around(uint8_t *buf, uint64_t from, size_t msgs_len,
 {
 	uint8_t head[OX_PEER_HEAD_MAX];
 	uint32_t frame_len, header_len;
-	long hl = ox_peer_head_encode(head, 1, from, CLUSTER, msgs_len,
+	long hl = ox_peer_head_encode(head, 1, from, CLUSTER, NULL, msgs_len,
 				      raw_total);
 
 	CHECK(hl > 0);

@@ -50,7 +50,7 @@ static struct built build(const struct ox_peer_group *g,
 					       raw_total, raw_len[i]);
 		raw_total += raw_len[i];
 	}
-	head_len = ox_peer_head_encode(head, 7, FROM, cluster, msgs_len,
+	head_len = ox_peer_head_encode(head, 7, FROM, cluster, NULL, msgs_len,
 				       raw_total);
 	cr_assert_gt(head_len, 0);
 	b.len = (size_t)head_len + msgs_len + raw_total;
@@ -550,14 +550,17 @@ Test(peer_codec, head_refuses_frames_over_the_limit)
 {
 	uint8_t head[OX_PEER_HEAD_MAX];
 	char cluster[OX_PEER_CLUSTER_ID_MAX + 1];
+	char addr[OX_PEER_ADDRESS_MAX + 1];
 
 	memset(cluster, 'x', OX_PEER_CLUSTER_ID_MAX);
 	cluster[OX_PEER_CLUSTER_ID_MAX] = '\0';
+	memset(addr, '7', OX_PEER_ADDRESS_MAX);
+	addr[OX_PEER_ADDRESS_MAX] = '\0';
 	cr_assert_gt(ox_peer_head_encode(head, UINT64_MAX, UINT64_MAX, cluster,
-					 OX_PEER_MSG_BYTES_MAX,
+					 addr, OX_PEER_MSG_BYTES_MAX,
 					 OX_FRAME_BYTES_MAX - OX_PEER_HEAD_MAX -
 						 OX_PEER_MSG_BYTES_MAX), 0);
-	cr_assert_eq(ox_peer_head_encode(head, 1, 1, CLUSTER, 10,
+	cr_assert_eq(ox_peer_head_encode(head, 1, 1, CLUSTER, NULL, 10,
 					 OX_FRAME_BYTES_MAX),
 		     -OX_ETOOBIG);
 }

@@ -38,6 +38,7 @@ struct node {
 	uint16_t port;
 	int hold_fd; // keeps the port reserved
 	char addr[32];
+	char client_addr[32]; // what its frames tell the others
 	// What was delivered to it.
 	uint64_t got;
 	uint64_t got_raw_bytes;
@@ -83,8 +84,17 @@ static void deliver(void *arg, const struct ox_peer_delivery *d)
 	struct node *n = arg;
 	uint32_t i = d->group.partition;
 
+	char want[32];
+
 	n->got++;
 	n->got_raw_bytes += d->raw_len;
+	// Every frame names its sender's client listener.
+	snprintf(want, sizeof(want), "127.0.0.1:%u",
+		 9000u + (unsigned)d->msg.from);
+	if (strcmp(d->client_address, want) != 0) {
+		n->bad++;
+		return;
+	}
 	if (d->msg.to != n->id || d->group.topic_id != 42 ||
 	    d->msg.type != OX_RAFT_MSG_APPEND || d->msg.term != i + 1u ||
 	    d->raw_len != raw_len_of(i)) {
@@ -159,9 +169,12 @@ static int reserve_port(uint16_t *port)
 
 static void node_create(int k)
 {
+	snprintf(nodes[k].client_addr, sizeof(nodes[k].client_addr),
+		 "127.0.0.1:%u", 9000u + (unsigned)nodes[k].id);
 	struct ox_peer_opts o = {
 		.node_id = nodes[k].id,
 		.cluster_id = CLUSTER,
+		.client_address = nodes[k].client_addr,
 		.listen = nodes[k].addr,
 		.nodes = list,
 		.nodes_n = NODES,
