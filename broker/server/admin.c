@@ -336,8 +336,15 @@ void ox_srv_create_topics(struct ox_server *srv, struct ox_net_req *req)
 		ox_srv_respond_error(req, -ENOMEM, "out of memory");
 	} else {
 		for (size_t i = 0; i < m->n_topics; i++) {
-			int rc = create_one(srv, m->topics[i], rs.why[i],
+			int rc = srv->meta ? -OX_EUNSUPPORTED :
+				 create_one(srv, m->topics[i], rs.why[i],
 					    WHY_MAX);
+			if (srv->meta)
+				snprintf(rs.why[i], WHY_MAX, "topics of a "
+					 "cluster of several nodes are "
+					 "created through its metadata "
+					 "group, which does not take them "
+					 "yet");
 			results_set(&rs, i, m->topics[i]->name, rc);
 		}
 		respond_results(req, rs.r, m->n_topics, true);

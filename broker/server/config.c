@@ -180,6 +180,20 @@ static int k_peer_listen(struct ox_config *c, const char *v, char *e, size_t n)
 	return set_addr(c->peer_listen, v, true, e, n);
 }
 
+static int k_cluster_id(struct ox_config *c, const char *v, char *e,
+			size_t n)
+{
+	size_t len = strlen(v);
+
+	if (len == 0 || len >= sizeof(c->cluster_id)) {
+		ox_srv_fmt_err(e, n, "a cluster id is 1 to %zu characters",
+			       sizeof(c->cluster_id) - 1);
+		return -EINVAL;
+	}
+	memcpy(c->cluster_id, v, len + 1);
+	return 0;
+}
+
 // peers = 1@host:port,2@host:port,...
 static int k_peers(struct ox_config *c, const char *v, char *e, size_t n)
 {
@@ -364,7 +378,9 @@ static const struct key keys[] = {
 	 "HOST:PORT clients are told to use (default: listen)"},
 	{"peer.listen", NULL, k_peer_listen, "HOST:PORT for other nodes"},
 	{"peers", NULL, k_peers,
-	 "ID@HOST:PORT,... the cluster's nodes (only this node for now)"},
+	 "ID@HOST:PORT,... every node's peer listener, this one's too"},
+	{"cluster.id", "oxbow", k_cluster_id,
+	 "name shared by the cluster's nodes; frames of others are refused"},
 	{"log.segment.bytes", "1073741824", k_segment_bytes,
 	 "roll a segment at this size"},
 	{"log.segment.ms", "604800000", k_segment_ms,
@@ -611,21 +627,33 @@ int ox_config_check(struct ox_config *c, char *err, size_t err_len)
 	// server puts the bound port in when listen has port 0.
 	if (c->advertised_listen[0] == '\0')
 		strcpy(c->advertised_listen, c->listen);
-	for (unsigned i = 0; i < c->npeers; i++) {
-		if (c->peers[i].id != c->node_id) {
-			ox_srv_fmt_err(err, err_len,
-				"key peers: names node %d besides this node "
-				"(%d): replication is not built yet",
-				c->peers[i].id, c->node_id);
-			return -EINVAL;
-		}
+	bool self = false;
+	for (unsigned i = 0; i < c->npeers; i++)
+		self |= c->peers[i].id == c->node_id;
+	if (c->npeers > 0 && !self) {
+		ox_srv_fmt_err(err, err_len,
+			"key peers: does not name this node (%d)", c->node_id);
+		return -EINVAL;
 	}
-	if (c->default_replication_factor > 1) {
+	// Every node in peers votes in the metadata group.
+	if (c->npeers > OX_CONFIG_VOTERS_MAX) {
+		ox_srv_fmt_err(err, err_len,
+			"key peers: %u nodes; a cluster has at most %u",
+			c->npeers, OX_CONFIG_VOTERS_MAX);
+		return -EINVAL;
+	}
+	if (c->npeers > 1 && c->peer_listen[0] == '\0') {
+		ox_srv_fmt_err(err, err_len,
+			"key peer.listen: required with several peers");
+		return -EINVAL;
+	}
+	unsigned nodes = c->npeers > 1 ? c->npeers : 1;
+	if (c->default_replication_factor > nodes) {
 		ox_srv_fmt_err(err, err_len,
 			"key default.replication.factor: %u replicas need %u "
-			"nodes and this cluster has 1",
+			"nodes and this cluster has %u",
 			c->default_replication_factor,
-			c->default_replication_factor);
+			c->default_replication_factor, nodes);
 		return -EINVAL;
 	}
 	return 0;

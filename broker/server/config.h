@@ -22,6 +22,11 @@
 // Nodes named in `peers`: the reference cluster has 3, Raft groups of
 // more than a few dozen voters are not useful.
 #define OX_CONFIG_PEERS_MAX 64
+// Nodes of a cluster: every node in `peers` votes in the metadata
+// group, whose Raft configuration holds at most this many voters.
+#define OX_CONFIG_VOTERS_MAX 7
+// The cluster's name, carried in every frame between nodes.
+#define OX_CONFIG_CLUSTER_ID_MAX 64
 // Room for one error line.
 #define OX_CONFIG_ERR_MAX 512
 // A config file line; longer ones are an error rather than cut.
@@ -42,6 +47,7 @@ struct ox_config {
 	char peer_listen[OX_CONFIG_ADDR_MAX];       // "" for none
 	struct ox_config_peer peers[OX_CONFIG_PEERS_MAX];
 	unsigned npeers;
+	char cluster_id[OX_CONFIG_CLUSTER_ID_MAX];
 	uint64_t segment_bytes;
 	int64_t segment_ms;
 	uint32_t index_interval_bytes;
@@ -81,8 +87,9 @@ int ox_config_parse_args(struct ox_config *c, int argc, char **argv,
 			 bool *help, char *err, size_t err_len);
 
 // Checks the keys against each other once all are set: data.dir is
-// given, advertised.listen defaults to listen, peers name only this node
-// (replication is not built yet), the replication factor fits the nodes.
+// given, advertised.listen defaults to listen, peers (if any) name this
+// node and at most OX_CONFIG_VOTERS_MAX nodes, peer.listen is set when
+// they name others, the replication factor fits the nodes.
 // Returns 0 or -EINVAL with err filled.
 int ox_config_check(struct ox_config *c, char *err, size_t err_len);
 

@@ -958,6 +958,10 @@ int ox_server_create(struct ox_server **out, struct ox_io *io,
 	}
 	if (rc == 0)
 		rc = start_net(srv, err, err_len);
+	// With other nodes in peers: the transport and the metadata group
+	// (after the net, whose bound port the other nodes are told).
+	if (rc == 0 && srv->cfg.npeers > 1)
+		rc = ox_meta_start(srv, err, err_len);
 	if (rc == 0) {
 		rc = start_tick(srv);
 		if (rc < 0)
@@ -1031,6 +1035,7 @@ int ox_server_destroy(struct ox_server *srv)
 	}
 	ox_net_destroy(srv->net);
 	srv->net = NULL;
+	ox_meta_stop(srv);
 	while (srv->doomed) {
 		struct ox_topic *t = srv->doomed;
 		srv->doomed = t->next;

@@ -82,6 +82,7 @@ struct ox_append {
 };
 
 struct ox_fetch;
+struct ox_meta;
 
 struct ox_server {
 	struct ox_io *io;
@@ -110,6 +111,7 @@ struct ox_server {
 	bool wake;               // a partition's acked bytes moved
 
 	struct ox_tick *tick;
+	struct ox_meta *meta; // with several peers: the cluster layer
 	uint64_t next_retention_ns;
 	bool shutting_down;
 };
@@ -168,6 +170,17 @@ void ox_srv_create_topics(struct ox_server *srv, struct ox_net_req *req);
 void ox_srv_delete_topics(struct ox_server *srv, struct ox_net_req *req);
 void ox_srv_describe_configs(struct ox_server *srv, struct ox_net_req *req);
 void ox_srv_alter_configs(struct ox_server *srv, struct ox_net_req *req);
+
+// meta.c: the cluster layer, started when `peers` names other nodes.
+int ox_meta_start(struct ox_server *srv, char *err, size_t err_len);
+void ox_meta_stop(struct ox_server *srv);
+// The metadata leader (-1: none known) and the group's term.
+int64_t ox_meta_leader(const struct ox_server *srv, uint64_t *term);
+// The node table, in id order; reachable: this node, or one it has a
+// link to.
+uint32_t ox_meta_nodes_n(const struct ox_server *srv);
+int ox_meta_node_at(const struct ox_server *srv, uint32_t i, uint64_t *id,
+		    const char **client, const char **peer, bool *reachable);
 
 // status.c
 void ox_srv_cluster_status(struct ox_server *srv, struct ox_net_req *req);

@@ -52,6 +52,44 @@ static void status_partition(struct status_build *b, struct ox_topic *t,
 	b->pptrs[b->n++] = p;
 }
 
+// With several nodes: the metadata group's leader and term, and its node
+// table (this node alone until the leader registered it).
+static int cluster_nodes(struct ox_server *srv,
+			 Oxbow__ClusterStatusResponse *resp,
+			 Oxbow__NodeStatus **nodes, Oxbow__NodeStatus ***nptrs)
+{
+	uint32_t n = ox_meta_nodes_n(srv);
+	uint64_t term;
+
+	resp->meta_leader = (int32_t)ox_meta_leader(srv, &term);
+	resp->meta_term = term;
+	if (n == 0)
+		return 0;
+	*nodes = calloc(n, sizeof(**nodes));
+	*nptrs = calloc(n, sizeof(**nptrs));
+	if (*nodes == NULL || *nptrs == NULL)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < n; i++) {
+		Oxbow__NodeStatus init = OXBOW__NODE_STATUS__INIT;
+		const char *client, *peer;
+		uint64_t id;
+		bool reachable;
+
+		(*nodes)[i] = init;
+		if (ox_meta_node_at(srv, i, &id, &client, &peer,
+				    &reachable) < 0)
+			return -ENOMEM;
+		(*nodes)[i].node_id = (int32_t)id;
+		(*nodes)[i].address = (char *)client;
+		(*nodes)[i].peer_address = (char *)peer;
+		(*nodes)[i].reachable = reachable;
+		(*nptrs)[i] = &(*nodes)[i];
+	}
+	resp->n_nodes = n;
+	resp->nodes = *nptrs;
+	return 0;
+}
+
 void ox_srv_cluster_status(struct ox_server *srv, struct ox_net_req *req)
 {
 	Oxbow__ClusterStatusRequest *m = ox_srv_body_unpack(
@@ -61,6 +99,7 @@ void ox_srv_cluster_status(struct ox_server *srv, struct ox_net_req *req)
 	Oxbow__NodeStatus self = OXBOW__NODE_STATUS__INIT, *sp = &self;
 	struct status_build b = { 0 };
 	char addr[OX_CONFIG_ADDR_MAX + 8];
+	Oxbow__NodeStatus *nodes = NULL, **nptrs = NULL;
 	size_t k = 0;
 
 	if (!m)
@@ -89,6 +128,10 @@ void ox_srv_cluster_status(struct ox_server *srv, struct ox_net_req *req)
 	resp.meta_leader = srv->cfg.node_id;
 	resp.n_nodes = 1;
 	resp.nodes = &sp;
+	if (srv->meta && cluster_nodes(srv, &resp, &nodes, &nptrs) < 0) {
+		ox_srv_respond_error(req, -ENOMEM, "out of memory");
+		goto out;
+	}
 	resp.n_partitions = b.n;
 	resp.partitions = b.pptrs;
 	ox_srv_respond_msg(req, &resp.base);
@@ -96,4 +139,6 @@ out:
 	free(b.parts);
 	free(b.pptrs);
 	free(b.ids);
+	free(nodes);
+	free(nptrs);
 }

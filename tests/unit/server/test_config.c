@@ -246,7 +246,23 @@ Test(config, check_cross_keys)
 	ox_config_set(&cfg, "peers", "1@127.0.0.1:7401,2@127.0.0.1:7411", err,
 		      sizeof(err));
 	cr_assert_eq(ox_config_check(&cfg, err, sizeof(err)), -EINVAL);
-	cr_assert(strstr(err, "replication is not built yet"), "%s", err);
+	cr_assert(strstr(err, "peer.listen"), "%s", err);
+	ox_config_set(&cfg, "peer.listen", "127.0.0.1:7401", err, sizeof(err));
+	cr_assert_eq(ox_config_check(&cfg, err, sizeof(err)), 0, "%s", err);
+	ox_config_set(&cfg, "default.replication.factor", "3", err, sizeof(err));
+	cr_assert_eq(ox_config_check(&cfg, err, sizeof(err)), -EINVAL,
+		     "3 replicas on 2 nodes");
+	ox_config_set(&cfg, "default.replication.factor", "1", err, sizeof(err));
+	ox_config_set(&cfg, "peers", "2@127.0.0.1:7411,3@127.0.0.1:7421", err,
+		      sizeof(err));
+	cr_assert_eq(ox_config_check(&cfg, err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "does not name this node"), "%s", err);
+	ox_config_set(&cfg, "peers", "1@127.0.0.1:7401,2@a:1,3@a:2,4@a:3,5@a:4,"
+		      "6@a:5,7@a:6,8@a:7", err, sizeof(err));
+	cr_assert_eq(ox_config_check(&cfg, err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "at most 7"), "%s", err);
+	cr_assert_eq(ox_config_set(&cfg, "cluster.id", "", err, sizeof(err)),
+		     -EINVAL);
 
 	ox_config_set(&cfg, "peers", "", err, sizeof(err));
 	ox_config_set(&cfg, "default.replication.factor", "3", err, sizeof(err));

@@ -1,0 +1,184 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// Three oxbowd processes on 127.0.0.1 whose `peers` name each other form
+// a cluster: their `__meta` Raft group elects a leader and the leader
+// registers every node (with the client address each announces). Then,
+// in bounded rounds, the test SIGKILLs the metadata leader (the other two
+// elect a new one, and the node table stays whole), restarts it (it
+// rejoins and agrees), and SIGSTOPs a node for longer than an election
+// timeout before resuming it. After every step every running node must
+// agree on one leader and show all three nodes; it reads CLUSTER_STATUS
+// over raw connections. It prints how long each new leader took.
+// A plain program (exit 0 pass, 1 fail, 77 skip): argv[1] is oxbowd.
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "proto/api.pb-c.h"
+#include "tests/integration/broker_common.h"
+
+#define NODES 3
+#define ROUNDS 3
+#define AGREE_TIMEOUT_MS 20000 // a leader, agreed on, within this
+#define STOP_MS 1500           // SIGSTOP longer than the election timeout
+
+static struct bc_broker nodes[NODES];
+static int peer_ports[NODES];
+
+// A port the kernel just handed out; the node binds it right after (a
+// small race with other processes, reported as a start-up failure).
+static int free_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&a, &len) < 0)
+		bc_die("reserving a port", -errno);
+	port = ntohs(a.sin_port);
+	close(fd);
+	return port;
+}
+
+struct view {
+	int leader;   // -1: none
+	uint64_t term;
+	int nodes;    // in the node table
+	int reachable;
+};
+
+// CLUSTER_STATUS of node i; false when it does not answer.
+static bool status_of(int i, struct view *v)
+{
+	Oxbow__ClusterStatusRequest req = OXBOW__CLUSTER_STATUS_REQUEST__INIT;
+	struct bc_response r;
+	size_t len;
+	bool ok = false;
+	int fd = bc_connect(nodes[i].port, 2000);
+
+	if (fd < 0)
+		return false;
+	uint8_t *frame = bc_frame_build(OXBOW__API_KEY__CLUSTER_STATUS, 1, 1,
+					&req.base, NULL, 0, &len);
+	if (bc_send_all(fd, frame, len) == 0 && bc_response_read(fd, 2000, &r) == 1) {
+		Oxbow__ClusterStatusResponse *m =
+			oxbow__cluster_status_response__unpack(NULL, r.body_len,
+							       r.body);
+		if (m != NULL && r.header->error_code == 0) {
+			v->leader = m->meta_leader;
+			v->term = m->meta_term;
+			v->nodes = (int)m->n_nodes;
+			v->reachable = 0;
+			for (size_t k = 0; k < m->n_nodes; k++)
+				v->reachable += m->nodes[k]->reachable;
+			ok = true;
+		}
+		if (m != NULL)
+			oxbow__cluster_status_response__free_unpacked(m, NULL);
+		bc_response_free(&r);
+	}
+	free(frame);
+	close(fd);
+	return ok;
+}
+
+// Waits until every node in `up` names the same leader (one of `up`),
+// with the whole node table; returns it and the time taken, or -1.
+static int agree(const bool *up, int64_t *took_ms)
+{
+	int64_t start = bc_now_ms();
+
+	while (bc_now_ms() - start < AGREE_TIMEOUT_MS) {
+		int leader = -2;
+		bool same = true;
+
+		for (int i = 0; i < NODES && same; i++) {
+			struct view v;
+
+			if (!up[i])
+				continue;
+			if (!status_of(i, &v) || v.leader < 1 ||
+			    v.nodes != NODES || !up[v.leader - 1] ||
+			    (leader != -2 && v.leader != leader))
+				same = false;
+			leader = v.leader;
+		}
+		if (same && leader > 0) {
+			*took_ms = bc_now_ms() - start;
+			return leader;
+		}
+		bc_sleep_ms(20);
+	}
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	char peers[256] = "", peer_listen[NODES][32], id[NODES][8];
+	bool up[NODES] = { true, true, true };
+	int64_t took;
+	int leader;
+
+	bc_start("broker-cluster", argc, argv, 240);
+	for (int i = 0; i < NODES; i++) {
+		size_t n = strlen(peers);
+
+		peer_ports[i] = free_port();
+		snprintf(peer_listen[i], sizeof(peer_listen[i]),
+			 "127.0.0.1:%d", peer_ports[i]);
+		snprintf(peers + n, sizeof(peers) - n, "%s%d@%s",
+			 i ? "," : "", i + 1, peer_listen[i]);
+		snprintf(id[i], sizeof(id[i]), "%d", i + 1);
+	}
+	for (int i = 0; i < NODES; i++) {
+		const char *args[] = { "--node.id", id[i], "--peer.listen",
+				       peer_listen[i], "--peers", peers,
+				       NULL };
+		bc_broker_init(&nodes[i], id[i], args);
+		bc_broker_start(&nodes[i]);
+	}
+	leader = agree(up, &took);
+	CHECK(leader > 0, "no metadata leader agreed on at start");
+	printf("broker-cluster: node %d leads the metadata (%" PRId64
+	       " ms to agree)\n", leader, took);
+	for (int round = 0; round < ROUNDS && leader > 0; round++) {
+		int k = leader - 1, s;
+
+		bc_broker_kill(&nodes[k]);
+		up[k] = false;
+		leader = agree(up, &took);
+		CHECK(leader > 0 && leader != k + 1,
+		      "round %d: no new leader after killing node %d", round,
+		      k + 1);
+		printf("round %d: killed leader %d; node %d leads after %" PRId64
+		       " ms\n", round, k + 1, leader, took);
+		bc_broker_start(&nodes[k]);
+		up[k] = true;
+		leader = agree(up, &took);
+		CHECK(leader > 0, "round %d: node %d did not rejoin", round,
+		      k + 1);
+		// A stopped node misses its election timeouts; resumed, it
+		// must not disturb the leader it finds.
+		s = (int)bc_rng_below(NODES);
+		kill(nodes[s].pid, SIGSTOP);
+		bc_sleep_ms(STOP_MS);
+		kill(nodes[s].pid, SIGCONT);
+		leader = agree(up, &took);
+		CHECK(leader > 0, "round %d: no agreement after node %d was "
+		      "stopped and resumed", round, s + 1);
+		printf("round %d: stopped node %d for %d ms; node %d leads\n",
+		       round, s + 1, STOP_MS, leader);
+	}
+	for (int i = 0; i < NODES; i++)
+		CHECK(bc_broker_stop(&nodes[i]) == 0, "node %d did not stop "
+		      "cleanly", i + 1);
+	bc_finish();
+}
