@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // The admin handle: topics (create, delete, list, describe), topic
-// configs, offsets by spec or time, and consumer groups (list, describe
-// with lag, commit), each one synchronous request or a few over the
-// request layer of client.c. Cluster-wide requests go to any broker;
-// LIST_OFFSETS goes to each partition's leader. The broker's
+// configs, offsets by spec or time, consumer groups (list, describe with
+// lag, commit) and the cluster's status, each one synchronous request or
+// a few over the request layer of client.c. Cluster-wide requests go to
+// any broker; LIST_OFFSETS goes to each partition's leader. The broker's
 // error_message of a failed call is kept for ox_admin_last_error. Not
 // thread-safe: one thread at a time per handle.
 #include <errno.h>
@@ -589,5 +589,137 @@ int ox_admin_group_commit(struct ox_admin *a, const char *group,
 	}
 	rc = ox_client_commit(&a->cl, group, &r);
 	ox_req_offsets_free(&r);
+	return rc;
+}
+
+void ox_cluster_status_free(struct ox_cluster_status *status)
+{
+	if (status == NULL)
+		return;
+	for (size_t i = 0; i < status->node_count; i++) {
+		free(status->nodes[i].address);
+		free(status->nodes[i].peer_address);
+	}
+	for (size_t i = 0; i < status->partition_count; i++) {
+		free(status->partitions[i].topic);
+		free(status->partitions[i].replicas);
+		free(status->partitions[i].in_sync);
+	}
+	free(status->nodes);
+	free(status->partitions);
+	free(status);
+}
+
+// A string field of a response: protobuf-c gives "" for an absent one,
+// but a NULL must not reach strdup either way.
+static char *str_dup(const char *s)
+{
+	return strdup(s != NULL ? s : "");
+}
+
+static int cmp_node_status(const void *x, const void *y)
+{
+	const struct ox_node_status *a = x, *b = y;
+
+	return (a->node_id > b->node_id) - (a->node_id < b->node_id);
+}
+
+static int cmp_partition_status(const void *x, const void *y)
+{
+	const struct ox_partition_status *a = x, *b = y;
+	int c = strcmp(a->topic, b->topic);
+
+	if (c != 0)
+		return c;
+	return (a->partition > b->partition) - (a->partition < b->partition);
+}
+
+// Copies the nodes of a response into s (counted as they are filled, so
+// ox_cluster_status_free frees a partial copy).
+static int status_nodes_fill(struct ox_cluster_status *s,
+			     const Oxbow__ClusterStatusResponse *r)
+{
+	s->nodes = calloc(r->n_nodes + 1, sizeof(*s->nodes));
+	if (s->nodes == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->n_nodes; i++) {
+		const Oxbow__NodeStatus *ns = r->nodes[i];
+		struct ox_node_status *n = &s->nodes[i];
+		n->node_id = ns->node_id;
+		n->address = str_dup(ns->address);
+		n->peer_address = str_dup(ns->peer_address);
+		n->reachable = ns->reachable ? 1 : 0;
+		s->node_count++;
+		if (n->address == NULL || n->peer_address == NULL)
+			return -ENOMEM;
+	}
+	qsort(s->nodes, s->node_count, sizeof(*s->nodes), cmp_node_status);
+	return 0;
+}
+
+static int status_partitions_fill(struct ox_cluster_status *s,
+				  const Oxbow__ClusterStatusResponse *r)
+{
+	s->partitions = calloc(r->n_partitions + 1, sizeof(*s->partitions));
+	if (s->partitions == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->n_partitions; i++) {
+		const Oxbow__PartitionStatus *ps = r->partitions[i];
+		struct ox_partition_status *p = &s->partitions[i];
+		p->topic = str_dup(ps->topic);
+		p->partition = ps->partition;
+		p->leader = ps->leader >= 0 ? ps->leader : -1;
+		p->replicas = ints_dup(ps->replicas, ps->n_replicas);
+		p->replica_count = ps->n_replicas;
+		p->in_sync = ints_dup(ps->in_sync, ps->n_in_sync);
+		p->in_sync_count = ps->n_in_sync;
+		p->high_watermark = ps->high_watermark;
+		s->partition_count++;
+		if (p->topic == NULL || p->replicas == NULL || p->in_sync == NULL)
+			return -ENOMEM;
+	}
+	qsort(s->partitions, s->partition_count, sizeof(*s->partitions),
+	      cmp_partition_status);
+	return 0;
+}
+
+int ox_admin_cluster_status(struct ox_admin *a, struct ox_cluster_status **out)
+{
+	Oxbow__ClusterStatusRequest req = OXBOW__CLUSTER_STATUS_REQUEST__INIT;
+	ProtobufCMessage *msg = NULL;
+	struct ox_cluster_status *s;
+	int rc;
+
+	if (a == NULL || out == NULL)
+		return -EINVAL;
+	rc = ox_client_call_any(&a->cl, OXBOW__API_KEY__CLUSTER_STATUS,
+				&req.base,
+				&oxbow__cluster_status_response__descriptor,
+				&msg);
+	if (rc < 0)
+		return rc;
+	OX_ASSERT(msg != NULL);
+	const Oxbow__ClusterStatusResponse *r =
+		(const Oxbow__ClusterStatusResponse *)msg;
+	s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	s->answering_node = r->answering_node;
+	s->meta_leader = r->meta_leader >= 0 ? r->meta_leader : -1;
+	s->meta_term = r->meta_term;
+	rc = status_nodes_fill(s, r);
+	if (rc == 0)
+		rc = status_partitions_fill(s, r);
+	if (rc < 0) {
+		ox_cluster_status_free(s);
+		goto out;
+	}
+	*out = s;
+out:
+	if (rc == -ENOMEM)
+		ox_client_set_error(&a->cl, "out of memory");
+	protobuf_c_message_free_unpacked(msg, NULL);
 	return rc;
 }

@@ -3,9 +3,9 @@
 // oxbowctl's shared pieces: exit codes, the global flags every command
 // accepts, error reporting in words, flag value parsing, and the entry
 // point of each command family. main.c dispatches to the commands; each
-// command file (topic.c, produce.c, consume.c, group.c) talks to the broker
-// through liboxbow's public API only, never through the library's
-// internals. Nothing here keeps state between commands: one process runs
+// command file (topic.c, produce.c, consume.c, group.c, cluster.c) talks
+// to the broker through liboxbow's public API only, never through the
+// library's internals. Nothing here keeps state between commands: one process runs
 // one command.
 #ifndef OX_CLIENT_CTL_CTL_H
 #define OX_CLIENT_CTL_CTL_H
@@ -185,5 +185,6 @@ int ox_ctl_topic(struct ox_ctl *ctl, int argc, char **argv);
 int ox_ctl_produce(struct ox_ctl *ctl, int argc, char **argv);
 int ox_ctl_consume(struct ox_ctl *ctl, int argc, char **argv);
 int ox_ctl_group(struct ox_ctl *ctl, int argc, char **argv);
+int ox_ctl_cluster(struct ox_ctl *ctl, int argc, char **argv);
 
 #endif

@@ -3,8 +3,8 @@
 // oxbowctl: the command-line client of Oxbow (INTERFACES.md). This file
 // reads the global flags, picks the command family and hands it the rest
 // of the command line; the families live in topic.c, produce.c,
-// consume.c and group.c. Commands that later releases bring (cluster,
-// processor, table) are unknown commands here, not stubs.
+// consume.c, group.c and cluster.c. Commands that later releases bring
+// (processor, table) are unknown commands here, not stubs.
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +22,7 @@ static const char usage_text[] =
 	"          [--partition P] [--count N] [--timeout-ms MS] [--format value|json]\n"
 	"  group list | describe G\n"
 	"  group reset G --topic T (--to-earliest | --to-offset N | --to-time T)\n"
+	"  cluster status [--format text|json]\n"
 	"\n"
 	"Global flags (before or after the command):\n"
 	"  --bootstrap LIST   brokers to ask first (default $OXBOW_BOOTSTRAP,\n"
@@ -41,6 +42,7 @@ static const struct family families[] = {
 	{ "produce", ox_ctl_produce },
 	{ "consume", ox_ctl_consume },
 	{ "group", ox_ctl_group },
+	{ "cluster", ox_ctl_cluster },
 };
 
 int main(int argc, char **argv)

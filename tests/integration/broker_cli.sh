@@ -2,10 +2,12 @@
 # SPDX-License-Identifier: Apache-2.0
 #
 # oxbowctl end to end against one oxbowd: topic create, list, describe,
-# config and delete; produce from stdin and consume --from-beginning
-# --count N --format json; group reset, describe, list and a consume that
-# resumes from the reset; the exit codes of the contract (1 for an unknown
-# topic and an unreachable broker, 2 for misuse). Usage:
+# config and delete; cluster status as text and JSON (the node leads its
+# own metadata and every partition); produce from stdin and consume
+# --from-beginning --count N --format json; group reset, describe, list
+# and a consume that resumes from the reset; the exit codes of the
+# contract (1 for an unknown topic and an unreachable broker, 2 for
+# misuse). Usage:
 #   broker_cli.sh OXBOWD OXBOWCTL
 # Exit 0 when every check held, 1 otherwise, 77 when a binary is missing.
 # Every command runs under `timeout`, and oxbowd is killed on any exit.
@@ -112,6 +114,43 @@ grep -Eq "retention\.ms *= *7200000" <<<"$out" ||
 ctl topic config cli no.such.key=1
 expect 1 "an unknown config key"
 
+# --- cluster status (a single node: its own metadata leader)
+ctl cluster status
+expect 0 "cluster status"
+grep -q "^metadata leader: node 1 " <<<"$out" ||
+	fail "cluster status does not name node 1 as metadata leader: $out"
+grep -Eq "^ +1 +127\.0\.0\.1:$port +.* yes$" <<<"$out" ||
+	fail "cluster status lacks node 1 on port $port, reachable: $out"
+ctl cluster status --format json
+expect 0 "cluster status --format json"
+[[ $(wc -l <<<"$out") -eq 1 ]] || fail "cluster status json is not one line: $out"
+if command -v python3 >/dev/null; then
+	python3 -c 'import json,sys; json.load(sys.stdin)' <<<"$out" ||
+		fail "cluster status json does not parse: $out"
+	python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+assert s["meta_leader"] == 1 and s["answering_node"] == 1, s
+assert [n["id"] for n in s["nodes"]] == [1], s["nodes"]
+parts = sorted(p["partition"] for p in s["partitions"] if p["topic"] == "cli2")
+assert parts == [0, 1, 2], parts
+for p in s["partitions"]:
+    assert p["leader"] == 1 and p["replicas"] == [1], p
+    assert p["in_sync"] == [1] and p["high_watermark"] >= 0, p
+assert s["under_replicated"] == 0 and s["without_leader"] == 0, s
+' <<<"$out" || fail "cluster status json does not describe node 1 and cli2: $out"
+fi
+ctl cluster status --format yaml
+expect 2 "cluster status --format yaml"
+ctl cluster status --no-such-flag
+expect 2 "cluster status with an unknown flag"
+ctl cluster frob
+expect 2 "an unknown cluster subcommand"
+ctl --bootstrap 127.0.0.1:1 cluster status
+expect 1 "cluster status of an unreachable broker"
+[[ -n $err && $(wc -l <<<"$err") -eq 1 ]] ||
+	fail "an unreachable broker is one line on stderr, got: $err"
+
 # --- produce and consume
 out=$(printf 'one\ntwo\nthree\n' |
 	timeout "$CMD_TIMEOUT" "$OXBOWCTL" produce cli --key k 2>"$root/stderr")
@@ -174,6 +213,8 @@ ctl topic create x --partitions
 expect 2 "a flag without its value"
 ctl no-such-command
 expect 2 "an unknown command"
+ctl processor list
+expect 2 "processor (not built yet) is an unknown command"
 ctl topic --help
 expect 0 "topic --help"
 

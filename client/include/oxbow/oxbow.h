@@ -3,7 +3,7 @@
 // liboxbow: the C client of Oxbow. A producer (asynchronous sends with
 // delivery callbacks, per-partition batching, bounded buffer memory), a
 // consumer (assign, poll, seek, commit) and an admin handle (topics,
-// configs, offsets, groups).
+// configs, offsets, groups, the cluster's status).
 //
 // Errors. Every function returning int returns >= 0 on success or a
 // negative code: a -errno (-EINVAL for bad arguments, -ENOMEM, -ETIMEDOUT,
@@ -383,6 +383,55 @@ void ox_group_offsets_free(struct ox_group_offset *offsets, size_t n);
 // Commits offsets for a group (a reset). Each entry's offset must be >= 0.
 int ox_admin_group_commit(struct ox_admin *a, const char *group,
 			  const struct ox_topic_partition *tps, size_t n);
+
+// The cluster as one node sees it (CLUSTER_STATUS, `oxbowctl cluster
+// status`). Every string and array belongs to the struct and is freed
+// with it by ox_cluster_status_free.
+
+// A node of the cluster.
+struct ox_node_status {
+	int32_t node_id;
+	char *address;            // its client listener, "host:port"
+	char *peer_address;       // its peer listener; "" when it has none
+	int reachable;            // 1: the answering node has a link to it
+				  // (always 1 for the answering node)
+};
+
+// A partition and its replicas.
+struct ox_partition_status {
+	char *topic;
+	int32_t partition;
+	int32_t leader;           // node id, -1 when no leader is known
+	int32_t *replicas;        // node ids of its replicas
+	size_t replica_count;
+	int32_t *in_sync;         // the replicas holding the log up to the
+	size_t in_sync_count;     // high watermark; fewer than replica_count:
+				  // under-replicated
+	int64_t high_watermark;   // offset after the last committed record
+};
+
+struct ox_cluster_status {
+	int32_t answering_node;   // the node that answered
+	int32_t meta_leader;      // the metadata group's leader, -1: none now
+	uint64_t meta_term;       // the metadata group's Raft term
+	struct ox_node_status *nodes;             // sorted by node_id
+	size_t node_count;
+	struct ox_partition_status *partitions;   // sorted by topic, partition
+	size_t partition_count;                   // (every one the node knows)
+};
+
+// Asks the bootstrap brokers in turn for the cluster's status as the
+// first to answer sees it (each tried within socket.connect.timeout.ms
+// and request.timeout.ms). Returns 0 with *out (the caller's, freed with
+// ox_cluster_status_free; untouched on error), or -EINVAL (a NULL
+// argument), -ENOMEM, -OX_EUNREACHABLE (no bootstrap broker answered;
+// ox_admin_last_error names the last one tried), -OX_EUNSUPPORTED (a
+// broker that does not serve the request), -OX_ECORRUPT (a response that
+// does not parse), or the broker's error with its message in
+// ox_admin_last_error.
+int ox_admin_cluster_status(struct ox_admin *a, struct ox_cluster_status **out);
+// Frees a status and everything in it. NULL is a no-op.
+void ox_cluster_status_free(struct ox_cluster_status *status);
 
 #ifdef __cplusplus
 }

@@ -333,6 +333,58 @@ static void on_offsets(struct fb *fb, int fd, uint64_t corr, uint32_t api,
 	oxbow__offset_commit_request__free_unpacked(req, NULL);
 }
 
+static void on_cluster_status(struct fb *fb, int fd, uint64_t corr)
+{
+	Oxbow__ClusterStatusResponse resp = OXBOW__CLUSTER_STATUS_RESPONSE__INIT;
+	Oxbow__NodeStatus ns[3], *nsp[3];
+	Oxbow__PartitionStatus ps[FB_PARTITIONS_MAX], *psp[FB_PARTITIONS_MAX];
+	int32_t replicas[3] = { 3, 2, 1 };
+	char peer[32];
+
+	if (fb->cluster_status_code != 0) {
+		respond(fd, corr, fb->cluster_status_code, NULL, NULL, 0);
+		return;
+	}
+	snprintf(peer, sizeof(peer), "127.0.0.1:%u", fb->port + 1u);
+	for (int i = 0; i < 3; i++) {
+		Oxbow__NodeStatus init = OXBOW__NODE_STATUS__INIT;
+		ns[i] = init;
+		ns[i].node_id = 3 - i;
+		ns[i].reachable = ns[i].node_id != 3;
+		nsp[i] = &ns[i];
+	}
+	ns[0].address = (char *)"127.0.0.1:7420";
+	ns[0].peer_address = (char *)"127.0.0.1:7421";
+	ns[1].address = (char *)"127.0.0.1:7410";
+	ns[1].peer_address = (char *)"127.0.0.1:7411";
+	ns[2].address = fb->bootstrap;
+	ns[2].peer_address = peer;
+	for (uint32_t i = 0; i < fb->partitions; i++) {
+		Oxbow__PartitionStatus init = OXBOW__PARTITION_STATUS__INIT;
+		uint32_t p = fb->partitions - 1 - i;
+		ps[i] = init;
+		ps[i].topic = fb->topic;
+		ps[i].partition = (int32_t)p;
+		ps[i].leader = p == 0 ? 1 : 2;
+		if (p > 0 && p == fb->partitions - 1)
+			ps[i].leader = -1;
+		ps[i].n_replicas = 3;
+		ps[i].replicas = replicas;
+		ps[i].n_in_sync = p == 0 ? 3 : 2;
+		ps[i].in_sync = replicas + (p == 0 ? 0 : 1);
+		ps[i].high_watermark = fb->parts[p].next_offset;
+		psp[i] = &ps[i];
+	}
+	resp.answering_node = 1;
+	resp.meta_leader = fb->meta_leader;
+	resp.meta_term = 7;
+	resp.n_nodes = 3;
+	resp.nodes = nsp;
+	resp.n_partitions = fb->partitions;
+	resp.partitions = psp;
+	respond(fd, corr, 0, &resp.base, NULL, 0);
+}
+
 static void dispatch(struct fb *fb, int fd, const uint8_t *frame,
 		     uint32_t flen, uint32_t hlen)
 {
@@ -365,6 +417,9 @@ static void dispatch(struct fb *fb, int fd, const uint8_t *frame,
 	case OXBOW__API_KEY__OFFSET_FETCH:
 		on_offsets(fb, fd, h->correlation_id, h->api_key, body,
 			   body_len);
+		break;
+	case OXBOW__API_KEY__CLUSTER_STATUS:
+		on_cluster_status(fb, fd, h->correlation_id);
 		break;
 	default:
 		respond(fd, h->correlation_id,
@@ -475,6 +530,7 @@ struct fb *fb_start(const char *topic, uint32_t partitions)
 		 (unsigned)fb->port);
 	for (size_t i = 0; i < FB_PARTITIONS_MAX; i++)
 		fb->committed[i] = -1;
+	fb->meta_leader = 2;
 	if (pthread_create(&fb->thread, NULL, fb_main, fb) != 0)
 		abort();
 	return fb;

@@ -48,6 +48,8 @@ struct fb {
 	bool produce_silent;       // never answer produce requests
 	bool metadata_unknown;     // answer UNKNOWN_TOPIC for the topic
 	bool discard;              // assign offsets but keep no batches
+	int cluster_status_code;   // ErrorCode answered to CLUSTER_STATUS
+	int32_t meta_leader;       // CLUSTER_STATUS's metadata leader [2]
 	// Observations.
 	int produce_requests;
 	int produce_batches;
@@ -57,6 +59,14 @@ struct fb {
 };
 
 // Starts a fake broker serving `topic` with `partitions` partitions.
+// CLUSTER_STATUS describes a three-node cluster as node 1 sees it, nodes
+// and partitions in descending order (clients sort them): node 1 at
+// fb->bootstrap (peer listener port + 1) and node 2 reachable, node 3
+// not; metadata leader fb->meta_leader in term 7; every partition of the
+// topic with replicas 3,2,1 and its end offset as high watermark,
+// partition 0 led by node 1 with all three in sync, every other one with
+// in-sync 2,1 (under-replicated) and led by node 2, except the last one
+// of two or more, which has no leader.
 struct fb *fb_start(const char *topic, uint32_t partitions);
 void fb_stop(struct fb *fb);
 

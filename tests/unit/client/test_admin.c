@@ -2,13 +2,15 @@
 //
 // The admin handle and the bootstrap walk against the fake broker: a dead
 // first bootstrap address is skipped, all dead is -OX_EUNREACHABLE, and
-// metadata and offsets come back as the broker says.
+// metadata, offsets and the cluster's status come back as the broker says
+// (the status sorted by node id and by topic and partition).
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto/envelope.pb-c.h"
 #include "proto/error.h"
 #include "client/include/oxbow/oxbow.h"
 #include "tests/unit/client/fake_broker.h"
@@ -70,6 +72,106 @@ Test(admin, all_bootstrap_brokers_down)
 		     0);
 	cr_assert_eq(ox_admin_create(&a, conf, err, sizeof(err)), 0);
 	cr_expect_eq(ox_admin_group_list(a, &groups, &n), -OX_EUNREACHABLE);
+	cr_expect_neq(ox_admin_last_error(a)[0], '\0');
+	ox_admin_destroy(a);
+	ox_conf_destroy(conf);
+}
+
+// An admin handle on the fake broker's bootstrap address.
+static struct ox_admin *admin_on(const struct fb *fb)
+{
+	struct ox_conf *conf = ox_conf_create();
+	struct ox_admin *a = NULL;
+	char err[256];
+
+	cr_assert_not_null(conf);
+	cr_assert_eq(ox_conf_set(conf, "bootstrap.servers", fb->bootstrap, err,
+				 sizeof(err)), 0);
+	cr_assert_eq(ox_admin_create(&a, conf, err, sizeof(err)), 0);
+	ox_conf_destroy(conf);
+	return a;
+}
+
+Test(admin, cluster_status_copies_and_sorts)
+{
+	struct fb *fb = fb_start("t", 3);
+	struct ox_admin *a = admin_on(fb);
+	struct ox_cluster_status *s = NULL;
+	char peer[32];
+	uint8_t *b;
+	size_t len = fb_make_batch(&b, 0, 5, false);
+
+	fb_append_raw(fb, 1, b, len, 0, 4, 5);
+	free(b);
+	cr_assert_eq(ox_admin_cluster_status(a, &s), 0, "%s",
+		     ox_admin_last_error(a));
+	cr_assert_not_null(s);
+	cr_expect_eq(s->answering_node, 1);
+	cr_expect_eq(s->meta_leader, 2);
+	cr_expect_eq(s->meta_term, 7);
+	cr_assert_eq(s->node_count, 3);
+	snprintf(peer, sizeof(peer), "127.0.0.1:%u", fb->port + 1u);
+	for (size_t i = 0; i < 3; i++)
+		cr_expect_eq(s->nodes[i].node_id, (int32_t)i + 1);
+	cr_expect_str_eq(s->nodes[0].address, fb->bootstrap);
+	cr_expect_str_eq(s->nodes[0].peer_address, peer);
+	cr_expect_str_eq(s->nodes[2].address, "127.0.0.1:7420");
+	cr_expect_eq(s->nodes[0].reachable, 1);
+	cr_expect_eq(s->nodes[1].reachable, 1);
+	cr_expect_eq(s->nodes[2].reachable, 0);
+	cr_assert_eq(s->partition_count, 3);
+	for (size_t i = 0; i < 3; i++) {
+		const struct ox_partition_status *p = &s->partitions[i];
+		cr_expect_str_eq(p->topic, "t");
+		cr_expect_eq(p->partition, (int32_t)i);
+		cr_assert_eq(p->replica_count, 3);
+		cr_expect_eq(p->replicas[0], 3);
+		cr_expect_eq(p->replicas[2], 1);
+		cr_expect_eq(p->in_sync_count, i == 0 ? 3u : 2u);
+		cr_expect_eq(p->high_watermark, i == 1 ? 5 : 0);
+	}
+	cr_expect_eq(s->partitions[0].leader, 1);
+	cr_expect_eq(s->partitions[1].leader, 2);
+	cr_expect_eq(s->partitions[2].leader, -1);
+	ox_cluster_status_free(s);
+	ox_cluster_status_free(NULL);
+	ox_admin_destroy(a);
+	fb_stop(fb);
+}
+
+Test(admin, cluster_status_errors)
+{
+	struct fb *fb = fb_start("t", 1);
+	struct ox_admin *a = admin_on(fb);
+	struct ox_cluster_status *s = NULL;
+
+	cr_expect_eq(ox_admin_cluster_status(NULL, &s), -EINVAL);
+	cr_expect_eq(ox_admin_cluster_status(a, NULL), -EINVAL);
+	pthread_mutex_lock(&fb->lock);
+	fb->cluster_status_code = OXBOW__ERROR_CODE__UNSUPPORTED_VERSION;
+	pthread_mutex_unlock(&fb->lock);
+	cr_expect_eq(ox_admin_cluster_status(a, &s), -OX_EUNSUPPORTED);
+	cr_expect_null(s);
+	cr_expect_str_eq(ox_admin_last_error(a), "scripted error");
+	pthread_mutex_lock(&fb->lock);
+	fb->cluster_status_code = 0;
+	fb->meta_leader = -5;
+	pthread_mutex_unlock(&fb->lock);
+	cr_assert_eq(ox_admin_cluster_status(a, &s), 0);
+	cr_expect_eq(s->meta_leader, -1, "a negative leader reads as none");
+	ox_cluster_status_free(s);
+	ox_admin_destroy(a);
+	fb_stop(fb);
+
+	s = NULL;
+	a = NULL;
+	struct ox_conf *conf = ox_conf_create();
+	char err[256];
+	cr_assert_eq(ox_conf_set(conf, "bootstrap.servers", "127.0.0.1:1", err,
+				 sizeof(err)), 0);
+	cr_assert_eq(ox_admin_create(&a, conf, err, sizeof(err)), 0);
+	cr_expect_eq(ox_admin_cluster_status(a, &s), -OX_EUNREACHABLE);
+	cr_expect_null(s);
 	cr_expect_neq(ox_admin_last_error(a)[0], '\0');
 	ox_admin_destroy(a);
 	ox_conf_destroy(conf);
