@@ -77,9 +77,32 @@ void ox_srv_api_versions(struct ox_server *srv, struct ox_net_req *req)
 struct md_build {
 	Oxbow__TopicMetadata *topics;
 	Oxbow__TopicMetadata **tptrs;
+	int32_t **ids; // per topic: replica ids of a cluster topic, or NULL
 	size_t n;
 	int32_t node;
 };
+
+// A partition of a cluster topic: its replicas from the assignment; its
+// leader as its Raft group here says, or (no replica here) the preferred
+// leader, which a client that finds otherwise learns from NOT_LEADER.
+static void md_clustered(const struct ox_topic *t, uint32_t i, int32_t *ids,
+			 Oxbow__PartitionMetadata *p)
+{
+	uint32_t rf = t->meta.replicas;
+
+	for (uint32_t k = 0; k < rf; k++)
+		ids[k] = (int32_t)t->assignment[(size_t)i * rf + k];
+	p->n_replicas = rf;
+	p->replicas = ids;
+	p->n_in_sync = rf;
+	p->in_sync = ids;
+	p->leader = ids[0];
+	if (t->parts[i] != NULL) {
+		uint64_t l = ox_raft_leader(ox_replica_raft(t->parts[i]->rep));
+
+		p->leader = l ? (int32_t)l : -1;
+	}
+}
 
 static int md_topic(struct md_build *b, struct ox_topic *t, const char *name)
 {
@@ -102,6 +125,15 @@ static int md_topic(struct md_build *b, struct ox_topic *t, const char *name)
 		free(pp);
 		return -ENOMEM;
 	}
+	if (t->assignment != NULL) {
+		b->ids[b->n - 1] = calloc((size_t)n * t->meta.replicas + 1,
+					  sizeof(int32_t));
+		if (b->ids[b->n - 1] == NULL) {
+			free(pm);
+			free(pp);
+			return -ENOMEM;
+		}
+	}
 	for (uint32_t i = 0; i < n; i++) {
 		Oxbow__PartitionMetadata p = OXBOW__PARTITION_METADATA__INIT;
 		p.partition = i;
@@ -110,6 +142,9 @@ static int md_topic(struct md_build *b, struct ox_topic *t, const char *name)
 		p.replicas = &b->node;
 		p.n_in_sync = 1;
 		p.in_sync = &b->node;
+		if (t->assignment != NULL)
+			md_clustered(t, i, b->ids[b->n - 1] +
+					   (size_t)i * t->meta.replicas, &p);
 		pm[i] = p;
 		pp[i] = &pm[i];
 	}
@@ -124,9 +159,55 @@ static void md_free(struct md_build *b)
 		if (b->topics[i].n_partitions)
 			free(b->topics[i].partitions[0]);
 		free(b->topics[i].partitions);
+		if (b->ids)
+			free(b->ids[i]);
 	}
 	free(b->topics);
 	free(b->tptrs);
+	free(b->ids);
+}
+
+// The brokers of a cluster: its node table (hosts split from the client
+// addresses nodes announced), and the metadata leader as controller.
+static int md_brokers(struct ox_server *srv, Oxbow__MetadataResponse *resp,
+		      Oxbow__BrokerInfo **brokers, Oxbow__BrokerInfo ***bptrs,
+		      char (**hosts)[OX_CONFIG_ADDR_MAX])
+{
+	uint32_t n = ox_meta_nodes_n(srv);
+	uint64_t term;
+	int64_t leader = ox_meta_leader(srv, &term);
+	size_t k = 0;
+
+	resp->controller_id = (int32_t)leader;
+	if (n == 0)
+		return 0; // this node alone until the leader registered it
+	*brokers = calloc(n, sizeof(**brokers));
+	*bptrs = calloc(n, sizeof(**bptrs));
+	*hosts = calloc(n, sizeof(**hosts));
+	if (!*brokers || !*bptrs || !*hosts)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < n; i++) {
+		Oxbow__BrokerInfo init = OXBOW__BROKER_INFO__INIT;
+		const char *client, *peer;
+		uint64_t id;
+		uint16_t port;
+		bool reachable;
+
+		if (ox_meta_node_at(srv, i, &id, &client, &peer, &reachable) <
+			    0 ||
+		    ox_config_addr_parse(client, (*hosts)[k],
+					 sizeof((*hosts)[k]), &port) < 0)
+			continue;
+		(*brokers)[k] = init;
+		(*brokers)[k].node_id = (int32_t)id;
+		(*brokers)[k].host = (*hosts)[k];
+		(*brokers)[k].port = port;
+		(*bptrs)[k] = &(*brokers)[k];
+		k++;
+	}
+	resp->n_brokers = k;
+	resp->brokers = *bptrs;
+	return 0;
 }
 
 void ox_srv_metadata(struct ox_server *srv, struct ox_net_req *req)
@@ -135,6 +216,8 @@ void ox_srv_metadata(struct ox_server *srv, struct ox_net_req *req)
 		req, &oxbow__metadata_request__descriptor, "METADATA");
 	Oxbow__MetadataResponse resp = OXBOW__METADATA_RESPONSE__INIT;
 	Oxbow__BrokerInfo broker = OXBOW__BROKER_INFO__INIT, *bp = &broker;
+	Oxbow__BrokerInfo *brokers = NULL, **bptrs = NULL;
+	char (*hosts)[OX_CONFIG_ADDR_MAX] = NULL;
 	struct md_build b = {.node = srv->cfg.node_id};
 	int rc = 0;
 
@@ -143,7 +226,8 @@ void ox_srv_metadata(struct ox_server *srv, struct ox_net_req *req)
 	size_t cap = m->n_topics ? m->n_topics : srv->ntopics;
 	b.topics = calloc(cap + 1, sizeof(*b.topics));
 	b.tptrs = calloc(cap + 1, sizeof(*b.tptrs));
-	if (!b.topics || !b.tptrs) {
+	b.ids = calloc(cap + 1, sizeof(*b.ids));
+	if (!b.topics || !b.tptrs || !b.ids) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -166,6 +250,11 @@ void ox_srv_metadata(struct ox_server *srv, struct ox_net_req *req)
 	resp.n_brokers = 1;
 	resp.brokers = &bp;
 	resp.controller_id = srv->cfg.node_id;
+	if (srv->meta) {
+		rc = md_brokers(srv, &resp, &brokers, &bptrs, &hosts);
+		if (rc < 0)
+			goto out;
+	}
 	resp.n_topics = b.n;
 	resp.topics = b.tptrs;
 	ox_srv_respond_msg(req, &resp.base);
@@ -173,6 +262,9 @@ out:
 	if (rc < 0)
 		ox_srv_respond_error(req, rc, "out of memory");
 	md_free(&b);
+	free(brokers);
+	free(bptrs);
+	free(hosts);
 	oxbow__metadata_request__free_unpacked(m, NULL);
 }
 
@@ -228,7 +320,9 @@ static int create_check(struct ox_server *srv, const Oxbow__TopicSpec *spec,
 			 OX_TOPIC_PARTITIONS_MAX, m->partitions);
 		return -OX_EINVALID_REQUEST;
 	}
-	if (m->replicas > 1) {
+	// A cluster of several nodes places replicas among its nodes (its
+	// metadata group refuses what does not fit).
+	if (m->replicas > 1 && !srv->meta) {
 		snprintf(why, why_len, "replication factor %u needs %u nodes "
 			 "and this cluster has 1", m->replicas, m->replicas);
 		return -OX_EREPLICAS;
@@ -324,6 +418,35 @@ static void results_free(struct results *rs)
 	free(rs->why);
 }
 
+// A cluster of several nodes creates topics through its metadata group,
+// one per request (each is one entry, answered when applied).
+static void create_clustered(struct ox_server *srv, struct ox_net_req *req,
+			     Oxbow__CreateTopicsRequest *m)
+{
+	struct ox_topic_meta tm;
+	char why[WHY_MAX];
+	int rc;
+
+	if (m->n_topics != 1) {
+		ox_srv_respond_error(req, -OX_EINVALID_REQUEST, "a cluster "
+				     "creates one topic per request");
+		oxbow__create_topics_request__free_unpacked(m, NULL);
+		return;
+	}
+	rc = create_check(srv, m->topics[0], &tm, why, sizeof(why));
+	if (rc < 0) {
+		Oxbow__TopicResult res = OXBOW__TOPIC_RESULT__INIT;
+
+		res.name = m->topics[0]->name;
+		res.error_code = wire(rc);
+		res.error_message = why;
+		respond_results(req, &res, 1, true);
+		oxbow__create_topics_request__free_unpacked(m, NULL);
+		return;
+	}
+	ox_meta_create_topic(srv, req, m, &tm);
+}
+
 void ox_srv_create_topics(struct ox_server *srv, struct ox_net_req *req)
 {
 	Oxbow__CreateTopicsRequest *m = ox_srv_body_unpack(
@@ -332,19 +455,16 @@ void ox_srv_create_topics(struct ox_server *srv, struct ox_net_req *req)
 
 	if (!m)
 		return; // rejected
+	if (srv->meta) {
+		create_clustered(srv, req, m);
+		return;
+	}
 	if (results_alloc(&rs, m->n_topics) < 0) {
 		ox_srv_respond_error(req, -ENOMEM, "out of memory");
 	} else {
 		for (size_t i = 0; i < m->n_topics; i++) {
-			int rc = srv->meta ? -OX_EUNSUPPORTED :
-				 create_one(srv, m->topics[i], rs.why[i],
+			int rc = create_one(srv, m->topics[i], rs.why[i],
 					    WHY_MAX);
-			if (srv->meta)
-				snprintf(rs.why[i], WHY_MAX, "topics of a "
-					 "cluster of several nodes are "
-					 "created through its metadata "
-					 "group, which does not take them "
-					 "yet");
 			results_set(&rs, i, m->topics[i]->name, rc);
 		}
 		respond_results(req, rs.r, m->n_topics, true);
@@ -577,6 +697,8 @@ static int alter_apply(struct ox_server *srv, struct ox_topic *t,
 	}
 	ox_topic_log_config(cfg, &srv->cfg, &lc);
 	for (uint32_t i = 0; i < t->meta.partitions; i++) {
+		if (t->parts[i] == NULL)
+			continue;
 		rc = ox_log_set_config(t->parts[i]->log, &lc);
 		OX_ASSERT(rc == 0); // the values were checked; policy is fixed
 	}

@@ -73,12 +73,13 @@ static void read_target(struct ox_server *srv, const Oxbow__FetchTarget *tg,
 			size_t budget, struct collect *c,
 			Oxbow__FetchPartition *p)
 {
-	struct ox_partition *part = ox_srv_partition(srv, tg->topic,
-						     tg->partition);
+	struct ox_partition *part;
 	size_t len = 0;
+	int found = ox_srv_partition_lookup(srv, tg->topic, tg->partition,
+					    &part);
 
-	if (!part) {
-		p->error_code = OXBOW__ERROR_CODE__UNKNOWN_TOPIC;
+	if (found < 0) {
+		p->error_code = (Oxbow__ErrorCode)ox_error_to_wire(found);
 		c->error = true;
 		return;
 	}
@@ -357,10 +358,11 @@ void ox_srv_fetch_forget_topic(struct ox_server *srv, struct ox_topic *t)
 static int list_one(struct ox_server *srv, const Oxbow__ListOffsetsTarget *tg,
 		    int64_t *out)
 {
-	struct ox_partition *p = ox_srv_partition(srv, tg->topic, tg->partition);
+	struct ox_partition *p;
+	int found = ox_srv_partition_lookup(srv, tg->topic, tg->partition, &p);
 
-	if (!p)
-		return -OX_EUNKNOWN_TOPIC;
+	if (found < 0)
+		return found;
 	int64_t hw = ox_srv_hw(srv, p);
 	switch (tg->spec) {
 	case OXBOW__OFFSET_SPEC__OFFSET_SPEC_EARLIEST:

@@ -342,7 +342,9 @@ static int commit_check(struct ox_server *srv, const char *group,
 {
 	if (ox_group_name_check(group, strlen(group)) < 0)
 		return -OX_EINVALID_REQUEST;
-	if (!ox_srv_partition(srv, g->topic, g->partition))
+	struct ox_partition *p;
+	if (ox_srv_partition_lookup(srv, g->topic, g->partition, &p) ==
+	    -OX_EUNKNOWN_TOPIC)
 		return -OX_EUNKNOWN_TOPIC;
 	if (g->offset < -1 || strlen(g->metadata) > OX_OFFSET_METADATA_MAX)
 		return -OX_EINVALID_REQUEST;
@@ -462,6 +464,7 @@ static void fetch_listed(struct ox_server *srv, Oxbow__OffsetFetchRequest *m,
 			 struct fetched *f)
 {
 	struct ox_offset_entry e;
+	struct ox_partition *part;
 	bool group_ok = ox_group_name_check(m->group, strlen(m->group)) == 0;
 
 	for (size_t i = 0; i < m->n_partitions; i++) {
@@ -479,7 +482,8 @@ static void fetch_listed(struct ox_server *srv, Oxbow__OffsetFetchRequest *m,
 		};
 		if (!group_ok)
 			r->error_code = OXBOW__ERROR_CODE__INVALID_REQUEST;
-		else if (!ox_srv_partition(srv, g->topic, g->partition))
+		else if (ox_srv_partition_lookup(srv, g->topic, g->partition,
+						 &part) == -OX_EUNKNOWN_TOPIC)
 			r->error_code = OXBOW__ERROR_CODE__UNKNOWN_TOPIC;
 		else if (ox_offsets_get(srv->offsets, &k, &e) == 1) {
 			r->offset = e.offset;

@@ -35,6 +35,7 @@
 #include "proto/assert.h"
 #include "proto/batch.h"
 #include "proto/error.h"
+#include "proto/wire.h"
 
 // Raft of __meta: ticks of 10 ms; an election after 150 to 300 ms without
 // a leader, heartbeats every 30 ms (well inside the election timeout).
@@ -63,7 +64,77 @@ struct ox_meta {
 	// What each node in `peers` says its client listener is.
 	char heard[OX_CONFIG_PEERS_MAX][OX_CONFIG_ADDR_MAX];
 	bool registering; // a RegisterNode entry is on its way
+	struct create *creates; // CREATE_TOPICS waiting for their entry
 };
+
+// A CREATE_TOPICS of one topic whose entry is on its way: answered when
+// the entry at `index` is applied (its verdict), or when proposing fails.
+struct create {
+	struct create *next;
+	struct ox_meta *m;       // NULL once the layer stopped
+	struct ox_net_req *req;
+	Oxbow__CreateTopicsRequest *msg;
+	uint8_t *batch;
+	int64_t index;           // 0 until committed
+};
+
+// ---- topic creation ----
+
+static void create_answer(struct create *c, int err, const char *why)
+{
+	Oxbow__TopicResult res = OXBOW__TOPIC_RESULT__INIT, *rp = &res;
+	Oxbow__CreateTopicsResponse r = OXBOW__CREATE_TOPICS_RESPONSE__INIT;
+
+	res.name = c->msg->topics[0]->name;
+	res.error_code = (Oxbow__ErrorCode)ox_error_to_wire(err);
+	res.error_message = (char *)(err ? why : "");
+	r.n_topics = 1;
+	r.topics = &rp;
+	ox_srv_respond_msg(c->req, &r.base);
+	oxbow__create_topics_request__free_unpacked(c->msg, NULL);
+	free(c->batch);
+	free(c);
+}
+
+static void create_unlink(struct ox_meta *m, struct create *c)
+{
+	struct create **p = &m->creates;
+
+	while (*p != c)
+		p = &(*p)->next;
+	*p = c->next;
+}
+
+// The entry at `index` was applied with `verdict`: answer its creator.
+static void created(struct ox_meta *m, int64_t index, int verdict)
+{
+	for (struct create *c = m->creates; c != NULL; c = c->next) {
+		if (c->index != index)
+			continue;
+		create_unlink(m, c);
+		create_answer(c, verdict, "refused by the metadata group");
+		return;
+	}
+}
+
+static void create_committed(void *arg, int res, int64_t base, int64_t last)
+{
+	struct create *c = arg;
+
+	(void)base;
+	if (c->m == NULL) {
+		create_answer(c, -OX_ESHUTDOWN, "the node is stopping");
+		return;
+	}
+	if (res < 0) {
+		create_unlink(c->m, c);
+		create_answer(c, res, "the metadata leader changed; retry");
+		return;
+	}
+	c->index = last + 1; // answered once applied (created())
+	if (c->m->applied_offset > last)
+		created(c->m, c->index, 0);
+}
 
 // ---- applying committed entries (M1) ----
 
@@ -92,6 +163,9 @@ static int apply_batch(struct ox_meta *m, const uint8_t *b, size_t len,
 			ox_slog(OX_SLOG_INFO, "metadata entry refused index=%"
 				PRId64 " op=%d verdict=%s", r.offset + 1,
 				(int)res.op, ox_strerror_name(res.verdict));
+		if (res.verdict == 0 && res.op == OX_CLUSTER_OP_CREATE_TOPIC)
+			ox_srv_cluster_topic_open(m->srv, res.topic_id);
+		created(m, r.offset + 1, res.verdict);
 	}
 	return rc;
 }
@@ -150,34 +224,53 @@ static void registered(void *arg, int res, int64_t base, int64_t last)
 			ox_strerror_name(res));
 }
 
-// Proposes one entry as a batch of one record; cb gets a struct
-// proposal, which it frees with its batch.
-static int propose(struct ox_meta *m, const uint8_t *entry, size_t len,
-		   ox_replica_append_cb cb)
+// Proposes one entry as a batch of one record, malloc'd into *batch_out,
+// which must stay alive until cb runs (cb's owner frees it).
+static int propose_batch(struct ox_meta *m, const uint8_t *entry,
+			 size_t len, ox_replica_append_cb cb, void *arg,
+			 uint8_t **batch_out)
 {
 	struct ox_batch_params params = { 0 };
 	struct ox_batch_builder b;
 	struct ox_record r = { .key_len = -1, .value = entry,
 			       .value_len = (int32_t)len };
 	size_t cap = OX_BATCH_HEADER_BYTES + len + 64, blen;
-	struct proposal *pr = calloc(1, sizeof(*pr));
-	int rc = -ENOMEM;
+	uint8_t *buf = malloc(cap);
+	int rc;
 
-	if (pr != NULL && (pr->batch = malloc(cap)) != NULL) {
-		pr->m = m;
-		rc = ox_batch_builder_init(&b, pr->batch, cap, &params);
-		if (rc == 0)
-			rc = ox_batch_builder_add(&b, &r);
-		if (rc == 0)
-			rc = ox_batch_builder_finish(&b, &blen);
-		if (rc == 0)
-			rc = ox_replica_append(m->rep, pr->batch, blen,
-					       OX_REPLICA_ACKS_ALL, cb, pr);
+	if (buf == NULL)
+		return -ENOMEM;
+	rc = ox_batch_builder_init(&b, buf, cap, &params);
+	if (rc == 0)
+		rc = ox_batch_builder_add(&b, &r);
+	if (rc == 0)
+		rc = ox_batch_builder_finish(&b, &blen);
+	if (rc == 0) {
+		*batch_out = buf;
+		rc = ox_replica_append(m->rep, buf, blen, OX_REPLICA_ACKS_ALL,
+				       cb, arg);
 	}
-	if (rc < 0 && pr != NULL) {
-		free(pr->batch);
+	if (rc < 0) {
+		*batch_out = NULL;
+		free(buf);
+	}
+	return rc;
+}
+
+// Proposes one entry as a batch of one record; cb gets a struct
+// proposal, which it frees with its batch.
+static int propose(struct ox_meta *m, const uint8_t *entry, size_t len,
+		   ox_replica_append_cb cb)
+{
+	struct proposal *pr = calloc(1, sizeof(*pr));
+	int rc;
+
+	if (pr == NULL)
+		return -ENOMEM;
+	pr->m = m;
+	rc = propose_batch(m, entry, len, cb, pr, &pr->batch);
+	if (rc < 0)
 		free(pr);
-	}
 	return rc;
 }
 
@@ -272,8 +365,20 @@ static void meta_deliver(void *arg, const struct ox_peer_delivery *d)
 	int rc;
 
 	remember_address(m, d->msg.from, d->client_address);
-	if (d->group.topic_id != 0)
-		return; // partition groups of several nodes are not opened here
+	if (d->group.topic_id != 0) {
+		struct ox_topic *t = ox_srv_topic_by_id(m->srv,
+							d->group.topic_id);
+
+		// A topic not applied here yet, or a partition without a
+		// replica here: its leader retries.
+		if (t == NULL || t->assignment == NULL ||
+		    d->group.partition >= t->meta.partitions ||
+		    t->parts[d->group.partition] == NULL)
+			return;
+		ox_replica_deliver(t->parts[d->group.partition]->rep, &d->msg,
+				   d->raw, d->raw_len);
+		return;
+	}
 	rc = ox_replica_deliver(m->rep, &d->msg, d->raw, d->raw_len);
 	if (rc < 0 && rc != -OX_EFAILED)
 		ox_slog(OX_SLOG_WARN, "metadata message refused from=%" PRIu64
@@ -282,6 +387,19 @@ static void meta_deliver(void *arg, const struct ox_peer_delivery *d)
 }
 
 static void tick_arm(struct meta_tick *t);
+
+// Partitions of cluster topics keep Raft time with the metadata group.
+static void tick_partitions(struct ox_server *srv)
+{
+	for (size_t s = 0; s < OX_TOPIC_SLOTS; s++)
+		for (struct ox_topic *t = srv->topics[s]; t; t = t->next) {
+			if (t->assignment == NULL)
+				continue;
+			for (uint32_t i = 0; i < t->meta.partitions; i++)
+				if (t->parts[i] != NULL)
+					ox_replica_tick(t->parts[i]->rep);
+		}
+}
 
 static void tick_fired(void *arg, int res)
 {
@@ -292,6 +410,7 @@ static void tick_fired(void *arg, int res)
 		return;
 	}
 	ox_replica_tick(t->m->rep);
+	tick_partitions(t->m->srv);
 	register_nodes(t->m);
 	tick_arm(t);
 }
@@ -414,6 +533,16 @@ void ox_meta_stop(struct ox_server *srv)
 
 	if (m == NULL)
 		return;
+	while (m->creates != NULL) {
+		struct create *c = m->creates;
+
+		m->creates = c->next;
+		if (c->index == 0) {
+			c->m = NULL; // the replica's callback answers it
+			continue;
+		}
+		create_answer(c, -OX_ESHUTDOWN, "the node is stopping");
+	}
 	if (m->tick != NULL) {
 		if (m->tick->m == NULL)
 			free(m->tick); // never armed
@@ -433,6 +562,111 @@ void ox_meta_stop(struct ox_server *srv)
 	free(m->buf);
 	free(m);
 	srv->meta = NULL;
+}
+
+const struct ox_cluster *ox_meta_state(const struct ox_server *srv)
+{
+	return srv->meta ? srv->meta->state : NULL;
+}
+
+struct ox_peer *ox_meta_peer(const struct ox_server *srv)
+{
+	return srv->meta ? srv->meta->peer : NULL;
+}
+
+// Builds and proposes the CreateTopic entry of m (checked by the server's
+// rules already): replicas placed among the registered nodes.
+static int create_propose(struct ox_meta *m, struct create *c,
+			  const struct ox_topic_meta *tm,
+			  const Oxbow__TopicSpec *spec, const char **why)
+{
+	struct ox_cluster_kv kv[OX_CLUSTER_CONFIGS_MAX];
+	struct ox_cluster_topic_spec cs = {
+		.name = tm->name,
+		.partitions = tm->partitions,
+		.replication_factor = tm->replicas ? tm->replicas : 1,
+		.configs = kv,
+	};
+	uint64_t *assignment;
+	uint8_t *entry = NULL;
+	size_t len;
+	int rc;
+
+	if (spec->n_configs > OX_CLUSTER_CONFIGS_MAX) {
+		*why = "too many config overrides";
+		return -OX_EINVALID_CONFIG;
+	}
+	for (size_t i = 0; i < spec->n_configs; i++)
+		if (strcmp(spec->configs[i]->key, "partitions") != 0)
+			kv[cs.configs_n++] = (struct ox_cluster_kv){
+				spec->configs[i]->key,
+				spec->configs[i]->value };
+	assignment = calloc((size_t)cs.partitions * cs.replication_factor,
+			    sizeof(*assignment));
+	if (assignment == NULL)
+		return -ENOMEM;
+	cs.assignment = assignment;
+	rc = ox_cluster_place(m->state, NULL, 0, cs.partitions,
+			      cs.replication_factor, assignment);
+	if (rc < 0) {
+		*why = "the replicas do not fit the registered nodes "
+		       "(1, 3 or 5, at most one per node)";
+		rc = -OX_EINVALID_REQUEST;
+	}
+	if (rc == 0)
+		rc = ox_cluster_entry_create_topic(&cs, &entry, &len);
+	if (rc == 0) {
+		rc = ox_cluster_check(m->state, entry, len, NULL);
+		if (rc < 0)
+			*why = rc == -OX_ETOPIC_EXISTS ? "the topic exists" :
+							 "refused by the "
+							 "metadata rules";
+	}
+	if (rc == 0)
+		rc = propose_batch(m, entry, len, create_committed, c,
+				   &c->batch);
+	free(entry);
+	free(assignment);
+	return rc;
+}
+
+void ox_meta_create_topic(struct ox_server *srv, struct ox_net_req *req,
+			  Oxbow__CreateTopicsRequest *msg,
+			  const struct ox_topic_meta *tm)
+{
+	struct ox_meta *m = srv->meta;
+	struct create *c = calloc(1, sizeof(*c));
+	const char *why = "out of memory";
+	char lead[96];
+	int rc = -ENOMEM;
+
+	if (c != NULL) {
+		c->m = m;
+		c->req = req;
+		c->msg = msg;
+		if (ox_raft_role(ox_replica_raft(m->rep)) != OX_RAFT_LEADER) {
+			uint64_t term;
+
+			snprintf(lead, sizeof(lead), "topics are created by "
+				 "the metadata leader, node %" PRId64,
+				 ox_meta_leader(srv, &term));
+			why = lead;
+			rc = -OX_ENOTLEADER;
+		} else {
+			rc = create_propose(m, c, tm, msg->topics[0], &why);
+		}
+	}
+	if (rc < 0) {
+		if (c == NULL) {
+			ox_srv_respond_error(req, rc, why);
+			oxbow__create_topics_request__free_unpacked(msg, NULL);
+			return;
+		}
+		create_answer(c, rc, why);
+		return;
+	}
+	c->next = m->creates;
+	m->creates = c;
 }
 
 // ---- queries for CLUSTER_STATUS ----

@@ -133,6 +133,10 @@ static int check_batch(struct ox_server *srv, const Oxbow__ProduceBatch *b,
 		it->why = "internal topics are written by the broker only";
 		return -OX_EINVALID_REQUEST;
 	}
+	if (t->parts[b->partition] == NULL) {
+		it->why = "this node holds no replica of the partition";
+		return -OX_ENOTLEADER;
+	}
 	if (ox_batch_header_decode(bytes, b->bytes, &h) < 0 ||
 	    h.length != b->bytes) {
 		it->why = "the batch header is malformed or its length is not "

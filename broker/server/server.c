@@ -54,7 +54,9 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "broker/cluster/cluster.h"
 #include "broker/io/io.h"
+#include "broker/peer/peer.h"
 #include "broker/slog/slog.h"
 #include "proto/assert.h"
 #include "proto/batch.h"
@@ -127,6 +129,27 @@ struct ox_partition *ox_srv_partition(struct ox_server *srv,
 	return t->parts[partition];
 }
 
+int ox_srv_partition_lookup(struct ox_server *srv, const char *topic,
+			    uint32_t partition, struct ox_partition **out)
+{
+	struct ox_topic *t = ox_srv_topic_find(srv, topic);
+
+	*out = NULL;
+	if (!t || partition >= t->meta.partitions)
+		return -OX_EUNKNOWN_TOPIC;
+	*out = t->parts[partition];
+	return *out ? 0 : -OX_ENOTLEADER;
+}
+
+struct ox_topic *ox_srv_topic_by_id(struct ox_server *srv, uint64_t id)
+{
+	for (size_t s = 0; s < OX_TOPIC_SLOTS; s++)
+		for (struct ox_topic *t = srv->topics[s]; t; t = t->next)
+			if (t->meta.id == id)
+				return t;
+	return NULL;
+}
+
 void ox_srv_topic_insert(struct ox_server *srv, struct ox_topic *t)
 {
 	size_t s = slot_of(t->meta.name);
@@ -189,6 +212,20 @@ static int replica_send(void *arg, const struct ox_raft_msg *msg,
 	return -ENOTCONN;
 }
 
+// A partition of a cluster topic talks to its replicas over the peers.
+static int replica_send_peer(void *arg, const struct ox_raft_msg *msg,
+			     const struct iovec *raw, int iovcnt,
+			     ox_replica_release_cb release, void *release_arg)
+{
+	struct ox_partition *p = arg;
+	struct ox_peer_group g = { p->topic->meta.id, p->index };
+	struct ox_peer *peer = ox_meta_peer(p->srv);
+
+	if (peer == NULL)
+		return -ENOTCONN; // stopping
+	return ox_peer_send(peer, &g, msg, raw, iovcnt, release, release_arg);
+}
+
 static void replica_committed(void *arg, int64_t hw)
 {
 	struct ox_partition *p = arg;
@@ -221,7 +258,30 @@ static int open_replica(struct ox_server *srv, struct ox_partition *p,
 	    sizeof(state))
 		return -ENAMETOOLONG;
 	p->srv = srv;
+	if (p->topic->assignment != NULL) {
+		const uint64_t *r = p->topic->assignment +
+				    (size_t)p->index * p->topic->meta.replicas;
+
+		o.conf.voters_n = p->topic->meta.replicas;
+		for (uint32_t k = 0; k < o.conf.voters_n; k++)
+			o.conf.voters[k] = r[k];
+		o.hooks.send = replica_send_peer;
+		o.seed ^= ox_srv_now_ns();
+	}
 	return ox_replica_open(&p->rep, srv->io, p->log, &o);
+}
+
+// Whether this node holds a replica of partition i of t.
+static bool hosted(const struct ox_server *srv, const struct ox_topic *t,
+		   uint32_t i)
+{
+	if (t->assignment == NULL)
+		return true;
+	for (uint32_t k = 0; k < t->meta.replicas; k++)
+		if (t->assignment[(size_t)i * t->meta.replicas + k] ==
+		    (uint64_t)srv->cfg.node_id)
+			return true;
+	return false;
 }
 
 static int open_partition(struct ox_server *srv, struct ox_topic *t,
@@ -229,6 +289,11 @@ static int open_partition(struct ox_server *srv, struct ox_topic *t,
 {
 	char dir[PATH_MAX];
 	struct ox_log_config lc;
+
+	if (!hosted(srv, t, i)) {
+		t->parts[i] = NULL;
+		return 0;
+	}
 
 	struct ox_partition *p = calloc(1, sizeof(*p));
 	if (!p)
@@ -261,6 +326,8 @@ static int open_partition(struct ox_server *srv, struct ox_topic *t,
 
 static void close_partition(struct ox_partition *p, const char *name)
 {
+	if (p == NULL)
+		return; // not hosted here
 	ox_replica_close(p->rep);
 	int rc = ox_log_close(p->log);
 	if (rc < 0)
@@ -343,7 +410,73 @@ void ox_srv_topic_close(struct ox_topic *t, bool remove_dir,
 		rm_tree(dir);
 	}
 	free(t->parts);
+	free(t->assignment);
 	free(t);
+}
+
+int ox_srv_cluster_topic_open(struct ox_server *srv, uint64_t topic_id)
+{
+	const struct ox_cluster *c = ox_meta_state(srv);
+	struct ox_cluster_topic ct;
+	struct ox_topic_meta m;
+	struct ox_topic *t;
+	char why[128];
+	int rc;
+
+	if (ox_srv_topic_by_id(srv, OX_CLUSTER_TOPIC_ID_BASE + topic_id))
+		return 0; // open already
+	rc = ox_cluster_topic_by_id(c, topic_id, &ct);
+	if (rc < 0)
+		return rc;
+	memset(&m, 0, sizeof(m));
+	snprintf(m.name, sizeof(m.name), "%s", ct.name);
+	m.id = OX_CLUSTER_TOPIC_ID_BASE + ct.id;
+	m.partitions = ct.partitions;
+	m.replicas = ct.replication_factor;
+	for (uint32_t i = 0; i < ct.configs_n; i++) {
+		struct ox_cluster_kv kv;
+
+		if (ox_cluster_config_at(c, topic_id, i, &kv) == 0 &&
+		    ox_topic_config_set(&m.cfg, kv.key, kv.value, why,
+					sizeof(why)) < 0)
+			ox_slog(OX_SLOG_WARN, "topic config ignored topic=%s "
+				"key=%s reason=\"%s\"", m.name, kv.key, why);
+	}
+	t = calloc(1, sizeof(*t));
+	if (t == NULL)
+		return -ENOMEM;
+	t->meta = m;
+	t->meta.partitions = 0;
+	t->internal = ox_topic_name_reserved(m.name);
+	t->assignment = calloc((size_t)m.partitions * m.replicas,
+			       sizeof(*t->assignment));
+	if (t->assignment == NULL) {
+		free(t);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < m.partitions; i++) {
+		struct ox_cluster_partition cp;
+
+		rc = ox_cluster_partition_get(c, topic_id, i, &cp);
+		OX_ASSERT(rc == 0 && cp.replicas_n == m.replicas); // C5
+		memcpy(t->assignment + (size_t)i * m.replicas, cp.replicas,
+		       m.replicas * sizeof(*cp.replicas));
+	}
+	rc = ox_srv_partitions_grow(srv, t, m.partitions);
+	if (rc < 0) {
+		ox_slog(OX_SLOG_ERROR, "cannot open a cluster topic name=%s "
+			"error=%s", m.name, ox_strerror_name(rc));
+		free(t->parts);
+		free(t->assignment);
+		free(t);
+		return rc;
+	}
+	t->meta.partitions = m.partitions;
+	ox_srv_topic_insert(srv, t);
+	ox_slog(OX_SLOG_INFO, "cluster topic open name=%s id=%" PRIu64
+		" partitions=%u replicas=%u", m.name, m.id, m.partitions,
+		m.replicas);
+	return 0;
 }
 
 int ox_srv_meta_save(struct ox_server *srv)
@@ -356,7 +489,8 @@ int ox_srv_meta_save(struct ox_server *srv)
 		return -ENOMEM;
 	for (size_t s = 0; s < OX_TOPIC_SLOTS; s++)
 		for (struct ox_topic *t = srv->topics[s]; t; t = t->next)
-			all[n++] = &t->meta;
+			if (t->assignment == NULL) // the cluster keeps its own
+				all[n++] = &t->meta;
 	int rc = ox_topics_file_write(srv->cfg.data_dir, srv->next_topic_id,
 				      all, n);
 	free(all);
@@ -604,7 +738,11 @@ static void housekeep(struct ox_server *srv, bool retention)
 			for (uint32_t i = 0; i < t->meta.partitions; i++) {
 				struct ox_partition *p = t->parts[i];
 				int rc = 0;
-				ox_replica_tick(p->rep);
+				if (p == NULL)
+					continue;
+				// Cluster topics tick with the metadata tick.
+				if (t->assignment == NULL)
+					ox_replica_tick(p->rep);
 				if (lc.cleanup & OX_LOG_CLEANUP_COMPACT)
 					rc = ox_log_compact_poll(p->log);
 				if (rc < 0)
@@ -883,8 +1021,9 @@ static bool all_committed(struct ox_server *srv)
 	for (size_t s = 0; s < OX_TOPIC_SLOTS; s++)
 		for (struct ox_topic *t = srv->topics[s]; t; t = t->next)
 			for (uint32_t i = 0; i < t->meta.partitions; i++)
-				if (ox_srv_hw(srv, t->parts[i]) <
-				    ox_log_end_offset(t->parts[i]->log))
+				if (t->parts[i] != NULL &&
+				    ox_srv_hw(srv, t->parts[i]) <
+					    ox_log_end_offset(t->parts[i]->log))
 					return false;
 	return true;
 }
@@ -1035,7 +1174,6 @@ int ox_server_destroy(struct ox_server *srv)
 	}
 	ox_net_destroy(srv->net);
 	srv->net = NULL;
-	ox_meta_stop(srv);
 	while (srv->doomed) {
 		struct ox_topic *t = srv->doomed;
 		srv->doomed = t->next;
@@ -1046,6 +1184,8 @@ int ox_server_destroy(struct ox_server *srv)
 		while ((t = srv->topics[s]) != NULL) {
 			srv->topics[s] = t->next;
 			for (uint32_t i = 0; i < t->meta.partitions; i++) {
+				if (t->parts[i] == NULL)
+					continue;
 				ox_replica_close(t->parts[i]->rep);
 				int rc = ox_log_close(t->parts[i]->log);
 				if (rc < 0 && first == 0)
@@ -1056,6 +1196,8 @@ int ox_server_destroy(struct ox_server *srv)
 			ox_srv_topic_close(t, false, NULL);
 		}
 	}
+	// After the partitions: their Raft traffic went through its peers.
+	ox_meta_stop(srv);
 	ox_offsets_destroy(srv->offsets);
 	if (was_ready)
 		unlink_ready(srv);

@@ -36,6 +36,10 @@
 // passes to swap in, the retention schedule, and each partition's Raft
 // tick (election and heartbeat timeouts count these).
 #define OX_TICK_MS 50u
+// Ids of cluster topics on this node (directories, Raft groups between
+// nodes): the cluster's id plus this, so they never meet the ids this
+// node gives its own topics (a counter from 1).
+#define OX_CLUSTER_TOPIC_ID_BASE (UINT64_C(1) << 40)
 // Raft timeouts in ticks: an election after 0.5 to 1 s without a leader,
 // heartbeats every 100 ms. (A partition whose only voter is this node
 // elects itself at once.)
@@ -63,7 +67,14 @@ struct ox_partition {
 
 struct ox_topic {
 	struct ox_topic_meta meta;
-	struct ox_partition **parts; // meta.partitions of them
+	// meta.partitions of them; NULL for a partition of a cluster topic
+	// that has no replica on this node.
+	struct ox_partition **parts;
+	// A topic of the cluster's metadata (several nodes): each
+	// partition's replicas, meta.replicas of them per partition,
+	// preferred leader first (malloc'd); NULL for a topic of this node
+	// alone.
+	uint64_t *assignment;
 	bool internal;               // name starts with "__"
 	struct ox_topic *next;       // hash chain, or the doomed list
 };
@@ -83,6 +94,8 @@ struct ox_append {
 
 struct ox_fetch;
 struct ox_meta;
+struct ox_cluster;
+struct ox_peer;
 
 struct ox_server {
 	struct ox_io *io;
@@ -131,6 +144,16 @@ uint64_t ox_srv_now_ns(void);
 struct ox_topic *ox_srv_topic_find(struct ox_server *srv, const char *name);
 struct ox_partition *ox_srv_partition(struct ox_server *srv,
 				      const char *topic, uint32_t partition);
+// As ox_srv_partition, saying why there is none: -OX_EUNKNOWN_TOPIC (no
+// such topic or partition) or -OX_ENOTLEADER (a partition of a cluster
+// topic with no replica here: another node serves it).
+int ox_srv_partition_lookup(struct ox_server *srv, const char *topic,
+			    uint32_t partition, struct ox_partition **out);
+// Opens, from the cluster's metadata, the topic `topic_id` just created:
+// the partitions with a replica on this node, each a Raft group over its
+// replicas. 0 or a negative error (logged).
+int ox_srv_cluster_topic_open(struct ox_server *srv, uint64_t topic_id);
+struct ox_topic *ox_srv_topic_by_id(struct ox_server *srv, uint64_t id);
 // The high watermark: what consumers may read (S2).
 int64_t ox_srv_hw(const struct ox_server *srv, const struct ox_partition *p);
 // Starts or queues an append (S3); done runs later, exactly once, unless
@@ -181,6 +204,16 @@ int64_t ox_meta_leader(const struct ox_server *srv, uint64_t *term);
 uint32_t ox_meta_nodes_n(const struct ox_server *srv);
 int ox_meta_node_at(const struct ox_server *srv, uint32_t i, uint64_t *id,
 		    const char **client, const char **peer, bool *reachable);
+
+// The cluster's state (only with srv->meta), for METADATA and the
+// server's own topic table.
+const struct ox_cluster *ox_meta_state(const struct ox_server *srv);
+struct ox_peer *ox_meta_peer(const struct ox_server *srv);
+// CREATE_TOPICS of one topic through the metadata group: answered once
+// its entry is applied (or refused). Takes req and spec's request msg.
+void ox_meta_create_topic(struct ox_server *srv, struct ox_net_req *req,
+			  Oxbow__CreateTopicsRequest *msg,
+			  const struct ox_topic_meta *m);
 
 // status.c
 void ox_srv_cluster_status(struct ox_server *srv, struct ox_net_req *req);

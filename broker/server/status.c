@@ -116,6 +116,8 @@ void ox_srv_cluster_status(struct ox_server *srv, struct ox_net_req *req)
 	for (size_t s = 0; s < OX_TOPIC_SLOTS; s++)
 		for (struct ox_topic *t = srv->topics[s]; t; t = t->next)
 			for (uint32_t i = 0; i < t->meta.partitions; i++) {
+				if (t->parts[i] == NULL)
+					continue; // reported by its replicas
 				status_partition(&b, t, i, b.ids + k);
 				k += 2 * OX_RAFT_NODES_MAX;
 			}
