@@ -38,6 +38,8 @@
 
 static void process_ready(struct ox_replica *rep);
 static void pump(struct ox_replica *rep);
+static void arm_retry(struct ox_replica *rep, uint64_t ns);
+static void op_free(struct op *op);
 
 // ---------------------------------------------------------------------
 // Cache of proposed batches
@@ -68,13 +70,17 @@ static void cache_trim(struct ox_replica *rep)
 		if (id != rep->opts.node_id && m < low)
 			low = m;
 	}
-	if (ox_raft_role(rep->raft) != OX_RAFT_LEADER)
-		low = INT64_MAX;
+	// Only a leader serves APPENDs, and a replica that lost the lead may
+	// see its log cut under its cached batches: it keeps none (appends in
+	// flight hold their own references).
+	bool leader = ox_raft_role(rep->raft) == OX_RAFT_LEADER;
+
 	while (rep->cache_head != NULL) {
 		struct cached *c = rep->cache_head;
 
-		if (c->end > written ||
-		    (c->end > low && rep->cache_bytes <= REPLICA_CACHE_BYTES_MAX))
+		if (leader && (c->end > written ||
+			       (c->end > low &&
+				rep->cache_bytes <= REPLICA_CACHE_BYTES_MAX)))
 			break;
 		rep->cache_head = c->next;
 		if (rep->cache_head == NULL)
@@ -153,7 +159,13 @@ static int send_from_cache(struct ox_replica *rep, struct ox_raft_msg *m)
 		s->held[s->n++] = c;
 		c->refs++;
 	}
-	OX_ASSERT(s->n > 0);
+	if (s->n == 0) {
+		// Raft cut the range inside the first batch (term changes
+		// within it): nothing whole to send; asked again later.
+		free(s);
+		ox_raft_append_dropped(rep->raft, m);
+		return 1;
+	}
 	rc = rep->opts.hooks.send(rep->opts.hooks.arg, m, iov, (int)s->n,
 				  cache_send_release, s);
 	if (rc < 0) {
@@ -243,15 +255,19 @@ static void waiter_finish(struct waiter *w, int res)
 	free(w);
 }
 
+// Only waiters whose batch is a cached copy wait here (the only voter's
+// waiters ride on their op), so failing them never frees a batch the log
+// still writes.
 static void fail_acks(struct ox_replica *rep, int res)
 {
 	while (rep->acks_head != NULL) {
 		struct waiter *w = rep->acks_head;
 
 		rep->acks_head = w->next;
+		if (rep->acks_head == NULL)
+			rep->acks_tail = NULL;
 		waiter_finish(w, res);
 	}
-	rep->acks_tail = NULL;
 }
 
 // Remembers the bytes of one appended batch for committed_bytes.
@@ -271,6 +287,25 @@ static void sizes_push(struct ox_replica *rep, int64_t end, size_t len)
 	}
 	m->end = end;
 	m->bytes = rep->appended_bytes;
+}
+
+// The log was cut at `at`: marks of the batches dropped go (P5's count
+// never runs ahead).
+static void sizes_cut(struct ox_replica *rep, int64_t at)
+{
+	while (rep->sizes_n > 0) {
+		struct size_mark *m = &rep->sizes[(rep->sizes_head +
+						  rep->sizes_n - 1) %
+						 REPLICA_SIZES_MAX];
+
+		if (m->end <= at)
+			break;
+		rep->sizes_n--;
+	}
+	rep->appended_bytes = rep->sizes_n > 0 ?
+		rep->sizes[(rep->sizes_head + rep->sizes_n - 1) %
+			   REPLICA_SIZES_MAX].bytes :
+		rep->committed_bytes;
 }
 
 static void sizes_commit(struct ox_replica *rep, int64_t hw)
@@ -381,6 +416,7 @@ static int persist_hard(struct ox_replica *rep, const struct ox_raft_hard *h)
 			"path=%s error=%s", rep->state_path,
 			ox_strerror_name(rc));
 		rep->failed = true;
+		arm_retry(rep, 0); // fails the waiters outside any call
 	}
 	return rc;
 }
@@ -421,14 +457,23 @@ struct retry {
 	struct ox_replica *rep; // NULL once the replica closed
 };
 
+// Fails what waits on a replica that stopped: acks=all waiters on cached
+// copies, and the operations never handed to the log (their batches are
+// free). Appends in flight are answered by their own callbacks, which the
+// log runs (with the error, once it failed) when it is done with the bytes.
 static void fail_all(struct ox_replica *rep, int res)
 {
 	fail_acks(rep, res);
-	for (struct op *op = rep->inflight; op != NULL; op = op->next) {
+	while (rep->ops_head != NULL) {
+		struct op *op = rep->ops_head;
+
+		rep->ops_head = op->next;
+		rep->ops_n--;
 		if (op->waiter != NULL)
 			waiter_finish(op->waiter, res);
-		op->waiter = NULL;
+		op_free(op);
 	}
+	rep->ops_tail = NULL;
 }
 
 static void retry_fired(void *arg, int res)
@@ -503,7 +548,10 @@ static void append_done(void *arg, int res, int64_t base, int64_t last)
 	struct ox_replica *rep = op->rep;
 
 	if (rep == NULL) {
-		op_free(op); // the replica closed first
+		// The replica closed first; the log is done with the batch.
+		if (op->waiter != NULL)
+			waiter_finish(op->waiter, res < 0 ? res : -OX_ECLOSED);
+		op_free(op);
 		return;
 	}
 	inflight_remove(rep, op);
@@ -586,6 +634,7 @@ static void pump(struct ox_replica *rep)
 			rep->inflight_n++;
 			continue;
 		}
+		sizes_cut(rep, op->at);
 		if (op->kind == OP_RESET)
 			ox_raft_persisted(rep->raft, op->at, op->term);
 		op_free(op);
@@ -638,7 +687,14 @@ static int append_alone(struct ox_replica *rep, void *batch, size_t len,
 	op->len = len;
 	op->batch_term = term;
 	op->end = end;
-	waiter_attach(rep, op, w, base, end);
+	if (w != NULL) {
+		// The caller's bytes are the log's until the append is done:
+		// its callback answers every acks level (the only voter
+		// commits in that same callback, before the waiter runs).
+		w->base = base;
+		w->last = end - 1;
+		op->waiter = w;
+	}
 	ops_push(rep, op);
 	return 0;
 }
@@ -997,6 +1053,10 @@ int ox_replica_open(struct ox_replica **out, struct ox_io *io,
 	elect_alone(rep);
 	process_ready(rep);
 	rep->opening = false;
+	if (rep->failed) {
+		ox_replica_close(rep);
+		return -EIO; // the hard state could not be saved (logged)
+	}
 	*out = rep;
 	return 0;
 }
@@ -1014,15 +1074,7 @@ void ox_replica_close(struct ox_replica *rep)
 		rep->retry->rep = NULL;
 	fail_all(rep, -OX_ECLOSED);
 	for (struct op *op = rep->inflight; op != NULL; op = op->next)
-		op->rep = NULL; // append_done frees it
-	while (rep->ops_head != NULL) {
-		struct op *op = rep->ops_head;
-
-		rep->ops_head = op->next;
-		if (op->waiter != NULL)
-			waiter_finish(op->waiter, -OX_ECLOSED);
-		op_free(op);
-	}
+		op->rep = NULL; // append_done answers and frees it
 	while (rep->cache_head != NULL) {
 		struct cached *c = rep->cache_head;
 

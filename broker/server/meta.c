@@ -364,6 +364,8 @@ static void meta_deliver(void *arg, const struct ox_peer_delivery *d)
 	struct ox_meta *m = arg;
 	int rc;
 
+	if (m->rep == NULL)
+		return; // stopping
 	remember_address(m, d->msg.from, d->client_address);
 	if (d->group.topic_id != 0) {
 		struct ox_topic *t = ox_srv_topic_by_id(m->srv,
@@ -406,6 +408,8 @@ static void tick_fired(void *arg, int res)
 	struct meta_tick *t = arg;
 
 	if (t->m == NULL || res == -ECANCELED) {
+		if (t->m != NULL)
+			t->m->tick = NULL;
 		free(t); // M2
 		return;
 	}
@@ -550,6 +554,7 @@ void ox_meta_stop(struct ox_server *srv)
 			m->tick->m = NULL; // M2: the timer frees it
 	}
 	ox_replica_close(m->rep);
+	m->rep = NULL; // what the peer still delivers is dropped
 	if (m->log != NULL) {
 		int rc = ox_log_close(m->log);
 

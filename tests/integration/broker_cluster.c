@@ -12,12 +12,10 @@
 // A plain program (exit 0 pass, 1 fail, 77 skip): argv[1] is oxbowd.
 #include <errno.h>
 #include <inttypes.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "proto/api.pb-c.h"
@@ -29,65 +27,23 @@
 #define STOP_MS 1500           // SIGSTOP longer than the election timeout
 
 static struct bc_broker nodes[NODES];
-static int peer_ports[NODES];
-
-// A port the kernel just handed out; the node binds it right after (a
-// small race with other processes, reported as a start-up failure).
-static int free_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&a, &len) < 0)
-		bc_die("reserving a port", -errno);
-	port = ntohs(a.sin_port);
-	close(fd);
-	return port;
-}
 
 struct view {
 	int leader;   // -1: none
-	uint64_t term;
 	int nodes;    // in the node table
-	int reachable;
 };
 
 // CLUSTER_STATUS of node i; false when it does not answer.
 static bool status_of(int i, struct view *v)
 {
-	Oxbow__ClusterStatusRequest req = OXBOW__CLUSTER_STATUS_REQUEST__INIT;
-	struct bc_response r;
-	size_t len;
-	bool ok = false;
-	int fd = bc_connect(nodes[i].port, 2000);
+	Oxbow__ClusterStatusResponse *m = bc_cluster_status(&nodes[i]);
 
-	if (fd < 0)
+	if (m == NULL)
 		return false;
-	uint8_t *frame = bc_frame_build(OXBOW__API_KEY__CLUSTER_STATUS, 1, 1,
-					&req.base, NULL, 0, &len);
-	if (bc_send_all(fd, frame, len) == 0 && bc_response_read(fd, 2000, &r) == 1) {
-		Oxbow__ClusterStatusResponse *m =
-			oxbow__cluster_status_response__unpack(NULL, r.body_len,
-							       r.body);
-		if (m != NULL && r.header->error_code == 0) {
-			v->leader = m->meta_leader;
-			v->term = m->meta_term;
-			v->nodes = (int)m->n_nodes;
-			v->reachable = 0;
-			for (size_t k = 0; k < m->n_nodes; k++)
-				v->reachable += m->nodes[k]->reachable;
-			ok = true;
-		}
-		if (m != NULL)
-			oxbow__cluster_status_response__free_unpacked(m, NULL);
-		bc_response_free(&r);
-	}
-	free(frame);
-	close(fd);
-	return ok;
+	v->leader = m->meta_leader;
+	v->nodes = (int)m->n_nodes;
+	oxbow__cluster_status_response__free_unpacked(m, NULL);
+	return true;
 }
 
 // Waits until every node in `up` names the same leader (one of `up`),
@@ -122,29 +78,12 @@ static int agree(const bool *up, int64_t *took_ms)
 
 int main(int argc, char **argv)
 {
-	char peers[256] = "", peer_listen[NODES][32], id[NODES][8];
 	bool up[NODES] = { true, true, true };
 	int64_t took;
 	int leader;
 
 	bc_start("broker-cluster", argc, argv, 240);
-	for (int i = 0; i < NODES; i++) {
-		size_t n = strlen(peers);
-
-		peer_ports[i] = free_port();
-		snprintf(peer_listen[i], sizeof(peer_listen[i]),
-			 "127.0.0.1:%d", peer_ports[i]);
-		snprintf(peers + n, sizeof(peers) - n, "%s%d@%s",
-			 i ? "," : "", i + 1, peer_listen[i]);
-		snprintf(id[i], sizeof(id[i]), "%d", i + 1);
-	}
-	for (int i = 0; i < NODES; i++) {
-		const char *args[] = { "--node.id", id[i], "--peer.listen",
-				       peer_listen[i], "--peers", peers,
-				       NULL };
-		bc_broker_init(&nodes[i], id[i], args);
-		bc_broker_start(&nodes[i]);
-	}
+	bc_cluster_start(nodes, NODES, "cluster", NULL);
 	leader = agree(up, &took);
 	CHECK(leader > 0, "no metadata leader agreed on at start");
 	printf("broker-cluster: node %d leads the metadata (%" PRId64

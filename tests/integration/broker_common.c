@@ -768,3 +768,96 @@ int64_t bc_value_check(const void *value, size_t len)
 		return -1;
 	return (int64_t)index;
 }
+
+// ---------------------------------------------------------------------
+// Clusters
+
+// A port the kernel just handed out; the node binds it right after (a
+// small race with other processes, reported as a start-up failure).
+static int reserve_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&a, &len) < 0)
+		bc_die("reserving a port", -errno);
+	port = ntohs(a.sin_port);
+	close(fd);
+	return port;
+}
+
+void bc_cluster_start(struct bc_broker *nodes, int n, const char *tag,
+		      const char *const *args)
+{
+	char peers[BC_CLUSTER_MAX * 32] = "";
+	char listen[BC_CLUSTER_MAX][32], id[BC_CLUSTER_MAX][8];
+
+	if (n < 1 || n > BC_CLUSTER_MAX)
+		bc_dief("a cluster of %d nodes", n);
+	for (int i = 0; i < n; i++) {
+		size_t len = strlen(peers);
+
+		snprintf(listen[i], sizeof(listen[i]), "127.0.0.1:%d",
+			 reserve_port());
+		snprintf(peers + len, sizeof(peers) - len, "%s%d@%s",
+			 i ? "," : "", i + 1, listen[i]);
+		snprintf(id[i], sizeof(id[i]), "%d", i + 1);
+	}
+	for (int i = 0; i < n; i++) {
+		const char *a[BC_ARGS_MAX + 8];
+		int k = 0;
+
+		a[k++] = "--node.id";
+		a[k++] = id[i];
+		a[k++] = "--peer.listen";
+		a[k++] = listen[i];
+		a[k++] = "--peers";
+		a[k++] = peers;
+		for (; args && args[0] && args[1] && k < BC_ARGS_MAX; args += 2) {
+			a[k++] = args[0];
+			a[k++] = args[1];
+		}
+		a[k] = NULL;
+		bc_broker_init(&nodes[i], tag, a);
+	}
+	for (int i = 0; i < n; i++)
+		bc_broker_start(&nodes[i]);
+}
+
+void bc_cluster_bootstrap(const struct bc_broker *nodes, int n, char *out,
+			  size_t cap)
+{
+	size_t len = 0;
+
+	out[0] = '\0';
+	for (int i = 0; i < n && len < cap; i++)
+		len += (size_t)snprintf(out + len, cap - len, "%s%s",
+					i ? "," : "", nodes[i].bootstrap);
+}
+
+Oxbow__ClusterStatusResponse *bc_cluster_status(const struct bc_broker *b)
+{
+	Oxbow__ClusterStatusRequest req = OXBOW__CLUSTER_STATUS_REQUEST__INIT;
+	Oxbow__ClusterStatusResponse *m = NULL;
+	struct bc_response r;
+	size_t len;
+	int fd;
+
+	if (b->pid <= 0 || (fd = bc_connect(b->port, 2000)) < 0)
+		return NULL;
+	uint8_t *frame = bc_frame_build(OXBOW__API_KEY__CLUSTER_STATUS, 1, 1,
+					&req.base, NULL, 0, &len);
+	if (bc_send_all(fd, frame, len) == 0 &&
+	    bc_response_read(fd, 2000, &r) == 1) {
+		if (r.header->error_code == 0)
+			m = oxbow__cluster_status_response__unpack(
+				NULL, r.body_len, r.body);
+		bc_response_free(&r);
+	}
+	free(frame);
+	close(fd);
+	return m;
+}

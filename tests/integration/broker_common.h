@@ -199,4 +199,23 @@ bool bc_fill_check(const void *buf, uint64_t index, size_t len);
 void bc_value_fill(uint8_t *buf, uint64_t index, size_t len);
 int64_t bc_value_check(const void *value, size_t len);
 
+// ---------------------------------------------------------------------
+// Clusters
+
+// Nodes in one test cluster, at most.
+#define BC_CLUSTER_MAX 5
+
+// Inits nodes[0, n) (node ids 1..n, peer ports reserved here, `peers`
+// naming all of them, then the NULL-terminated extra args) and starts
+// them; each becomes ready on its own (the metadata leader comes later).
+void bc_cluster_start(struct bc_broker *nodes, int n, const char *tag,
+		      const char *const *args);
+// "host:port,..." of every node's client listener.
+void bc_cluster_bootstrap(const struct bc_broker *nodes, int n, char *out,
+			  size_t cap);
+// CLUSTER_STATUS of one node (free with
+// oxbow__cluster_status_response__free_unpacked), or NULL when it does
+// not answer.
+Oxbow__ClusterStatusResponse *bc_cluster_status(const struct bc_broker *b);
+
 #endif
