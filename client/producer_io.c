@@ -406,8 +406,10 @@ static void ready_unlink(struct ox_producer *p, struct pbatch *prev,
 }
 
 // Takes ready batches off the list into one request per node (mu held).
-static void gather(struct ox_producer *p, struct building *bld, int64_t now,
-		   int64_t *next, struct blist *done)
+// bld has room for bld_n nodes: a batch routed to a node that routing
+// just added waits for the next pass.
+static void gather(struct ox_producer *p, struct building *bld, size_t bld_n,
+		   int64_t now, int64_t *next, struct blist *done)
 {
 	struct pbatch *prev = NULL, *b = p->ready_head, *nx;
 	size_t limit = (size_t)p->conf->max_request_size - p->req_overhead;
@@ -424,7 +426,7 @@ static void gather(struct ox_producer *p, struct building *bld, int64_t now,
 			goto take;
 		}
 		n = batch_route(p, b, now, next);
-		if (n == NULL)
+		if (n == NULL || (size_t)(n - p->nodes) >= bld_n)
 			goto block;
 		struct building *g = &bld[n - p->nodes];
 		if (g->req == NULL) {
@@ -501,12 +503,12 @@ static void build_and_send(struct ox_producer *p, int64_t now, int64_t *next,
 	struct building *bld;
 
 	pthread_mutex_lock(&p->mu);
-	bld = calloc(p->nodes_n + 1, sizeof(*bld));
-	if (bld != NULL)
-		gather(p, bld, now, next, done);
-	// gather may have added nodes: only the first nodes_n slots exist,
-	// and a node added during gather has no request yet.
+	// gather may add nodes: only the first nn have a slot here, and a
+	// batch for a node added meanwhile waits for the next pass.
 	size_t nn = p->nodes_n;
+	bld = calloc(nn + 1, sizeof(*bld));
+	if (bld != NULL)
+		gather(p, bld, nn, now, next, done);
 	pthread_mutex_unlock(&p->mu);
 	if (bld == NULL)
 		return;
