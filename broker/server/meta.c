@@ -494,6 +494,32 @@ static int open_peer(struct ox_meta *m, char *err, size_t err_len)
 	return rc;
 }
 
+// How long a restarting node waits to learn the metadata it had.
+#define CATCH_UP_NS (10ull * 1000000000ull)
+
+// A node that had metadata (its log is not empty) serves clients only
+// once it applied what the group committed (as a leader tells it), so a
+// restarted node does not answer METADATA without its topics. A node
+// that finds no leader in time starts anyway (and catches up later).
+static void catch_up(struct ox_meta *m)
+{
+	uint64_t deadline = ox_srv_now_ns() + CATCH_UP_NS;
+	const struct ox_raft *r = ox_replica_raft(m->rep);
+
+	if (ox_log_end_offset(m->log) == 0)
+		return; // a new node: nothing to learn
+	while (ox_srv_now_ns() < deadline) {
+		if (ox_raft_leader(r) != OX_RAFT_NONE &&
+		    ox_raft_commit(r) > 0 &&
+		    m->applied_offset >= ox_raft_commit(r))
+			return;
+		if (ox_io_run(m->srv->io, 1) < 0)
+			return;
+	}
+	ox_slog(OX_SLOG_WARN, "starting without the cluster's metadata: no "
+		"leader answered within %llu s", CATCH_UP_NS / 1000000000ull);
+}
+
 int ox_meta_start(struct ox_server *srv, char *err, size_t err_len)
 {
 	struct ox_meta *m = calloc(1, sizeof(*m));
@@ -528,6 +554,7 @@ int ox_meta_start(struct ox_server *srv, char *err, size_t err_len)
 	ox_slog(OX_SLOG_INFO, "metadata group open voters=%u peer_listen=%s "
 		"cluster=%s", srv->cfg.npeers, srv->cfg.peer_listen,
 		srv->cfg.cluster_id);
+	catch_up(m);
 	return 0;
 }
 

@@ -212,6 +212,21 @@ static int replica_send(void *arg, const struct ox_raft_msg *msg,
 	return -ENOTCONN;
 }
 
+// A partition of a cluster topic: its leadership changes are logged.
+static void replica_role(void *arg, enum ox_raft_role role, uint64_t term,
+			 uint64_t leader)
+{
+	struct ox_partition *p = arg;
+	const struct ox_raft *r = ox_replica_raft(p->rep);
+
+	if (role != OX_RAFT_LEADER && (role != OX_RAFT_FOLLOWER || !leader))
+		return;
+	ox_slog(OX_SLOG_INFO, "partition leader topic=%s partition=%u "
+		"leader=%" PRIu64 " term=%" PRIu64 " log_end=%" PRId64
+		" commit=%" PRId64, p->topic->meta.name, p->index, leader, term,
+		ox_raft_last_index(r), ox_raft_commit(r));
+}
+
 // A partition of a cluster topic talks to its replicas over the peers.
 static int replica_send_peer(void *arg, const struct ox_raft_msg *msg,
 			     const struct iovec *raw, int iovcnt,
@@ -266,6 +281,7 @@ static int open_replica(struct ox_server *srv, struct ox_partition *p,
 		for (uint32_t k = 0; k < o.conf.voters_n; k++)
 			o.conf.voters[k] = r[k];
 		o.hooks.send = replica_send_peer;
+		o.hooks.role = replica_role;
 		o.seed ^= ox_srv_now_ns();
 	}
 	return ox_replica_open(&p->rep, srv->io, p->log, &o);
@@ -853,7 +869,10 @@ static int lock_dir(struct ox_server *srv, char *err, size_t err_len)
 }
 
 // Removes topic directories the metadata file does not name: left by a
-// create or delete that a crash interrupted (S5).
+// create or delete that a crash interrupted (S5). Directories of cluster
+// topics (ids from OX_CLUSTER_TOPIC_ID_BASE) are the metadata group's:
+// their replicas' logs, which a restarted node must find again (a
+// replica that comes back empty loses the writes it acknowledged).
 static void remove_orphans(struct ox_server *srv, const struct ox_topic_meta *m,
 			   size_t n)
 {
@@ -873,6 +892,8 @@ static void remove_orphans(struct ox_server *srv, const struct ox_topic_meta *m,
 		unsigned long long id = strtoull(de->d_name, &end, 10);
 		for (size_t i = 0; !errno && !*end && i < n && !known; i++)
 			known = m[i].id == id;
+		if (!errno && !*end && id >= OX_CLUSTER_TOPIC_ID_BASE)
+			known = true;
 		if (known)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
