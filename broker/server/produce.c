@@ -80,9 +80,31 @@ out:
 	free(pr);
 }
 
+// The error a produce answers for a failed append: the ones a client
+// acts on pass as they are (NOT_LEADER and SHUTTING_DOWN are retried on
+// another leader), the rest are storage errors.
+static int append_err(int rc)
+{
+	switch (rc) {
+	case -OX_ECORRUPT:
+	case -OX_ETOOBIG:
+	case -OX_EUNKNOWN_TOPIC:
+	case -OX_EFAILED:
+	case -OX_ENOTLEADER:
+	case -OX_ESHUTDOWN:
+		return rc;
+	case -OX_ECLOSED:
+		return -OX_ESHUTDOWN; // the partition is closing with the node
+	default:
+		return -OX_ESTORAGE;
+	}
+}
+
 static const char *append_why(int err)
 {
 	switch (err) {
+	case -OX_ENOTLEADER:
+		return "this node does not lead the partition (any more)";
 	case -OX_ECORRUPT:
 		return "the batch fails its checksum or structure";
 	case -OX_ETOOBIG:
@@ -102,10 +124,7 @@ static void item_done(struct ox_append *a, int res, int64_t base)
 	struct produce *pr = it->pr;
 
 	if (res < 0) {
-		it->err = res == -OX_ECORRUPT || res == -OX_ETOOBIG ||
-				  res == -OX_EUNKNOWN_TOPIC
-			  ? res
-			  : (res == -OX_EFAILED ? res : -OX_ESTORAGE);
+		it->err = append_err(res);
 		it->why = append_why(res);
 	} else {
 		it->base = base;
@@ -184,10 +203,7 @@ static void issue(struct ox_server *srv, struct produce *pr, uint8_t *raw)
 		int rc = ox_srv_append(srv, &it->a);
 		if (rc < 0) {
 			pr->pending--;
-			it->err = rc == -OX_ECORRUPT || rc == -OX_ETOOBIG ||
-					  rc == -OX_EFAILED
-				  ? rc
-				  : -OX_ESTORAGE;
+			it->err = append_err(rc);
 			it->why = append_why(rc);
 		}
 	}
