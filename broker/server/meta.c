@@ -377,8 +377,13 @@ static void meta_deliver(void *arg, const struct ox_peer_delivery *d)
 		    d->group.partition >= t->meta.partitions ||
 		    t->parts[d->group.partition] == NULL)
 			return;
-		ox_replica_deliver(t->parts[d->group.partition]->rep, &d->msg,
-				   d->raw, d->raw_len);
+		rc = ox_replica_deliver(t->parts[d->group.partition]->rep,
+					&d->msg, d->raw, d->raw_len);
+		if (rc < 0 && rc != -OX_EFAILED)
+			ox_slog(OX_SLOG_WARN, "partition message refused topic=%s "
+				"partition=%u from=%" PRIu64 " type=%d error=%s",
+				t->meta.name, d->group.partition, d->msg.from,
+				(int)d->msg.type, ox_strerror_name(rc));
 		return;
 	}
 	rc = ox_replica_deliver(m->rep, &d->msg, d->raw, d->raw_len);
