@@ -71,7 +71,10 @@ static int sig_open(void)
 
 static int io_open(const struct ox_config *cfg, struct ox_io **io)
 {
-	struct ox_io_opts opts = {.backend = cfg->io_backend};
+	// Room for the appends of many partitions, their peers' traffic and
+	// the clients' sockets at once: a full pool makes submissions wait.
+	struct ox_io_opts opts = {.backend = cfg->io_backend,
+				  .entries = 1024, .ops_max = 16384};
 	int rc = ox_io_create(io, &opts);
 	if (rc < 0 && cfg->io_backend == OX_IO_BACKEND_URING) {
 		ox_slog(OX_SLOG_WARN, "io_uring is unavailable, using the sync "

@@ -101,6 +101,13 @@ uint32_t ox_net_conns_paused(const struct ox_net *net);
 // memory_bytes_max bounds (see Limits): a gauge for metrics and tests.
 size_t ox_net_memory_bytes(const struct ox_net *net);
 
+// Arms again what the net could not when the io loop's pool of
+// operations was full: the kick of connections waiting to be read or
+// written again. The net tries from its own callbacks too, but a net
+// whose every connection waits has none: its owner calls this from a
+// periodic timer, so no connection stays unread.
+void ox_net_poke(struct ox_net *net);
+
 // Closes the listener and every connection (running the io loop until
 // their operations complete) and frees the net. Requests the handler
 // still holds stay valid; ending them later frees them without sending.

@@ -138,10 +138,7 @@ struct ox_net {
 void ox_net_defer(struct net_conn *conn, bool retry);
 // Takes conn off the deferred list (it is closing).
 void ox_net_defer_cancel(struct net_conn *conn);
-// Re-arms a timer for deferred connections if none is armed: called at
-// the end of the net's io callbacks, for when a timer could not be
-// submitted.
-void ox_net_poke(struct ox_net *net);
+
 // Counts bytes conn now holds in net->memory_bytes, or stops counting
 // them; a no-op once the connection is detached (conn->net NULL). When
 // the sum drops below the budget, every paused connection is kicked from

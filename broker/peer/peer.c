@@ -124,6 +124,12 @@ void ox_peer_arm_retry(struct ox_peer *p)
 	}
 }
 
+void ox_peer_poke(struct ox_peer *p)
+{
+	if (p != NULL && p->net != NULL)
+		ox_net_poke(p->net);
+}
+
 // --- inbound -------------------------------------------------------------
 
 static void peer_deliver(void *arg, const struct ox_peer_delivery *d)

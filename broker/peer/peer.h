@@ -116,6 +116,10 @@ int ox_peer_send(struct ox_peer *p, const struct ox_peer_group *group,
 // Sends what is queued now instead of at the end of the turn.
 void ox_peer_flush(struct ox_peer *p);
 
+// Arms again what the transport could not when the io loop was full (see
+// ox_net_poke); its owner calls it from a periodic timer.
+void ox_peer_poke(struct ox_peer *p);
+
 // Whether there is a working connection to `node` now.
 int ox_peer_connected(const struct ox_peer *p, uint64_t node);
 

@@ -723,6 +723,10 @@ static void tick_fired(void *arg, int res)
 	if (res < 0)
 		return;
 	ox_srv_fetch_tick(srv);
+	// A connection deferred while the loop was full waits for a kick
+	// nothing else would arm.
+	ox_net_poke(srv->net);
+	ox_peer_poke(ox_meta_peer(srv));
 	t->due = true;
 	if (ox_srv_now_ns() >= srv->next_retention_ns) {
 		t->run_retention = true;
