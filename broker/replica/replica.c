@@ -1092,6 +1092,8 @@ void ox_replica_tick(struct ox_replica *rep)
 	if (rep->failed)
 		return;
 	ox_raft_tick(rep->raft);
+	if (!rep->retry_armed)
+		pump(rep); // a retry the loop could not take
 	process_ready(rep);
 }
 

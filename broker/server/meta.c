@@ -48,6 +48,7 @@
 
 struct meta_tick {
 	struct ox_meta *m; // NULL once the layer let go (M2)
+	bool armed;        // a timer is in the loop
 };
 
 struct ox_meta {
@@ -412,6 +413,7 @@ static void tick_fired(void *arg, int res)
 {
 	struct meta_tick *t = arg;
 
+	t->armed = false;
 	if (t->m == NULL || res == -ECANCELED) {
 		if (t->m != NULL)
 			t->m->tick = NULL;
@@ -424,14 +426,21 @@ static void tick_fired(void *arg, int res)
 	tick_arm(t);
 }
 
+// A timer the loop cannot take now (its pool is full) is armed again
+// by ox_meta_poke, from the server's tick.
 static void tick_arm(struct meta_tick *t)
 {
-	if (ox_io_timer(t->m->srv->io, META_TICK_MS * 1000000ull, tick_fired,
-			t) < 0) {
-		ox_slog(OX_SLOG_ERROR, "cannot arm the metadata tick");
-		t->m->tick = NULL;
-		free(t);
-	}
+	t->armed = ox_io_timer(t->m->srv->io, META_TICK_MS * 1000000ull,
+			       tick_fired, t) == 0;
+}
+
+void ox_meta_poke(struct ox_server *srv)
+{
+	struct ox_meta *m = srv->meta;
+
+	if (m != NULL && m->tick != NULL && m->tick->m != NULL &&
+	    !m->tick->armed)
+		tick_arm(m->tick);
 }
 
 // ---- start and stop ----
@@ -580,8 +589,8 @@ void ox_meta_stop(struct ox_server *srv)
 		create_answer(c, -OX_ESHUTDOWN, "the node is stopping");
 	}
 	if (m->tick != NULL) {
-		if (m->tick->m == NULL)
-			free(m->tick); // never armed
+		if (!m->tick->armed)
+			free(m->tick); // not in the loop
 		else
 			m->tick->m = NULL; // M2: the timer frees it
 	}

@@ -727,6 +727,7 @@ static void tick_fired(void *arg, int res)
 	// nothing else would arm.
 	ox_net_poke(srv->net);
 	ox_peer_poke(ox_meta_peer(srv));
+	ox_meta_poke(srv);
 	t->due = true;
 	if (ox_srv_now_ns() >= srv->next_retention_ns) {
 		t->run_retention = true;

@@ -197,6 +197,8 @@ void ox_srv_alter_configs(struct ox_server *srv, struct ox_net_req *req);
 // meta.c: the cluster layer, started when `peers` names other nodes.
 int ox_meta_start(struct ox_server *srv, char *err, size_t err_len);
 void ox_meta_stop(struct ox_server *srv);
+// Arms again the metadata tick if the loop could not take it.
+void ox_meta_poke(struct ox_server *srv);
 // The metadata leader (-1: none known) and the group's term.
 int64_t ox_meta_leader(const struct ox_server *srv, uint64_t *term);
 // The node table, in id order; reachable: this node, or one it has a
