@@ -126,8 +126,14 @@ void ox_peer_arm_retry(struct ox_peer *p)
 
 void ox_peer_poke(struct ox_peer *p)
 {
-	if (p != NULL && p->net != NULL)
+	if (p == NULL || p->destroying)
+		return;
+	if (p->net != NULL)
 		ox_net_poke(p->net);
+	// A flush or retry timer the loop refused: frames and reconnects
+	// wait for one (a flush with nothing queued is a no-op).
+	if (!p->turn_armed && !p->retry_armed)
+		ox_peer_arm_retry(p);
 }
 
 // --- inbound -------------------------------------------------------------
