@@ -101,6 +101,24 @@ void cluster_topic_free(struct cluster_topic *t)
 	cluster_free(t);
 }
 
+struct cluster_topic *cluster_topic_alloc(const char *name, size_t parts_n,
+					  size_t configs_n)
+{
+	struct cluster_topic *t = cluster_calloc(1, sizeof(*t));
+
+	if (t == NULL)
+		return NULL;
+	t->parts = cluster_calloc(parts_n, sizeof(*t->parts));
+	t->configs = configs_n ? cluster_calloc(configs_n, sizeof(*t->configs)) :
+				 NULL;
+	if (t->parts == NULL || (configs_n && t->configs == NULL)) {
+		cluster_topic_free(t);
+		return NULL;
+	}
+	strcpy(t->name, name);
+	return t;
+}
+
 void cluster_state_clear(struct ox_cluster *c)
 {
 	for (uint32_t i = 0; i < c->topics_n; i++)

@@ -75,6 +75,10 @@ struct cluster_topic *cluster_topic_by_name(const struct ox_cluster *c,
 struct cluster_topic *cluster_topic_by_id(const struct ox_cluster *c,
 					   uint64_t id);
 void cluster_topic_free(struct cluster_topic *t);
+// A topic named `name` with room for its partitions and configs, the
+// rest zero (apply and restore fill it). NULL when out of memory.
+struct cluster_topic *cluster_topic_alloc(const char *name, size_t parts_n,
+					  size_t configs_n);
 // Inserts t (owned from now) into both indexes; room is guaranteed.
 void cluster_topic_insert(struct ox_cluster *c, struct cluster_topic *t);
 void cluster_topic_remove(struct ox_cluster *c, struct cluster_topic *t);

@@ -412,18 +412,11 @@ static int apply_create(struct ox_cluster *c, int64_t index,
 			const Oxbow__MetaCreateTopic *m,
 			struct ox_cluster_result *res)
 {
-	struct cluster_topic *t = cluster_calloc(1, sizeof(*t));
+	struct cluster_topic *t = cluster_topic_alloc(m->name, m->partitions,
+						      m->n_configs);
 
 	if (t == NULL)
 		return -ENOMEM;
-	t->parts = cluster_calloc(m->partitions, sizeof(*t->parts));
-	t->configs = m->n_configs ? cluster_calloc(m->n_configs,
-					      sizeof(*t->configs)) : NULL;
-	if (t->parts == NULL || (m->n_configs && t->configs == NULL)) {
-		cluster_topic_free(t);
-		return -ENOMEM;
-	}
-	strcpy(t->name, m->name);
 	t->id = c->next_topic_id++; // C3
 	t->created_index = index;
 	t->rf = m->replication_factor;

@@ -214,18 +214,11 @@ static int topic_check(const struct ox_cluster *c, const Oxbow__MetaSnapshot *s,
 
 static int restore_topic(struct ox_cluster *c, const Oxbow__MetaTopic *m)
 {
-	struct cluster_topic *t = cluster_calloc(1, sizeof(*t));
+	struct cluster_topic *t = cluster_topic_alloc(m->name, m->n_partitions,
+						      m->n_configs);
 
 	if (t == NULL)
 		return -ENOMEM;
-	t->parts = cluster_calloc(m->n_partitions, sizeof(*t->parts));
-	t->configs = m->n_configs ? cluster_calloc(m->n_configs,
-					      sizeof(*t->configs)) : NULL;
-	if (t->parts == NULL || (m->n_configs && t->configs == NULL)) {
-		cluster_topic_free(t);
-		return -ENOMEM;
-	}
-	strcpy(t->name, m->name);
 	t->id = m->id;
 	t->created_index = m->created_index;
 	t->rf = m->replication_factor;
