@@ -518,11 +518,11 @@ static void reject_append(struct ox_raft *r, const struct ox_raft_msg *m)
 	raft_push(r, &resp);
 }
 
-// The term of offset o in the leader's runs (o >= runs[0].start).
-static uint64_t msg_term_at(const struct ox_raft_msg *m, int64_t o)
+uint64_t ox_raft_msg_term_at(const struct ox_raft_msg *m, int64_t o)
 {
 	uint64_t t = m->runs[0].term;
 
+	OX_ASSERT(m->runs_n > 0);
 	for (uint32_t i = 1; i < m->runs_n && m->runs[i].start <= o; i++)
 		t = m->runs[i].term;
 	return t;
@@ -549,7 +549,7 @@ static int64_t first_conflict(const struct ox_raft *r,
 		int64_t next = limit;
 		int64_t i = run_find(r, o);
 
-		if (own_term_at(r, o) != msg_term_at(m, o))
+		if (own_term_at(r, o) != ox_raft_msg_term_at(m, o))
 			return o;
 		if (i + 1 < (int64_t)r->runs_n && r->runs[i + 1].start < next)
 			next = r->runs[i + 1].start;
@@ -624,7 +624,8 @@ static int handle_append(struct ox_raft *r, const struct ox_raft_msg *m,
 		// A correct leader never rewrites committed entries (R5) nor
 		// sends terms lower than the ones before them.
 		if (from < r->commit ||
-		    (kept > 0 && msg_term_at(m, from) < r->runs[kept - 1].term))
+		    (kept > 0 &&
+		     ox_raft_msg_term_at(m, from) < r->runs[kept - 1].term))
 			return -EINVAL;
 		if (kept + runs_needed(r, kept, m, from) > r->runs_max)
 			return -ENOSPC;

@@ -337,6 +337,10 @@ void ox_raft_append_dropped(struct ox_raft *r, const struct ox_raft_msg *msg);
 // Returns 0, -OX_ENOTLEADER, -EINVAL (not a voter, or self).
 int ox_raft_transfer(struct ox_raft *r, uint64_t target);
 
+// The term an APPEND's runs give offset o (o inside its entries; the
+// message has runs). Hosts check the batches they carry against it.
+uint64_t ox_raft_msg_term_at(const struct ox_raft_msg *m, int64_t o);
+
 // Takes the outputs gathered since the last call (see struct
 // ox_raft_ready). Always succeeds.
 void ox_raft_ready(struct ox_raft *r, struct ox_raft_ready *out);

@@ -788,16 +788,6 @@ int ox_replica_append(struct ox_replica *rep, void *batch, size_t len,
 // ---------------------------------------------------------------------
 // Follower input
 
-// The term the message gives offset o (o within its entries).
-static uint64_t msg_term_at(const struct ox_raft_msg *m, int64_t o)
-{
-	uint64_t t = m->runs[0].term;
-
-	for (uint32_t i = 1; i < m->runs_n && m->runs[i].start <= o; i++)
-		t = m->runs[i].term;
-	return t;
-}
-
 // An APPEND's bytes must be exactly its entries: whole batches that pass
 // their checksums, from prev_index to end_index without a gap, each of the
 // term the message gives it. Raft would otherwise count what the log
@@ -819,7 +809,7 @@ static int check_entries(const struct ox_raft_msg *m, const uint8_t *raw,
 		if (ox_batch_next(raw, raw_len, &pos, &h) != 1 ||
 		    ox_batch_verify(raw + at, pos - at, NULL) < 0 ||
 		    h.base_offset != next ||
-		    h.term != msg_term_at(m, h.base_offset))
+		    h.term != ox_raft_msg_term_at(m, h.base_offset))
 			return -OX_ECORRUPT;
 		next = h.base_offset + h.last_offset_delta + 1;
 	}
