@@ -18,6 +18,7 @@
 
 #include "broker/cluster/cluster.h"
 #include "proto/error.h"
+#include "tests/fuzz/fuzz_input.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -29,22 +30,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 			abort(); \
 		} \
 	} while (0)
-
-struct input {
-	const uint8_t *p;
-	size_t n;
-};
-
-static uint8_t take(struct input *in)
-{
-	uint8_t b;
-
-	if (in->n == 0)
-		return 0;
-	b = *in->p++;
-	in->n--;
-	return b;
-}
 
 static const char *const names[] = { "a", "b", "c", "__offsets", "", ".",
 				     "x y", "t" };

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "broker/raft/raft.h"
+#include "tests/fuzz/fuzz_input.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -26,22 +27,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 			abort(); \
 		} \
 	} while (0)
-
-struct input {
-	const uint8_t *p;
-	size_t n;
-};
-
-static uint8_t take(struct input *in)
-{
-	uint8_t b;
-
-	if (in->n == 0)
-		return 0;
-	b = *in->p++;
-	in->n--;
-	return b;
-}
 
 // Indices and terms near the log's: small values, sometimes absurd ones.
 static int64_t take_index(struct input *in)
