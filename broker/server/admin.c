@@ -489,6 +489,13 @@ static int delete_one(struct ox_server *srv, const char *name, char *why,
 			 name);
 		return -OX_EINVALID_REQUEST;
 	}
+	// One node must not drop its replicas of a cluster topic alone:
+	// that is its metadata group's to decide, for every node.
+	if (t->assignment != NULL) {
+		snprintf(why, why_len, "topic %s belongs to the cluster, whose "
+			 "metadata group does not delete topics yet", name);
+		return -OX_EUNSUPPORTED;
+	}
 	ox_srv_topic_unlink(srv, t);
 	int rc = ox_srv_meta_save(srv);
 	if (rc < 0) {
@@ -633,6 +640,13 @@ static int alter_check(struct ox_server *srv, const struct ox_topic *t,
 {
 	*cfg = t->meta.cfg;
 	*parts = t->meta.partitions;
+	// Every replica must change alike: that is the metadata group's.
+	if (t->assignment != NULL) {
+		snprintf(why, why_len, "topic %s belongs to the cluster, whose "
+			 "metadata group does not change configs yet",
+			 t->meta.name);
+		return -OX_EUNSUPPORTED;
+	}
 	for (size_t i = 0; i < m->n_set; i++) {
 		const Oxbow__ConfigEntry *e = m->set[i];
 		int rc;

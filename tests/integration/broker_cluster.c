@@ -76,6 +76,38 @@ static int agree(const bool *up, int64_t *took_ms)
 	return -1;
 }
 
+// A topic of the cluster, created on the metadata leader, cannot be
+// deleted or changed by one node alone: each node refuses, and the topic
+// stays whole.
+static void cluster_topic_guarded(int lead)
+{
+	struct ox_config_entry e = { "retention.ms", "1000" };
+	struct ox_topic_info *info = NULL;
+	int rc;
+
+	struct ox_admin *a = bc_admin(&nodes[lead]);
+	rc = ox_admin_topic_create(a, "kept", 2, 3, NULL, 0);
+	CHECK(rc == 0, "create on the metadata leader: %s (%s)",
+	      ox_strerror(rc), ox_admin_last_error(a));
+	ox_admin_destroy(a);
+	for (int i = 0; i < NODES; i++) {
+		a = bc_admin(&nodes[i]);
+		rc = ox_admin_topic_delete(a, "kept");
+		CHECK(rc == -OX_EUNSUPPORTED, "node %d deleted a cluster topic "
+		      "alone: %s", i + 1, ox_strerror(rc));
+		rc = ox_admin_config_alter(a, "kept", &e, 1);
+		CHECK(rc == -OX_EUNSUPPORTED, "node %d changed a cluster topic "
+		      "alone: %s", i + 1, ox_strerror(rc));
+		rc = ox_admin_topic_describe(a, "kept", &info);
+		CHECK(rc == 0 && info != NULL, "node %d lost the topic: %s",
+		      i + 1, ox_strerror(rc));
+		if (info)
+			ox_topic_infos_free(info, 1);
+		info = NULL;
+		ox_admin_destroy(a);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	bool up[NODES] = { true, true, true };
@@ -116,6 +148,8 @@ int main(int argc, char **argv)
 		printf("round %d: stopped node %d for %d ms; node %d leads\n",
 		       round, s + 1, STOP_MS, leader);
 	}
+	if (leader > 0)
+		cluster_topic_guarded(leader - 1);
 	for (int i = 0; i < NODES; i++)
 		CHECK(bc_broker_stop(&nodes[i]) == 0, "node %d did not stop "
 		      "cleanly", i + 1);
