@@ -56,9 +56,9 @@ struct ox_partition {
 	struct ox_topic *topic;
 	uint32_t index;
 	struct ox_log *log;
-	// The partition's Raft group over its log (one voter: this node,
-	// until replication is wired to peers). Appends go through it and
-	// its high watermark is what consumers read up to (S2).
+	// The partition's Raft group over its log (this node alone, or the
+	// replicas a cluster topic assigns). Appends go through it and its
+	// high watermark is what consumers read up to (S2).
 	struct ox_replica *rep;
 	// Bytes of batches below the high watermark since open: long-polls
 	// compare it with the value they saw when they parked.
