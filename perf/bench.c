@@ -74,6 +74,9 @@ static void usage(FILE *f)
 		"  consume --bootstrap L --topic T --records N   read N records from the beginning\n"
 		"  e2e --bootstrap L --topic T --records N --size B --rate R\n"
 		"      produce-to-consume latency at a fixed rate\n"
+		"  failover --bootstrap L --topic T --pid-file-pattern P [--rate R]\n"
+		"      SIGKILL partition 0's leader; time from the kill to the\n"
+		"      first write a new leader acknowledges\n"
 		"run `oxbow-bench MODE --help` for a mode's flags.\n");
 }
 
@@ -95,6 +98,8 @@ int main(int argc, char **argv)
 		return ox_bench_consume(argc - 1, argv + 1);
 	if (strcmp(argv[1], "e2e") == 0)
 		return ox_bench_e2e(argc - 1, argv + 1);
+	if (strcmp(argv[1], "failover") == 0)
+		return ox_bench_failover(argc - 1, argv + 1);
 	fprintf(stderr, "oxbow-bench: unknown mode '%s'\n", argv[1]);
 	usage(stderr);
 	return OX_BENCH_EXIT_USAGE;

@@ -37,5 +37,6 @@ int ox_bench_log(int argc, char **argv);
 int ox_bench_produce(int argc, char **argv);
 int ox_bench_consume(int argc, char **argv);
 int ox_bench_e2e(int argc, char **argv);
+int ox_bench_failover(int argc, char **argv);
 
 #endif

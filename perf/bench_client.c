@@ -26,6 +26,7 @@ static void client_usage(FILE *f, const char *mode)
 		"  --acks A          all | leader | none (default all)\n"
 		"  --rate R          records per second (default: as fast as possible)\n"
 		"  --partitions P    create the topic with P partitions if missing\n"
+		"  --replicas R      ... and R replicas (default the broker's)\n"
 		"  --linger-ms MS    producer linger.ms (default the library's)\n"
 		"  --batch-size B    producer batch.size (default the library's)\n"
 		"  --timeout-s S     fail after S seconds without progress (default 30)\n",
@@ -43,6 +44,7 @@ static int parse_flag(struct ox_bench_client_opts *o, int c)
 	case 's': return ox_bench_parse_u64(optarg, &o->size);
 	case 'r': return ox_bench_parse_u64(optarg, &o->rate);
 	case 'p': return ox_bench_parse_u64(optarg, &o->partitions);
+	case 'R': return ox_bench_parse_u64(optarg, &o->replicas);
 	case 'T': return ox_bench_parse_u64(optarg, &o->timeout_s);
 	case 'l': o->linger_ms = optarg; return 0;
 	case 'B': o->batch_size = optarg; return 0;
@@ -69,6 +71,7 @@ int ox_bench_client_parse(int argc, char **argv, const char *mode,
 		{"acks", required_argument, NULL, 'a'},
 		{"rate", required_argument, NULL, 'r'},
 		{"partitions", required_argument, NULL, 'p'},
+		{"replicas", required_argument, NULL, 'R'},
 		{"linger-ms", required_argument, NULL, 'l'},
 		{"batch-size", required_argument, NULL, 'B'},
 		{"timeout-s", required_argument, NULL, 'T'},
@@ -96,7 +99,8 @@ int ox_bench_client_parse(int argc, char **argv, const char *mode,
 		rc = -EINVAL;
 	if (rc == 0 && strchr(needs, 'r') != NULL && o->rate == 0)
 		rc = -EINVAL;
-	if (rc == 0 && (o->timeout_s == 0 || o->partitions > INT32_MAX))
+	if (rc == 0 && (o->timeout_s == 0 || o->partitions > INT32_MAX ||
+			o->replicas > INT32_MAX))
 		rc = -EINVAL;
 	if (rc != 0) {
 		client_usage(stderr, mode);
@@ -156,7 +160,8 @@ int ox_bench_client_topic(const struct ox_bench_client_opts *o)
 	}
 	if (o->partitions > 0) {
 		rc = ox_admin_topic_create(admin, o->topic,
-					   (int32_t)o->partitions, 0, NULL, 0);
+					   (int32_t)o->partitions,
+					   (int32_t)o->replicas, NULL, 0);
 		if (rc != 0 && rc != -OX_ETOPIC_EXISTS) {
 			ox_bench_client_error(o, "creating the topic", rc,
 					      ox_admin_last_error(admin));

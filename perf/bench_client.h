@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// What oxbow-bench's broker modes (produce, consume, e2e) share: their
+// What oxbow-bench's broker modes (produce, consume, e2e, failover) share: their
 // flags, liboxbow configuration built from them, the topic they create
 // when asked, the payload pool and the pacing of a fixed send rate. These
 // modes measure a running broker through the public client API only.
@@ -31,6 +31,7 @@ struct ox_bench_client_opts {
 	uint64_t size;
 	uint64_t rate;          // records per second; 0: as fast as possible
 	uint64_t partitions;    // > 0: create the topic if it is missing
+	uint64_t replicas;      // ... with this many replicas; 0: the broker's
 	uint64_t timeout_s;     // give up after this long without progress
 };
 
@@ -46,8 +47,8 @@ int ox_bench_client_parse(int argc, char **argv, const char *mode,
 // or NULL after printing why. The caller destroys it.
 struct ox_conf *ox_bench_client_conf(const struct ox_bench_client_opts *o);
 
-// Makes sure the topic exists (creating it with o->partitions when that is
-// > 0 and it is missing) and returns its partition count. Returns the
+// Makes sure the topic exists (creating it with o->partitions and
+// o->replicas when partitions is > 0 and it is missing) and returns its partition count. Returns the
 // count or a negative error after printing it.
 int ox_bench_client_topic(const struct ox_bench_client_opts *o);
 
