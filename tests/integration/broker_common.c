@@ -293,7 +293,7 @@ static int ready_port(const struct bc_broker *b)
 	return port > 0 && port < 65536 ? port : 0;
 }
 
-void bc_broker_start(struct bc_broker *b)
+void bc_broker_spawn(struct bc_broker *b)
 {
 	char listen[64], ready[BC_PATH_MAX + 16];
 	char *argv[BC_ARGS_MAX + 8];
@@ -324,12 +324,17 @@ void bc_broker_start(struct bc_broker *b)
 		exec_broker(b, parent, argv);
 	b->pid = pid;
 	b->starts++;
+	b->spawned_ms = bc_now_ms();
+}
 
-	int64_t deadline = bc_now_ms() + BC_READY_TIMEOUT_MS;
+void bc_broker_wait_ready(struct bc_broker *b)
+{
+	int64_t deadline = b->spawned_ms + BC_READY_TIMEOUT_MS;
 	int port = 0;
+
 	while (!(port = ready_port(b))) {
 		int st;
-		if (waitpid(pid, &st, WNOHANG) == pid) {
+		if (waitpid(b->pid, &st, WNOHANG) == b->pid) {
 			b->pid = 0;
 			bc_dief("oxbowd (%s) exited with status %d before "
 				"it was ready", b->root,
@@ -346,9 +351,15 @@ void bc_broker_start(struct bc_broker *b)
 			b->port);
 	b->port = port;
 	snprintf(b->bootstrap, sizeof(b->bootstrap), "127.0.0.1:%d", port);
-	printf("%s: oxbowd pid %d ready on %s (start %d)\n", prog, (int)pid,
+	printf("%s: oxbowd pid %d ready on %s (start %d)\n", prog, (int)b->pid,
 	       b->bootstrap, b->starts);
 	fflush(stdout);
+}
+
+void bc_broker_start(struct bc_broker *b)
+{
+	bc_broker_spawn(b);
+	bc_broker_wait_ready(b);
 }
 
 static int status_code(int st)
@@ -860,4 +871,12 @@ Oxbow__ClusterStatusResponse *bc_cluster_status(const struct bc_broker *b)
 	free(frame);
 	close(fd);
 	return m;
+}
+
+void bc_cluster_restart(struct bc_broker *nodes, int n)
+{
+	for (int i = 0; i < n; i++)
+		bc_broker_spawn(&nodes[i]);
+	for (int i = 0; i < n; i++)
+		bc_broker_wait_ready(&nodes[i]);
 }

@@ -98,6 +98,7 @@ struct bc_broker {
 	char *args[BC_ARGS_MAX];
 	int nargs;
 	int starts;
+	int64_t spawned_ms; // when the last start forked (monotonic)
 };
 
 // Creates the temporary root and registers b for cleanup. args: extra
@@ -109,6 +110,13 @@ void bc_broker_init(struct bc_broker *b, const char *tag,
 // its ready file. Dies (printing the broker's log) when it does not come
 // up within BC_READY_TIMEOUT_MS.
 void bc_broker_start(struct bc_broker *b);
+// The two halves of bc_broker_start, so that several brokers can start at
+// once (a whole cluster restarting, whose nodes wait for each other):
+// spawn forks and execs without waiting; wait_ready waits (up to
+// BC_READY_TIMEOUT_MS from the spawn) for the ready file and dies as
+// bc_broker_start does.
+void bc_broker_spawn(struct bc_broker *b);
+void bc_broker_wait_ready(struct bc_broker *b);
 // SIGTERM, wait up to BC_STOP_TIMEOUT_MS, then SIGKILL. Returns the exit
 // status as a shell would show it (128 + signal when killed).
 int bc_broker_stop(struct bc_broker *b);
@@ -210,6 +218,9 @@ int64_t bc_value_check(const void *value, size_t len);
 // them; each becomes ready on its own (the metadata leader comes later).
 void bc_cluster_start(struct bc_broker *nodes, int n, const char *tag,
 		      const char *const *args);
+// Starts every node (all stopped) at once on its data directory and port,
+// then waits until each is ready: a whole cluster coming back.
+void bc_cluster_restart(struct bc_broker *nodes, int n);
 // "host:port,..." of every node's client listener.
 void bc_cluster_bootstrap(const struct bc_broker *nodes, int n, char *out,
 			  size_t cap);

@@ -1,38 +1,62 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // Kill -9 test of one oxbowd under load. A producer (acks=all, retries=0,
-// so that no record is ever sent twice) sends records to a topic without
-// pause; for a bounded number of rounds oxbowd is SIGKILLed at a random
-// moment and restarted on the same data directory and port, while the
-// same producer keeps going. At the end a consumer reads every partition
-// from its start to its end offset and checks:
+// so that no record is ever sent twice) sends keyed records to a topic
+// without pause; for a bounded number of rounds oxbowd is SIGKILLed at a
+// random moment and restarted on the same data directory and port, while
+// the same producer keeps going. At the end a consumer reads every
+// partition from its start to its end offset and checks:
 //   - every record whose delivery callback reported success is there,
 //     intact, at the partition and offset the callback reported;
 //   - every record stored is one that was sent, intact (its value names
-//     its index and the rest is recomputed from the seed), and stored once;
+//     its index and the rest, key included, is recomputed from the seed),
+//     and stored once;
+//   - per key, acknowledged records are stored in the order they were sent
+//     (the key is the record's index modulo KEYS);
 //   - the broker shuts down cleanly after all of it.
 // Records whose callback failed may or may not be stored.
 //
 // With OX_TEST_CLUSTER=3 the same runs against three nodes whose `peers`
-// name each other, on a topic of replication factor 3: each round SIGKILLs
-// the current leader of a random partition, keeps producing while it is
-// down (the group elects another leader; the producer follows it through
-// NOT_LEADER and metadata), then restarts it, and it catches up. It prints
-// how long each partition went without a leader, as the producer saw it.
+// name each other, on a topic of replication factor 3, in rounds that
+// alternate two faults on the current leader of a random partition:
+//   - SIGKILL: keep producing while it is down (the group elects another
+//     leader; the producer follows it through NOT_LEADER and metadata),
+//     then restart it, and it catches up;
+//   - SIGSTOP for longer than an election timeout while producing (the
+//     others elect a leader), then SIGCONT: the old leader must find the
+//     new term and step down, and every node agree on one leader.
+// It prints how long each partition went without a leader, as the test saw
+// it. After the rounds it waits until every replica of every partition
+// holds the log up to one high watermark (CLUSTER_STATUS of each node),
+// reads it back as above, stops every node cleanly and opens each node's
+// partition logs offline (log_digest.h): the replicas must hold the same
+// batches (offsets, term, XXH3-64 of the bytes) wherever all of them hold
+// data, and that part must reach the high watermark; every acknowledged
+// record must be in every replica at its offset, and every record stored
+// on any node must be one that was sent, once.
 // A plain program (exit 0 pass, 1 fail, 77 skip): argv[1] is oxbowd.
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "tests/integration/broker_common.h"
+#include "tests/integration/log_digest.h"
 
 #define ROUNDS 10
-#define CLUSTER_ROUNDS 6
+#define CLUSTER_ROUNDS 8     // even rounds SIGKILL, odd ones SIGSTOP
 #define DOWN_MS 800 // how long a killed leader stays down, writes going on
+// How long a leader stays stopped: well past an election timeout (10 to
+// 20 ticks of 10 ms), so the others elect while it sleeps.
+#define STOP_MS 1500
+#define STOP_SLICE_MS 20 // while stopped, how often it looks for a leader
 #define ELECT_TIMEOUT_MS 10000
+#define AGREE_TIMEOUT_MS 20000 // a resumed leader steps down within this
+#define SETTLE_TIMEOUT_MS 60000 // every replica in sync within this
 #define PARTITIONS 3
+#define KEYS 16              // record i has key i % KEYS
 #define KILL_MS_MIN 100
 #define KILL_MS_SPAN 900     // a round's kill comes 100..1000 ms after start
 #define ROUND_RECORDS_MAX 150000 // bounds the memory of the bookkeeping
@@ -40,6 +64,10 @@
 // until the kill instead of the whole round being queued (and acknowledged)
 // in its first milliseconds.
 #define PENDING_MAX 3000
+// Records per millisecond a cluster round sends at most, so that the load
+// lasts through every round (the bookkeeping holds RECORDS_MAX) and the
+// three logs stay a few hundred MB each.
+#define CLUSTER_RECORDS_PER_MS 40
 #define RECORDS_MAX (ROUNDS * ROUND_RECORDS_MAX)
 #define VALUE_BYTES_MIN 8    // the index
 #define VALUE_BYTES_SPAN 1200
@@ -56,10 +84,27 @@ static int32_t acked_part[RECORDS_MAX];
 static int64_t acked_off[RECORDS_MAX];
 static int32_t found_part[RECORDS_MAX];
 static int64_t found_off[RECORDS_MAX];
+// Records per millisecond send_until allows itself (0: no limit).
+static int64_t pace_per_ms;
 
 static size_t value_len_of(uint64_t i)
 {
 	return VALUE_BYTES_MIN + bc_hash(i, 7) % VALUE_BYTES_SPAN;
+}
+
+// Record i's key: "key-<i % KEYS>", with its length.
+static size_t key_of(uint64_t i, char *buf, size_t cap)
+{
+	return (size_t)snprintf(buf, cap, "key-%u", (unsigned)(i % KEYS));
+}
+
+// Whether a stored key is record i's.
+static bool key_is(uint64_t i, const void *key, size_t len)
+{
+	char want[16];
+	size_t n = key_of(i, want, sizeof(want));
+
+	return key != NULL && len == n && memcmp(key, want, n) == 0;
 }
 
 static void delivered(void *opaque, int err, const char *t, int32_t part,
@@ -101,16 +146,21 @@ static struct ox_producer *producer(const struct bc_broker *b)
 	return p;
 }
 
-// Sends records until kill_at (monotonic ms) or the round's cap. Returns
-// the next index.
+// Sends records until kill_at (monotonic ms) or the round's cap, at most
+// pace_per_ms a millisecond when that is set. Returns the next index.
 static size_t send_until(struct ox_producer *p, size_t next, int64_t kill_at,
 			 size_t *refused)
 {
 	uint8_t value[VALUE_BYTES_MIN + VALUE_BYTES_SPAN];
-	size_t cap = next + ROUND_RECORDS_MAX;
+	char key[16];
+	size_t cap = next + ROUND_RECORDS_MAX, from = next;
+	int64_t start = bc_now_ms();
 
 	while (next < cap && next < RECORDS_MAX && bc_now_ms() < kill_at) {
-		if (ox_producer_pending(p) > PENDING_MAX) {
+		if (ox_producer_pending(p) > PENDING_MAX ||
+		    (pace_per_ms > 0 &&
+		     (int64_t)(next - from) >
+			     (bc_now_ms() - start + 1) * pace_per_ms)) {
 			bc_sleep_ms(1);
 			continue;
 		}
@@ -119,6 +169,8 @@ static size_t send_until(struct ox_producer *p, size_t next, int64_t kill_at,
 		struct ox_message m = {
 			.topic = topic,
 			.partition = OX_PARTITION_ANY,
+			.key = key,
+			.key_len = key_of(next, key, sizeof(key)),
 			.value = value,
 			.value_len = len,
 			.cb = delivered,
@@ -209,7 +261,8 @@ static size_t read_back(const struct bc_broker *b, size_t nsent)
 			last[p] = r->offset;
 			int64_t i = bc_value_check(r->value, r->value_len);
 			if (i < 0 || (size_t)i >= nsent ||
-			    r->value_len != value_len_of((uint64_t)i)) {
+			    r->value_len != value_len_of((uint64_t)i) ||
+			    !key_is((uint64_t)i, r->key, r->key_len)) {
 				if (bad++ < 5)
 					CHECK(0, "record at %d/%" PRId64 " is "
 					      "not one that was sent, or is "
@@ -233,22 +286,116 @@ static size_t read_back(const struct bc_broker *b, size_t nsent)
 	return got;
 }
 
-// The leader of partition p as any running node sees it (-1: none yet).
-static int partition_leader(struct bc_broker *nodes, int n, int p)
+// Per key, acknowledged records are stored in the order they were sent:
+// one partition, offsets rising with the index.
+static void check_key_order(size_t next)
+{
+	int32_t part[KEYS];
+	int64_t last[KEYS];
+	size_t last_i[KEYS], bad = 0;
+
+	for (int k = 0; k < KEYS; k++)
+		part[k] = -1;
+	for (size_t i = 0; i < next; i++) {
+		size_t k = i % KEYS;
+
+		if (atomic_load(&state[i]) != 1 || found_off[i] < 0)
+			continue;
+		if (part[k] >= 0 &&
+		    (found_part[i] != part[k] || found_off[i] <= last[k]) &&
+		    bad++ < 5)
+			CHECK(0, "key %zu: record %zu stored at %d/%" PRId64
+			      ", not after record %zu (sent before it) at %d/%"
+			      PRId64, k, i, found_part[i], found_off[i],
+			      last_i[k], part[k], last[k]);
+		part[k] = found_part[i];
+		last[k] = found_off[i];
+		last_i[k] = i;
+	}
+	CHECK(bad == 0, "%zu acknowledged records out of their key's order",
+	      bad);
+}
+
+// What node b says of partition p: its leader (-1: none known), high
+// watermark and replicas in sync. False when b does not answer or does
+// not hold p.
+static bool partition_view(const struct bc_broker *b, int p, int *leader,
+			   int64_t *hw, int *in_sync)
+{
+	Oxbow__ClusterStatusResponse *m = bc_cluster_status(b);
+	bool found = false;
+
+	if (m == NULL)
+		return false;
+	for (size_t k = 0; k < m->n_partitions; k++) {
+		const Oxbow__PartitionStatus *ps = m->partitions[k];
+
+		if (strcmp(ps->topic, topic) != 0 || ps->partition != p)
+			continue;
+		*leader = ps->leader;
+		*hw = ps->high_watermark;
+		*in_sync = (int)ps->n_in_sync;
+		found = true;
+	}
+	oxbow__cluster_status_response__free_unpacked(m, NULL);
+	return found;
+}
+
+// The leader of partition p as any running node but node index `skip`
+// sees it (-1: none yet). A stopped node is skipped: it would not answer.
+static int partition_leader(struct bc_broker *nodes, int n, int p, int skip)
 {
 	for (int i = 0; i < n; i++) {
-		Oxbow__ClusterStatusResponse *m = bc_cluster_status(&nodes[i]);
-		int leader = -1;
+		int leader = -1, in_sync;
+		int64_t hw;
 
-		if (m == NULL)
-			continue;
-		for (size_t k = 0; k < m->n_partitions; k++)
-			if (strcmp(m->partitions[k]->topic, topic) == 0 &&
-			    m->partitions[k]->partition == p)
-				leader = m->partitions[k]->leader;
-		oxbow__cluster_status_response__free_unpacked(m, NULL);
-		if (leader > 0)
+		if (i != skip && partition_view(&nodes[i], p, &leader, &hw,
+						 &in_sync) && leader > 0)
 			return leader;
+	}
+	return -1;
+}
+
+// Waits (ELECT_TIMEOUT_MS from `since`) until a node other than node index
+// `skip` names a leader of p other than `old`. Returns it with the time
+// taken in *took_ms, or -1.
+static int new_leader(struct bc_broker *nodes, int n, int p, int old,
+		      int skip, int64_t since, int64_t *took_ms)
+{
+	*took_ms = -1;
+	while (bc_now_ms() - since < ELECT_TIMEOUT_MS) {
+		int leader = partition_leader(nodes, n, p, skip);
+
+		if (leader > 0 && leader != old) {
+			*took_ms = bc_now_ms() - since;
+			return leader;
+		}
+		bc_sleep_ms(5);
+	}
+	return -1;
+}
+
+// Waits until every node names one leader of p; returns it, or -1.
+static int agreed_leader(struct bc_broker *nodes, int n, int p)
+{
+	int64_t until = bc_now_ms() + AGREE_TIMEOUT_MS;
+
+	while (bc_now_ms() < until) {
+		int leader = -1;
+		bool same = true;
+
+		for (int i = 0; i < n && same; i++) {
+			int l = -1, in_sync;
+			int64_t hw;
+
+			same = partition_view(&nodes[i], p, &l, &hw,
+					      &in_sync) && l > 0 &&
+			       (leader < 0 || l == leader);
+			leader = l;
+		}
+		if (same)
+			return leader;
+		bc_sleep_ms(20);
 	}
 	return -1;
 }
@@ -278,17 +425,262 @@ static int meta_leader(struct bc_broker *nodes, int n)
 
 static void check_stored(struct bc_broker *b, size_t next, size_t refused);
 
+// A SIGKILL round: the leader of partition `part` dies, the others elect,
+// writes go on while it is down, then it comes back and catches up.
+static size_t kill_round(struct bc_broker *nodes, int n, struct ox_producer *p,
+			 int round, int part, int leader, size_t from,
+			 size_t next, size_t *refused)
+{
+	int64_t took;
+
+	bc_broker_kill(&nodes[leader - 1]);
+	int now_leader = new_leader(nodes, n, part, leader, leader - 1,
+				    bc_now_ms(), &took);
+	printf("round %d: killed node %d (leader of partition %d) after "
+	       "%zu records; node %d leads it %" PRId64 " ms later\n",
+	       round, leader, part, next - from, now_leader, took);
+	fflush(stdout);
+	CHECK(now_leader > 0, "round %d: partition %d has no new leader",
+	      round, part);
+	next = send_until(p, next, bc_now_ms() + DOWN_MS, refused);
+	bc_broker_start(&nodes[leader - 1]);
+	return next;
+}
+
+// A SIGSTOP round: the leader of partition `part` sleeps through election
+// timeouts while the producer goes on; the others elect a leader. Resumed,
+// it still believes it leads in its old term: it must learn the new term
+// and step down (it must not acknowledge what the new leader overwrote),
+// and every node must name one leader.
+static size_t stop_round(struct bc_broker *nodes, int n, struct ox_producer *p,
+			 int round, int part, int leader, size_t from,
+			 size_t next, size_t *refused)
+{
+	struct bc_broker *b = &nodes[leader - 1];
+	int64_t stopped = bc_now_ms(), took = -1;
+	int now_leader = -1;
+
+	CHECK(kill(b->pid, SIGSTOP) == 0, "SIGSTOP node %d: %s", leader,
+	      strerror(errno));
+	// Producing in slices, looking for the new leader in between.
+	while (bc_now_ms() - stopped < STOP_MS) {
+		int64_t until = bc_now_ms() + STOP_SLICE_MS;
+
+		next = send_until(p, next, until < stopped + STOP_MS ? until :
+					   stopped + STOP_MS, refused);
+		if (now_leader > 0)
+			continue;
+		now_leader = partition_leader(nodes, n, part, leader - 1);
+		if (now_leader == leader)
+			now_leader = -1;
+		took = bc_now_ms() - stopped;
+	}
+	if (now_leader < 0)
+		now_leader = new_leader(nodes, n, part, leader, leader - 1,
+					stopped, &took);
+	// Stopped STOP_MS at least, whatever the wait for a leader took.
+	int64_t slept = bc_now_ms() - stopped;
+	CHECK(kill(b->pid, SIGCONT) == 0, "SIGCONT node %d: %s", leader,
+	      strerror(errno));
+	int64_t resumed = bc_now_ms();
+	int agreed = agreed_leader(nodes, n, part);
+	printf("round %d: stopped node %d (leader of partition %d) after "
+	       "%zu records for %" PRId64 " ms; node %d led it %" PRId64
+	       " ms after the stop (seen within %d ms); all agree on node "
+	       "%d %" PRId64 " ms after the resume\n", round, leader, part,
+	       next - from, slept, now_leader, took, STOP_SLICE_MS, agreed,
+	       bc_now_ms() - resumed);
+	fflush(stdout);
+	CHECK(now_leader > 0, "round %d: partition %d has no new leader while "
+	      "node %d is stopped", round, part, leader);
+	CHECK(agreed > 0, "round %d: after node %d resumed, the nodes do not "
+	      "agree on a leader of partition %d within %d ms", round, leader,
+	      part, AGREE_TIMEOUT_MS);
+	return next;
+}
+
+// Waits until, for every partition, every node answers with one leader
+// and one high watermark, the leader counts all n replicas in sync, and
+// the high watermark covers every acknowledged record (acked_end).
+// Sets cluster_end. Returns whether it happened within SETTLE_TIMEOUT_MS.
+static bool settle(struct bc_broker *nodes, int n, const int64_t *acked_end)
+{
+	int64_t start = bc_now_ms();
+	int settled = 0;
+
+	while (settled < PARTITIONS &&
+	       bc_now_ms() - start < SETTLE_TIMEOUT_MS) {
+		settled = 0;
+		for (int q = 0; q < PARTITIONS; q++) {
+			int leader = -1, in_sync = 0, ok = 0;
+			int64_t hw = -1;
+
+			for (int i = 0; i < n; i++) {
+				int l = -1, s = 0;
+				int64_t h = -1;
+
+				if (!partition_view(&nodes[i], q, &l, &h, &s) ||
+				    l <= 0 || (i && (l != leader || h != hw)))
+					break;
+				leader = l;
+				hw = h;
+				ok++;
+				if (l == i + 1)
+					in_sync = s;
+			}
+			if (ok < n || in_sync != n || hw < acked_end[q])
+				break;
+			cluster_end[q] = hw;
+			settled++;
+		}
+		if (settled < PARTITIONS)
+			bc_sleep_ms(50);
+	}
+	printf("cluster %s after %" PRId64 " ms\n",
+	       settled == PARTITIONS ? "settled" : "did not settle",
+	       bc_now_ms() - start);
+	return settled == PARTITIONS;
+}
+
+// What the offline scan of one replica found.
+struct replica_scan {
+	int node;
+	int part;
+	size_t nsent;
+	size_t records, bad, dups;
+	uint8_t *seen; // per record index: 1 stored, 2 stored where acked
+};
+
+static void replica_record(void *arg, const struct ld_batch *b,
+			   const struct ox_record *r)
+{
+	struct replica_scan *s = arg;
+	int64_t i = r->value_len < 8 ? -1 :
+		    bc_value_check(r->value, (size_t)r->value_len);
+
+	s->records++;
+	if (i < 0 || (size_t)i >= s->nsent ||
+	    (size_t)r->value_len != value_len_of((uint64_t)i) ||
+	    r->key_len < 0 ||
+	    !key_is((uint64_t)i, r->key, (size_t)r->key_len)) {
+		if (s->bad++ < 5)
+			CHECK(0, "node %d partition %d: the record at %" PRId64
+			      " (batch %" PRId64 "..%" PRId64 ", term %" PRIu64
+			      ") is not one that was sent, or is damaged",
+			      s->node, s->part, r->offset, b->base, b->last,
+			      b->term);
+		return;
+	}
+	if (s->seen[i]) {
+		if (s->dups++ < 5)
+			CHECK(0, "node %d partition %d: record %" PRId64
+			      " stored twice in one log (again at %" PRId64
+			      ", term %" PRIu64 ")", s->node, s->part, i,
+			      r->offset, b->term);
+		return;
+	}
+	s->seen[i] = atomic_load(&state[i]) == 1 && acked_part[i] == s->part &&
+		     acked_off[i] == r->offset ? 2 : 1;
+}
+
+// Reads partition q of node i offline into *log, checking every record
+// in it and that every record acknowledged in q is there at its offset.
+static void replica_read(const struct bc_broker *b, int node, int q,
+			 size_t nsent, uint8_t *seen, struct ld_log *log)
+{
+	struct replica_scan s = { .node = node, .part = q, .nsent = nsent,
+				  .seen = seen };
+	char dir[LD_PATH_MAX], pdir[LD_PATH_MAX + 16];
+	size_t missing = 0;
+
+	memset(seen, 0, nsent);
+	memset(log, 0, sizeof(*log));
+	int rc = ld_cluster_topic_dir(b->data_dir, dir, sizeof(dir));
+	if (rc == 0) {
+		snprintf(pdir, sizeof(pdir), "%s/%d", dir, q);
+		rc = ld_log_read(pdir, replica_record, &s, log);
+	}
+	CHECK(rc == 0, "node %d partition %d: the log under %s cannot be read "
+	      "offline: %s", node, q, b->data_dir, ox_strerror(rc));
+	if (rc < 0)
+		return;
+	for (size_t i = 0; i < nsent; i++) {
+		if (atomic_load(&state[i]) != 1 || acked_part[i] != q ||
+		    seen[i] == 2)
+			continue;
+		if (missing++ < 5)
+			CHECK(0, "node %d partition %d: record %zu, "
+			      "acknowledged at %" PRId64 ", is %s", node, q,
+			      i, acked_off[i],
+			      seen[i] ? "elsewhere in the log" : "missing");
+	}
+	printf("node %d partition %d: %zu batches, offsets %" PRId64 "..%"
+	       PRId64 ", %zu records (%zu not sent or damaged, %zu twice), "
+	       "%zu acknowledged records missing\n", node, q, log->n,
+	       log->start, log->end, s.records, s.bad, s.dups, missing);
+	CHECK(s.bad == 0 && s.dups == 0 && missing == 0,
+	      "node %d partition %d: its log is not what was acknowledged",
+	      node, q);
+}
+
+// With every node stopped: each partition's replicas hold the same batches
+// wherever all of them hold data, up to the settled high watermark at
+// least, and each holds every acknowledged record of it.
+static void check_replicas(struct bc_broker *nodes, int n, size_t nsent)
+{
+	uint8_t *seen = malloc(nsent ? nsent : 1);
+
+	if (seen == NULL)
+		bc_die("malloc", -ENOMEM);
+	for (int q = 0; q < PARTITIONS; q++) {
+		struct ld_log logs[BC_CLUSTER_MAX];
+		char why[512];
+
+		for (int i = 0; i < n; i++)
+			replica_read(&nodes[i], i + 1, q, nsent, seen,
+				     &logs[i]);
+		int64_t agree = ld_logs_agree(logs, (size_t)n, why,
+					      sizeof(why));
+		printf("partition %d: replicas agree up to %" PRId64
+		       " (high watermark %" PRId64 ")\n", q, agree,
+		       cluster_end[q]);
+		CHECK(agree >= 0, "partition %d: replicas differ: %s (logs are "
+		      "node 1..%d)", q, why, n);
+		CHECK(agree < 0 || agree >= cluster_end[q], "partition %d: the "
+		      "replicas agree only up to %" PRId64 ", below the high "
+		      "watermark %" PRId64, q, agree, cluster_end[q]);
+		for (int i = 0; i < n; i++)
+			ld_log_free(&logs[i]);
+	}
+	free(seen);
+}
+
+// The offset after the last acknowledged record of each partition.
+static void acked_ends(size_t next, int64_t *end)
+{
+	for (int q = 0; q < PARTITIONS; q++)
+		end[q] = 0;
+	for (size_t i = 0; i < next; i++)
+		if (atomic_load(&state[i]) == 1 && acked_part[i] >= 0 &&
+		    acked_part[i] < PARTITIONS &&
+		    acked_off[i] + 1 > end[acked_part[i]])
+			end[acked_part[i]] = acked_off[i] + 1;
+}
+
 static void run_cluster(int n)
 {
 	struct bc_broker nodes[BC_CLUSTER_MAX];
 	static const char *const args[] = { "--log.segment.bytes", "1048576",
 					    NULL };
+	int64_t acked_end[PARTITIONS];
 
+	if (n < 1 || n > BC_CLUSTER_MAX)
+		bc_dief("OX_TEST_CLUSTER=%d: 1..%d nodes", n, BC_CLUSTER_MAX);
 	bc_cluster_start(nodes, n, "killc", args);
 	bc_cluster_bootstrap(nodes, n, bootstrap_all, sizeof(bootstrap_all));
 	int ml = meta_leader(nodes, n), rc;
 	struct ox_admin *a = bc_admin(&nodes[ml]);
-	rc = ox_admin_topic_create(a, topic, PARTITIONS, 3, NULL, 0);
+	rc = ox_admin_topic_create(a, topic, PARTITIONS, n, NULL, 0);
 	if (rc < 0)
 		bc_dief("create topic: %s (%s)", ox_strerror(rc),
 			ox_admin_last_error(a));
@@ -296,6 +688,7 @@ static void run_cluster(int n)
 
 	struct ox_producer *p = producer(&nodes[ml]);
 	size_t next = 0, refused = 0;
+	pace_per_ms = CLUSTER_RECORDS_PER_MS;
 	for (int round = 0; round < CLUSTER_ROUNDS; round++) {
 		int64_t kill_at = bc_now_ms() + KILL_MS_MIN +
 				  (int64_t)bc_rng_below(KILL_MS_SPAN);
@@ -303,65 +696,44 @@ static void run_cluster(int n)
 		size_t from = next;
 
 		next = send_until(p, next, kill_at, &refused);
-		int leader = partition_leader(nodes, n, part);
+		int leader = partition_leader(nodes, n, part, -1);
 		CHECK(leader > 0, "round %d: partition %d has no leader", round,
 		      part);
 		if (leader <= 0)
 			continue;
-		bc_broker_kill(&nodes[leader - 1]);
-		int64_t killed = bc_now_ms(), elected = -1;
-		int now_leader = -1;
-		// The producer keeps its queue while the others elect.
-		while (bc_now_ms() - killed < ELECT_TIMEOUT_MS) {
-			now_leader = partition_leader(nodes, n, part);
-			if (now_leader > 0 && now_leader != leader) {
-				elected = bc_now_ms() - killed;
-				break;
-			}
-			bc_sleep_ms(5);
-		}
-		printf("round %d: killed node %d (leader of partition %d) after "
-		       "%zu records; node %d leads it %" PRId64 " ms later\n",
-		       round, leader, part, next - from, now_leader, elected);
-		fflush(stdout);
-		CHECK(elected >= 0, "round %d: partition %d has no new leader",
-		      round, part);
-		// Writes go on while it is down, then it comes back and
-		// catches up.
-		next = send_until(p, next, bc_now_ms() + DOWN_MS, &refused);
-		bc_broker_start(&nodes[leader - 1]);
+		if (round % 2 == 0)
+			next = kill_round(nodes, n, p, round, part, leader,
+					  from, next, &refused);
+		else
+			next = stop_round(nodes, n, p, round, part, leader,
+					  from, next, &refused);
 	}
 	next = send_until(p, next, bc_now_ms() + 500, &refused);
 	rc = ox_producer_flush(p, FLUSH_TIMEOUT_MS);
 	CHECK(rc == 0, "flush: %s", ox_strerror(rc));
 	ox_producer_destroy(p);
-	// Read up to each partition's end on its leader: the highest high
-	// watermark any node reports (a restarted follower may lag).
-	for (int i = 0; i < n; i++) {
-		Oxbow__ClusterStatusResponse *m = bc_cluster_status(&nodes[i]);
-
-		for (size_t k = 0; m && k < m->n_partitions; k++) {
-			const Oxbow__PartitionStatus *ps = m->partitions[k];
-
-			if (strcmp(ps->topic, topic) == 0 &&
-			    ps->partition >= 0 && ps->partition < PARTITIONS &&
-			    ps->high_watermark > cluster_end[ps->partition])
-				cluster_end[ps->partition] = ps->high_watermark;
-		}
-		if (m)
-			oxbow__cluster_status_response__free_unpacked(m, NULL);
-	}
+	// Every replica catches up with its leader; the consumer then reads
+	// up to that high watermark.
+	acked_ends(next, acked_end);
+	CHECK(settle(nodes, n, acked_end), "the replicas did not all catch up "
+	      "within %d ms", SETTLE_TIMEOUT_MS);
 	for (int q = 0; q < PARTITIONS; q++)
-		printf("partition %d: read up to %" PRId64 "\n", q,
-		       cluster_end[q]);
+		printf("partition %d: read up to %" PRId64 " (acknowledged up "
+		       "to %" PRId64 ")\n", q, cluster_end[q], acked_end[q]);
 	check_stored(&nodes[meta_leader(nodes, n)], next, refused);
 	for (int i = 0; i < n; i++)
 		CHECK(bc_broker_alive(&nodes[i]), "node %d died", i + 1);
+	for (int i = 0; i < n; i++) {
+		int st = bc_broker_stop(&nodes[i]);
+		CHECK(st == 0, "node %d exited with status %d on SIGTERM, "
+		      "not 0", i + 1, st);
+	}
+	check_replicas(nodes, n, next);
 	bc_finish();
 }
 
 // Every acknowledged record is stored, intact, once, where its callback
-// said; records are only ones that were sent.
+// said, in its key's order; records are only ones that were sent.
 static void check_stored(struct bc_broker *b, size_t next, size_t refused)
 {
 	size_t acked = 0, failed = 0, unanswered = 0;
@@ -375,7 +747,7 @@ static void check_stored(struct bc_broker *b, size_t next, size_t refused)
 	       "at send), %zu unanswered\n",
 	       next, acked, failed, refused, unanswered);
 	CHECK(unanswered == 0, "%zu records never got a callback", unanswered);
-	CHECK(acked > 0, "no record was acknowledged in %d rounds", ROUNDS);
+	CHECK(acked > 0, "no record was acknowledged");
 
 	size_t stored = read_back(b, next);
 	size_t lost = 0, failed_stored = 0;
@@ -396,6 +768,7 @@ static void check_stored(struct bc_broker *b, size_t next, size_t refused)
 	       "moved; %zu failed records stored anyway\n",
 	       stored, lost, failed_stored);
 	CHECK(lost == 0, "%zu acknowledged records lost or moved", lost);
+	check_key_order(next);
 }
 
 int main(int argc, char **argv)
