@@ -493,6 +493,8 @@ static void retry_fired(void *arg, int res)
 	}
 	pump(rep);
 	process_ready(rep);
+	if (rep->acks_head != NULL)
+		committed(rep, ox_raft_commit(rep->raft)); // duplicates
 }
 
 static void arm_retry(struct ox_replica *rep, uint64_t ns)
@@ -662,6 +664,45 @@ static void waiter_attach(struct ox_replica *rep, struct op *op,
 	}
 }
 
+// Remembers an idempotent producer's batch that entered the log at base
+// (D1 in producers.h). Without memory the producer is forgotten, which
+// costs the dedup of its retries, never a record.
+static void producers_note(struct ox_replica *rep, struct ox_batch_header h,
+			   int64_t base)
+{
+	h.base_offset = base;
+	if (ox_producers_record(rep->producers, &h) < 0)
+		ox_slog(OX_SLOG_WARN, "producer state not kept: out of memory "
+			"producer_id=%lld", (long long)h.producer_id);
+}
+
+// A batch of an idempotent producer: a retry of one stored already gets
+// the offsets of the stored copy once they are committed (whatever the
+// acks: the copy may come from an earlier leader), without a second
+// append; a gap or a stale epoch is refused. Returns 1 when w waits for
+// the stored copy, 0 to append, or a negative error.
+static int dedup(struct ox_replica *rep, const struct ox_batch_header *h,
+		 struct waiter *w)
+{
+	int64_t base = -1, last = -1;
+	int rc = ox_producers_check(rep->producers, h, &base, &last);
+
+	if (rc != OX_PRODUCERS_DUPLICATE)
+		return rc;
+	if (w == NULL)
+		return -OX_EDUPLICATE;
+	w->base = base;
+	w->last = last;
+	if (rep->acks_tail != NULL)
+		rep->acks_tail->next = w;
+	else
+		rep->acks_head = w;
+	rep->acks_tail = w;
+	if (last < ox_raft_commit(rep->raft))
+		arm_retry(rep, 0); // answered from the loop, not this call
+	return 1;
+}
+
 // The only voter: no follower needs a copy, and every callback runs once
 // the log is done with the batch (its commit comes from its own append),
 // so the caller's bytes are appended in place.
@@ -682,6 +723,7 @@ static int append_alone(struct ox_replica *rep, void *batch, size_t len,
 		return rc;
 	}
 	ox_batch_stamp(batch, base, term);
+	producers_note(rep, *h, base);
 	op->kind = OP_APPEND;
 	op->batch = batch;
 	op->len = len;
@@ -720,6 +762,11 @@ static int append_leader(struct ox_replica *rep, void *batch, size_t len,
 	rc = ox_batch_verify(batch, len, &h);
 	if (rc < 0 || h.length != len)
 		return -OX_ECORRUPT;
+	if (ox_producers_idempotent(&h)) {
+		rc = dedup(rep, &h, w);
+		if (rc != 0)
+			return rc < 0 ? rc : 0;
+	}
 	if (alone(rep))
 		return append_alone(rep, batch, len, &h, w);
 	c = calloc(1, sizeof(*c));
@@ -738,6 +785,7 @@ static int append_leader(struct ox_replica *rep, void *batch, size_t len,
 	}
 	memcpy(c->buf, batch, len);
 	ox_batch_stamp(c->buf, base, term);
+	producers_note(rep, h, base);
 	c->len = len;
 	c->base = base;
 	c->end = base + h.last_offset_delta + 1;
@@ -833,6 +881,10 @@ static int queue_plan(struct ox_replica *rep, const struct ox_raft_msg *m,
 						     plan->truncate_index;
 		op->term = m->log_term;
 		ops_push(rep, op);
+		if (op->kind == OP_RESET)
+			ox_producers_clear(rep->producers);
+		else
+			ox_producers_truncate(rep->producers, op->at);
 	}
 	while (pos < raw_len) {
 		size_t at = pos;
@@ -856,6 +908,7 @@ static int queue_plan(struct ox_replica *rep, const struct ox_raft_msg *m,
 		op->batch_term = h.term;
 		op->end = end;
 		ops_push(rep, op);
+		producers_note(rep, h, h.base_offset);
 	}
 	return 0;
 }
@@ -993,6 +1046,57 @@ out:
 	return rc;
 }
 
+// Buffer of the producer scan: big enough for many batches per read;
+// it grows to fit a batch larger than itself.
+#define SCAN_BYTES (1u << 20)
+
+// Rebuilds the idempotent producers from the log's batches (producers.h):
+// a read of the whole log, once per open. A batch that fails its checksum
+// ends the scan (the producers after it are unknown: D2).
+static int scan_producers(struct ox_replica *rep)
+{
+	int64_t o = ox_log_start_offset(rep->log);
+	int64_t end = ox_log_end_offset(rep->log);
+	size_t cap = SCAN_BYTES, len;
+	uint8_t *buf = malloc(cap);
+	int rc = 0;
+
+	if (buf == NULL)
+		return -ENOMEM;
+	while (o < end) {
+		struct ox_batch_header h;
+		size_t pos = 0;
+
+		rc = ox_log_read(rep->log, o, cap, end, buf, cap, &len);
+		if (rc == -ENOSPC && cap < OX_BATCH_BYTES_MAX) {
+			uint8_t *nb = realloc(buf, OX_BATCH_BYTES_MAX);
+			if (nb == NULL) {
+				rc = -ENOMEM;
+				break;
+			}
+			buf = nb;
+			cap = OX_BATCH_BYTES_MAX;
+			continue;
+		}
+		if (rc < 0 || len == 0)
+			break;
+		int64_t from = o;
+		while (ox_batch_next(buf, len, &pos, &h) == 1) {
+			producers_note(rep, h, h.base_offset);
+			o = h.base_offset + h.last_offset_delta + 1;
+		}
+		if (o <= from)
+			break; // the log handed back nothing past o
+	}
+	free(buf);
+	if (rc == -OX_ECORRUPT) {
+		ox_slog(OX_SLOG_WARN, "producer scan stopped at a damaged "
+			"batch offset=%lld", (long long)o);
+		rc = 0;
+	}
+	return rc;
+}
+
 // A group whose only voter is this node: its election needs nobody, so
 // it runs now rather than after an election timeout.
 static void elect_alone(struct ox_replica *rep)
@@ -1032,10 +1136,15 @@ int ox_replica_open(struct ox_replica **out, struct ox_io *io,
 		return -ENOMEM;
 	}
 	rep->opening = true; // no hooks until the caller has the replica
-	rc = load_state(rep);
+	rep->producers = ox_producers_create();
+	rc = rep->producers != NULL ? load_state(rep) : -ENOMEM;
 	if (rc == 0)
 		rc = restore(rep);
+	if (rc == 0)
+		rc = scan_producers(rep);
 	if (rc < 0) {
+		ox_raft_destroy(rep->raft);
+		ox_producers_destroy(rep->producers);
 		free(rep->state_path);
 		free(rep);
 		return rc;
@@ -1072,6 +1181,7 @@ void ox_replica_close(struct ox_replica *rep)
 		cached_unref(c);
 	}
 	ox_raft_destroy(rep->raft);
+	ox_producers_destroy(rep->producers);
 	free(rep->state_path);
 	free(rep);
 }

@@ -7,6 +7,7 @@
 #define OX_BROKER_REPLICA_REPLICA_INT_H
 
 #include "broker/replica/replica.h"
+#include "broker/replica/producers.h"
 
 #include <stdbool.h>
 
@@ -104,6 +105,9 @@ struct ox_replica {
 	// Leader: callers waiting for acks=all, in offset order.
 	struct waiter *acks_head;
 	struct waiter *acks_tail;
+
+	// Idempotent producers of the log as Raft orders it (producers.h).
+	struct ox_producers *producers;
 
 	struct cached *cache_head; // oldest first
 	struct cached *cache_tail;

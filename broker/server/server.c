@@ -698,6 +698,9 @@ static void handle(void *arg, struct ox_net_req *req)
 	case OXBOW__API_KEY__CLUSTER_STATUS:
 		ox_srv_cluster_status(srv, req);
 		return;
+	case OXBOW__API_KEY__INIT_PRODUCER_ID:
+		ox_srv_init_producer_id(srv, req);
+		return;
 	default:
 		snprintf(why, sizeof(why), "api %u is not served by this "
 			 "broker", in->api_key);

@@ -220,6 +220,9 @@ void ox_meta_create_topic(struct ox_server *srv, struct ox_net_req *req,
 // status.c
 void ox_srv_cluster_status(struct ox_server *srv, struct ox_net_req *req);
 
+// produce.c: INIT_PRODUCER_ID, an id for an idempotent producer.
+void ox_srv_init_producer_id(struct ox_server *srv, struct ox_net_req *req);
+
 // produce.c
 void ox_srv_produce(struct ox_server *srv, struct ox_net_req *req);
 

@@ -258,6 +258,49 @@ static void build(uint8_t *buf, size_t cap, size_t *len, uint32_t records,
 	cr_assert_eq(ox_batch_builder_finish(&b, len), 0);
 }
 
+static void wait_acked(struct acked *a, int want);
+
+// A batch of an idempotent producer: id pid, epoch 0, records numbered
+// from seq.
+static void build_idem(uint8_t *buf, size_t cap, size_t *len,
+		       uint32_t records, int64_t pid, int32_t seq)
+{
+	struct ox_batch_builder b;
+	struct ox_batch_params p = { .producer_id = pid,
+				     .base_sequence = seq };
+	uint8_t value[32];
+
+	cr_assert_eq(ox_batch_builder_init(&b, buf, cap, &p), 0);
+	for (uint32_t i = 0; i < records; i++) {
+		struct ox_record r = { .value = value,
+				       .value_len = (int32_t)sizeof(value),
+				       .key_len = -1,
+				       .timestamp = 1000 + i };
+
+		memset(value, (int)(seq + (int32_t)i), sizeof(value));
+		cr_assert_eq(ox_batch_builder_add(&b, &r), 0);
+	}
+	cr_assert_eq(ox_batch_builder_finish(&b, len), 0);
+}
+
+// Appends an idempotent batch on node l and waits for its answer.
+static struct acked append_idem(int l, int64_t pid, int32_t seq,
+				uint32_t records, int *rc_out)
+{
+	struct acked a = { 0 };
+	uint8_t buf[4096];
+	size_t len;
+
+	lead_node = l;
+	build_idem(buf, sizeof(buf), &len, records, pid, seq);
+	*rc_out = ox_replica_append(W.nodes[l].rep, buf, len,
+				    OX_REPLICA_ACKS_ALL, acked_cb, &a);
+	cr_assert_eq(a.calls, 0, "answered inside the call");
+	if (*rc_out == 0)
+		wait_acked(&a, 1);
+	return a;
+}
+
 static void wait_acked(struct acked *a, int want)
 {
 	for (int k = 1; k < PASSES_MAX; k++) {
@@ -461,4 +504,69 @@ Test(replica, appends_whose_bytes_disagree_are_refused, .fini = teardown)
 	for (int k = 1; k < 100 && ox_log_end_offset(W.nodes[0].log) < 3; k++)
 		pass(k);
 	cr_assert_eq(ox_log_end_offset(W.nodes[0].log), 3);
+}
+
+// A retried batch of an idempotent producer is stored once, and its
+// retry gets the first copy's offsets, on the leader that stored it and
+// on the next one, which learnt the producers from its log as a follower.
+Test(replica, idempotent_retries_are_stored_once, .fini = teardown)
+{
+	struct acked a0, a1, r;
+	int l, l2, rc;
+	int64_t end;
+
+	setup_n(3);
+	l = elect();
+	a0 = append_idem(l, 42, 0, 5, &rc);
+	cr_assert_eq(rc, 0);
+	cr_assert_eq(a0.res, 0);
+	a1 = append_idem(l, 42, 5, 3, &rc);
+	cr_assert_eq(a1.res, 0);
+	end = ox_log_end_offset(W.nodes[l].log);
+	r = append_idem(l, 42, 0, 5, &rc);
+	cr_assert_eq(rc, 0);
+	cr_assert_eq(r.res, 0);
+	cr_assert_eq(r.base, a0.base, "a retry gets the stored offsets");
+	cr_assert_eq(r.last, a0.last);
+	cr_assert_eq(ox_log_end_offset(W.nodes[l].log), end, "stored once");
+	append_idem(l, 42, 9, 1, &rc);
+	cr_assert_eq(rc, -OX_ESEQUENCE, "a gap is refused");
+	for (int k = 1; k < 200; k++)
+		pass(k); // followers learn the commit
+	// The leader goes; the next one knows the producer.
+	W.cut[l + 1] = true;
+	l2 = elect();
+	cr_assert_neq(l2, l);
+	r = append_idem(l2, 42, 5, 3, &rc);
+	cr_assert_eq(rc, 0);
+	cr_assert_eq(r.res, 0);
+	cr_assert_eq(r.base, a1.base, "the new leader dedups the retry");
+	r = append_idem(l2, 42, 8, 2, &rc);
+	cr_assert_eq(r.res, 0);
+	cr_assert_gt(r.base, a1.last);
+}
+
+// A restarted replica rebuilds its producers by reading its log.
+Test(replica, producers_survive_a_restart, .fini = teardown)
+{
+	struct acked a, r;
+	int rc;
+
+	setup_n(1);
+	cr_assert_eq(elect(), 0);
+	a = append_idem(0, 7, 0, 4, &rc);
+	cr_assert_eq(a.res, 0);
+	close_node(0);
+	open_node(0);
+	cr_assert_eq(elect(), 0);
+	r = append_idem(0, 7, 0, 4, &rc);
+	cr_assert_eq(rc, 0);
+	cr_assert_eq(r.res, 0);
+	cr_assert_eq(r.base, a.base);
+	cr_assert_eq(ox_log_end_offset(W.nodes[0].log), a.last + 1);
+	append_idem(0, 7, 5, 1, &rc);
+	cr_assert_eq(rc, -OX_ESEQUENCE);
+	r = append_idem(0, 7, 4, 1, &rc);
+	cr_assert_eq(r.res, 0);
+	cr_assert_eq(r.base, a.last + 1);
 }
