@@ -272,11 +272,77 @@ Test(server, ready_file_and_api_versions)
 	Oxbow__ApiVersionsResponse *m =
 		oxbow__api_versions_response__unpack(NULL, r.body_len, r.body);
 	cr_assert_not_null(m);
-	cr_assert_eq(m->n_apis, 13u);
+	cr_assert_eq(m->n_apis, 14u);
 	cr_assert_eq(m->node_id, 1);
 	cr_assert_str_eq(m->server_version, "oxbowd 0.1.0");
 	oxbow__api_versions_response__free_unpacked(m, NULL);
 	tc_resp_free(&r);
+	close(fd);
+}
+
+// A batch of n records from an idempotent producer.
+static size_t idem_batch(uint8_t *buf, size_t cap, int64_t pid, int32_t seq,
+			 int n)
+{
+	struct ox_batch_params p = { .producer_id = pid,
+				     .producer_epoch = 0,
+				     .base_sequence = seq };
+	struct ox_batch_builder b;
+	size_t len;
+
+	cr_assert_eq(ox_batch_builder_init(&b, buf, cap, &p), 0);
+	for (int i = 0; i < n; i++) {
+		struct ox_record r = { .key_len = -1,
+				       .value = (const uint8_t *)"x",
+				       .value_len = 1,
+				       .timestamp = 1000 + i };
+		cr_assert_eq(ox_batch_builder_add(&b, &r), 0);
+	}
+	cr_assert_eq(ox_batch_builder_finish(&b, &len), 0);
+	return len;
+}
+
+Test(server, idempotent_producer_retries_are_stored_once)
+{
+	int fd = tc_connect(H.port);
+	struct tc_resp r;
+	uint8_t buf[4096];
+	int64_t pid, base1 = -1, base2 = -1, again = -1;
+	size_t len;
+
+	cr_assert_eq(create_topic(fd, "idem", 1, 0, NULL, NULL), 0);
+	tc_call(fd, OXBOW__API_KEY__INIT_PRODUCER_ID, NULL, NULL, 0, &r);
+	cr_assert_eq(r.error_code, 0, "%s", r.error_message);
+	Oxbow__InitProducerIdResponse *m =
+		oxbow__init_producer_id_response__unpack(NULL, r.body_len,
+							 r.body);
+	cr_assert_not_null(m);
+	pid = m->producer_id;
+	cr_assert_gt(pid, 0);
+	cr_assert_eq(m->producer_epoch, 0);
+	oxbow__init_producer_id_response__free_unpacked(m, NULL);
+	tc_resp_free(&r);
+
+	len = idem_batch(buf, sizeof(buf), pid, 0, 4);
+	cr_assert_eq(produce(fd, "idem", 0, buf, len, (uint32_t)len, &base1),
+		     0);
+	len = idem_batch(buf, sizeof(buf), pid, 4, 2);
+	cr_assert_eq(produce(fd, "idem", 0, buf, len, (uint32_t)len, &base2),
+		     0);
+	cr_assert_eq(base2, base1 + 4);
+	// The first batch again: its offsets, and nothing appended.
+	len = idem_batch(buf, sizeof(buf), pid, 0, 4);
+	cr_assert_eq(produce(fd, "idem", 0, buf, len, (uint32_t)len, &again),
+		     0);
+	cr_assert_eq(again, base1);
+	// A gap is refused.
+	len = idem_batch(buf, sizeof(buf), pid, 9, 1);
+	cr_assert_eq(produce(fd, "idem", 0, buf, len, (uint32_t)len, NULL),
+		     OXBOW__ERROR_CODE__OUT_OF_ORDER_SEQUENCE);
+	len = idem_batch(buf, sizeof(buf), pid, 6, 1);
+	cr_assert_eq(produce(fd, "idem", 0, buf, len, (uint32_t)len, &again),
+		     0);
+	cr_assert_eq(again, base2 + 2, "the next batch follows");
 	close(fd);
 }
 
