@@ -69,6 +69,7 @@ struct ox_conf {
 	int64_t fetch_max_bytes;
 	int64_t max_partition_fetch_bytes;
 	bool check_crcs;
+	bool idempotence;
 };
 
 // Parses "host:port[,host:port...]" into out[0, *n). Returns 0 or -EINVAL.

@@ -160,6 +160,7 @@ struct ox_conf *ox_conf_create(void)
 	c->acks = OX_ACKS_ALL;
 	c->auto_offset_reset = OX_RESET_LATEST;
 	c->check_crcs = true;
+	c->idempotence = true;
 	for (size_t i = 0; i < NUM_KEYS_N; i++) {
 		const struct num_key *k = &num_keys[i];
 		OX_ASSERT(k->def >= k->min && k->def <= k->max);
@@ -291,6 +292,14 @@ int ox_conf_set(struct ox_conf *conf, const char *key, const char *value,
 		return set_enum(key, value, reset, 3, &conf->auto_offset_reset,
 				errstr, errstr_size,
 				"expected earliest, latest or none");
+	if (strcmp(key, "enable.idempotence") == 0) {
+		int b;
+		int rc = set_enum(key, value, bools, 2, &b, errstr,
+				  errstr_size, "expected true or false");
+		if (rc == 0)
+			conf->idempotence = b != 0;
+		return rc;
+	}
 	if (strcmp(key, "check.crcs") == 0) {
 		int b;
 		int rc = set_enum(key, value, bools, 2, &b, errstr,

@@ -75,6 +75,8 @@ int ox_producer_create(struct ox_producer **out, const struct ox_conf *conf,
 	if (p->batch_cap > (size_t)conf->max_request_size - p->req_overhead)
 		p->batch_cap = (size_t)conf->max_request_size - p->req_overhead;
 	p->next_batch_id = 1;
+	p->idempotent = conf->idempotence && conf->acks != OX_ACKS_NONE;
+	p->pid = OX_PRODUCER_NONE;
 	p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (p->wake_fd < 0) {
 		rc = -errno;
@@ -230,6 +232,7 @@ static int batch_open(struct ox_producer *p, struct ptopic *t, uint32_t part,
 	b->attempts = 0;
 	b->err = 0;
 	b->base_offset = -1;
+	b->seq_set = false;
 	b->all_next = NULL;
 	b->all_prev = p->all_tail;
 	if (p->all_tail != NULL)

@@ -54,6 +54,13 @@ struct pbatch {
 	int err;                          // final result while completing
 	int64_t base_offset;
 	uint64_t scan;                    // request-building pass marker
+	// Idempotence (I/O thread): the numbers the batch was first sent
+	// with, kept across retries; set again only under a new producer
+	// id or partition epoch (after an earlier batch failed for good).
+	bool seq_set;
+	int64_t pid;
+	int16_t epoch;
+	int32_t base_seq;
 };
 
 enum { T_NEW, T_FETCHING, T_KNOWN, T_ERROR };
@@ -62,6 +69,11 @@ struct ppart {
 	struct pbatch *open;
 	int32_t leader;                   // I/O thread only
 	uint64_t blocked_scan;            // skipped in this pass: keep order
+	// Idempotence (I/O thread only): the next record's sequence, and
+	// the epoch the partition's batches carry; a batch that fails for
+	// good leaves a gap, so the epoch moves on and sequences restart.
+	int32_t next_seq;
+	int16_t epoch;
 };
 
 struct ptopic {
@@ -121,6 +133,12 @@ struct ox_producer {
 	atomic_size_t pending;
 	atomic_bool meta_wanted;          // also set by the I/O thread unlocked
 	int64_t meta_next_ms;
+	// Idempotence: fixed at create; the id (-1 until the broker gave
+	// one) and when to ask again are the I/O thread's.
+	bool idempotent;
+	int64_t pid;
+	int16_t pid_epoch;
+	int64_t pid_next_ms;
 	// I/O thread only.
 	struct pnode *nodes;
 	size_t nodes_n;

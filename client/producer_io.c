@@ -6,7 +6,11 @@
 // max.in.flight per connection), reads responses, retries retriable
 // failures with doubling backoff inside delivery.timeout.ms, refreshes
 // metadata when a leader moves or a connection drops, and runs delivery
-// callbacks without holding the producer's mutex. The application side is
+// callbacks without holding the producer's mutex. An idempotent producer
+// first asks a broker for its id, numbers each batch when it first sends
+// it (per partition, one batch per partition per request, so a partition's
+// batches reach its leader in order) and keeps the numbers across
+// retries, so a leader stores a retried batch once. The application side is
 // producer.c; invariants are listed in producer_int.h.
 #include <errno.h>
 #include <poll.h>
@@ -24,6 +28,8 @@
 // Metadata refreshes are at least this far apart when retry.backoff.ms
 // is 0, so a storm of NOT_LEADER answers cannot spin the loop.
 #define META_MIN_INTERVAL_MS 10
+// Sequence numbers wrap within [0, SEQ_SPAN) (the batch format's i32).
+#define SEQ_SPAN (INT64_C(1) << 31)
 
 // A singly linked list of batches, kept in order.
 struct blist {
@@ -90,7 +96,8 @@ static void complete(struct ox_producer *p, struct blist *done)
 	for (b = done->head; b != NULL; b = b->next) {
 		for (size_t i = 0; i < b->cbs_n; i++) {
 			const struct rec_cb *c = &b->cbs[i];
-			int64_t off = b->err != 0 || none ?
+			int64_t off = b->err != 0 || none ||
+						      b->base_offset < 0 ?
 					      -1 :
 					      b->base_offset + (int64_t)i;
 			if (c->cb != NULL)
@@ -113,11 +120,35 @@ static void complete(struct ox_producer *p, struct blist *done)
 	done->head = done->tail = NULL;
 }
 
+// A numbered batch failed for good: the sequence has a gap its leader
+// would refuse for ever, so the partition's batches move to a new epoch
+// and number from 0 again (a batch numbered before is numbered again when
+// it is sent next). At the last epoch, a new producer id does the same
+// for every partition.
+static void failed_for_good(struct ox_producer *p, struct pbatch *b)
+{
+	struct ppart *pp = &b->topic->parts[b->partition];
+
+	if (!b->seq_set || b->pid != p->pid || b->epoch != pp->epoch)
+		return; // not numbered, or numbered before the last restart
+	if (pp->epoch == INT16_MAX) {
+		p->pid = OX_PRODUCER_NONE;
+		p->pid_next_ms = 0;
+		return;
+	}
+	pp->epoch++;
+	pp->next_seq = 0;
+}
+
 // Decides what happens to a batch whose attempt failed with err.
 static void retry_or_fail(struct ox_producer *p, struct pbatch *b, int err,
 			  int64_t now, struct blist *done, struct blist *retry)
 {
-	bool retriable = ox_error_retriable(err) || err == -OX_EUNKNOWN_TOPIC;
+	// An idempotent batch refused for a gap waits for the batches
+	// before it, which are being retried too.
+	bool retriable = ox_error_retriable(err) ||
+			 err == -OX_EUNKNOWN_TOPIC ||
+			 (p->idempotent && err == -OX_ESEQUENCE);
 
 	// A moved leader, a topic the broker does not know yet, or a lost
 	// connection: the metadata may be stale.
@@ -138,19 +169,52 @@ static void retry_or_fail(struct ox_producer *p, struct pbatch *b, int err,
 		return;
 	}
 	b->err = err;
+	failed_for_good(p, b);
 	blist_push(done, b);
 }
 
-// Puts batches to retry back at the front of the ready list, in order, so
-// they go before newer batches of their partitions (mu held).
+// Puts one batch to retry back in the ready list where its partition's
+// order (batch ids, which are its sequence order) wants it: before the
+// first newer batch of its partition, else after the last older one, else
+// at the front (mu held). Responses and failed connections hand batches
+// back in any order; a partition's batches must reach its leader in
+// order, or an idempotent leader refuses the gap.
+static void requeue_one(struct ox_producer *p, struct pbatch *b)
+{
+	struct pbatch *prev = NULL, *after = NULL;
+
+	for (struct pbatch *x = p->ready_head; x != NULL;
+	     prev = x, x = x->next) {
+		if (x->topic != b->topic || x->partition != b->partition)
+			continue;
+		if (x->id > b->id) {
+			after = prev;
+			break;
+		}
+		after = x;
+	}
+	// After `after`; NULL: at the front.
+	if (after == NULL) {
+		b->next = p->ready_head;
+		p->ready_head = b;
+	} else {
+		b->next = after->next;
+		after->next = b;
+	}
+	if (b->next == NULL)
+		p->ready_tail = b;
+}
+
+// Puts batches to retry back in the ready list, each before the newer
+// batches of its partition (mu held).
 static void requeue(struct ox_producer *p, struct blist *retry)
 {
-	if (retry->head == NULL)
-		return;
-	retry->tail->next = p->ready_head;
-	p->ready_head = retry->head;
-	if (p->ready_tail == NULL)
-		p->ready_tail = retry->tail;
+	struct pbatch *b = retry->head, *next;
+
+	for (; b != NULL; b = next) {
+		next = b->next;
+		requeue_one(p, b);
+	}
 	retry->head = retry->tail = NULL;
 }
 
@@ -264,8 +328,10 @@ static void metadata_apply(struct ox_producer *p,
 			if (parts == NULL)
 				continue;
 			memset(parts + t->n, 0, (n - t->n) * sizeof(*parts));
-			for (uint32_t j = t->n; j < n; j++)
+			for (uint32_t j = t->n; j < n; j++) {
 				parts[j].leader = -1;
+				parts[j].epoch = p->pid_epoch;
+			}
 			t->parts = parts;
 			t->n = n;
 		}
@@ -327,6 +393,58 @@ static void metadata_refresh(struct ox_producer *p)
 	if (md != NULL)
 		protobuf_c_message_free_unpacked(&md->base, NULL);
 	free(names);
+}
+
+// Asks a broker for the producer's id (blocking, like a metadata
+// refresh, on the I/O thread). A broker that does not serve it leaves the
+// producer without idempotence (plain retries); other failures ask again
+// after a backoff while the batches wait.
+static void pid_init(struct ox_producer *p)
+{
+	Oxbow__InitProducerIdRequest req = OXBOW__INIT_PRODUCER_ID_REQUEST__INIT;
+	Oxbow__InitProducerIdResponse *resp = NULL;
+	int rc = ox_client_call_any(
+		&p->cl, OXBOW__API_KEY__INIT_PRODUCER_ID, &req.base,
+		&oxbow__init_producer_id_response__descriptor,
+		(ProtobufCMessage **)&resp);
+
+	pthread_mutex_lock(&p->mu);
+	if (rc == 0 && resp->producer_id > 0 && resp->producer_epoch >= 0 &&
+	    resp->producer_epoch <= INT16_MAX) {
+		p->pid = resp->producer_id;
+		p->pid_epoch = (int16_t)resp->producer_epoch;
+		for (struct ptopic *t = p->topics; t != NULL; t = t->next)
+			for (uint32_t i = 0; i < t->n; i++) {
+				t->parts[i].next_seq = 0;
+				t->parts[i].epoch = p->pid_epoch;
+			}
+	} else if (rc == -OX_EUNSUPPORTED) {
+		p->idempotent = false;
+	} else {
+		int64_t wait = p->conf->retry_backoff_ms > META_MIN_INTERVAL_MS ?
+				       p->conf->retry_backoff_ms :
+				       META_MIN_INTERVAL_MS;
+		p->pid_next_ms = ox_now_ms() + wait;
+	}
+	pthread_mutex_unlock(&p->mu);
+	if (resp != NULL)
+		protobuf_c_message_free_unpacked(&resp->base, NULL);
+}
+
+// Numbers a batch on its first send (or its first under a new id or
+// epoch); a retry keeps its numbers, so the leader knows it (mu held).
+static void number(struct ox_producer *p, struct ppart *pp, struct pbatch *b)
+{
+	if (b->seq_set && b->pid == p->pid && b->epoch == pp->epoch)
+		return;
+	OX_ASSERT(b->cbs_n > 0 && p->pid > 0);
+	b->seq_set = true;
+	b->pid = p->pid;
+	b->epoch = pp->epoch;
+	b->base_seq = pp->next_seq;
+	pp->next_seq = (int32_t)(((int64_t)pp->next_seq + (int64_t)b->cbs_n) %
+				 SEQ_SPAN);
+	ox_batch_stamp_producer(b->buf, b->pid, b->epoch, b->base_seq);
 }
 
 static struct preq *free_slot(struct ox_producer *p, struct pnode *n)
@@ -423,7 +541,13 @@ static void gather(struct ox_producer *p, struct building *bld, size_t bld_n,
 			goto skip;
 		if (now >= b->deadline_ms) {
 			b->err = b->err != 0 ? b->err : -ETIMEDOUT;
+			failed_for_good(p, b);
 			goto take;
+		}
+		if (p->idempotent && p->pid <= 0) {
+			if (p->pid_next_ms < *next)
+				*next = p->pid_next_ms;
+			goto block; // numbered once the id is known
 		}
 		n = batch_route(p, b, now, next);
 		if (n == NULL || (size_t)(n - p->nodes) >= bld_n)
@@ -440,6 +564,12 @@ static void gather(struct ox_producer *p, struct building *bld, size_t bld_n,
 		if (slot_add(g->req, b, &g->cap) < 0)
 			goto block;
 		g->bytes += b->len;
+		if (p->idempotent) {
+			number(p, pp, b);
+			// One batch per partition per request: its next
+			// batch goes in a later request, behind this one.
+			pp->blocked_scan = p->scan;
+		}
 		// Unlink; the batch now belongs to the request.
 		ready_unlink(p, prev, b);
 		continue;
@@ -519,6 +649,7 @@ static void build_and_send(struct ox_producer *p, int64_t now, int64_t *next,
 		if (send_request(p, &p->nodes[i], g->req, now) < 0) {
 			for (size_t j = 0; j < g->req->n; j++) {
 				g->req->batches[j]->err = -ENOMEM;
+				failed_for_good(p, g->req->batches[j]);
 				blist_push(done, g->req->batches[j]);
 			}
 			g->req->n = 0;
@@ -556,6 +687,14 @@ static void handle_response(struct ox_producer *p, struct pnode *n,
 				      ox_error_from_wire((int)res->error_code);
 			if (err == 0) {
 				b->base_offset = res->base_offset;
+				b->err = 0;
+				blist_push(done, b);
+				continue;
+			}
+			if (err == -OX_EDUPLICATE && b->seq_set) {
+				// Stored before; the leader no longer
+				// knows where.
+				b->base_offset = -1;
 				b->err = 0;
 				blist_push(done, b);
 				continue;
@@ -709,12 +848,16 @@ void *ox_producer_io_main(void *arg)
 			break;
 		}
 		linger_pass(p, now, &next);
+		bool want_pid = p->idempotent && p->pid <= 0 &&
+				now >= p->pid_next_ms && p->ready_head != NULL;
 		meta = p->meta_wanted && now >= p->meta_next_ms;
 		if (p->meta_wanted && !meta && p->meta_next_ms < next)
 			next = p->meta_next_ms;
 		pthread_mutex_unlock(&p->mu);
 		if (meta)
 			metadata_refresh(p);
+		if (want_pid)
+			pid_init(p);
 		build_and_send(p, now, &next, &done, &retry);
 		for (size_t i = 0; i < p->nodes_n; i++) {
 			struct pnode *n = &p->nodes[i];

@@ -471,6 +471,20 @@ void ox_batch_stamp(void *buf, int64_t base_offset, uint64_t term)
 	ox_store_le64(p + OFF_CHECKSUM, ox_batch_checksum(p, length));
 }
 
+void ox_batch_stamp_producer(void *buf, int64_t producer_id,
+			     int16_t producer_epoch, int32_t base_sequence)
+{
+	uint8_t *p = buf;
+
+	OX_ASSERT(p != NULL);
+	uint32_t length = ox_load_le32(p + OFF_LENGTH);
+	OX_ASSERT(length > HEADER && length <= OX_BATCH_BYTES_MAX);
+	ox_store_le64(p + OFF_PRODUCER_ID, (uint64_t)producer_id);
+	ox_store_le16(p + OFF_PRODUCER_EPOCH, (uint16_t)producer_epoch);
+	ox_store_le32(p + OFF_BASE_SEQUENCE, (uint32_t)base_sequence);
+	ox_store_le64(p + OFF_CHECKSUM, ox_batch_checksum(p, length));
+}
+
 int ox_batch_next(const void *buf, size_t len, size_t *pos,
 		  struct ox_batch_header *hdr)
 {

@@ -175,6 +175,12 @@ uint64_t ox_batch_checksum(const void *buf, size_t length);
 // (asserted: the caller checks offsets before it stamps).
 void ox_batch_stamp(void *buf, int64_t base_offset, uint64_t term);
 
+// Rewrites the producer fields of a finished batch in place and
+// recomputes its checksum (an idempotent producer numbers a batch when it
+// first sends it).
+void ox_batch_stamp_producer(void *buf, int64_t producer_id,
+			     int16_t producer_epoch, int32_t base_sequence);
+
 // Next batch from a buffer of concatenated batches, starting at *pos. Checks
 // the header and that the whole batch is present, not the checksum. Returns
 // 1 with *hdr filled and *pos advanced past the batch, 0 at the end (*pos ==

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// Kill -9 test of one oxbowd under load. A producer (acks=all, retries=0,
-// so that no record is ever sent twice) sends keyed records to a topic
-// without pause; for a bounded number of rounds oxbowd is SIGKILLed at a
+// Kill -9 test of one oxbowd under load. An idempotent producer (acks=all,
+// retrying within delivery.timeout.ms: a retry may reach a leader that
+// stored the batch already, and must not store it twice) sends keyed
+// records to a topic without pause; for a bounded number of rounds oxbowd is SIGKILLed at a
 // random moment and restarted on the same data directory and port, while
 // the same producer keeps going. At the end a consumer reads every
 // partition from its start to its end offset and checks:
@@ -107,6 +108,9 @@ static bool key_is(uint64_t i, const void *key, size_t len)
 	return key != NULL && len == n && memcmp(key, want, n) == 0;
 }
 
+// The first and the last error a delivery callback reported (0: none).
+static atomic_int first_err, last_err;
+
 static void delivered(void *opaque, int err, const char *t, int32_t part,
 		      int64_t off)
 {
@@ -116,6 +120,10 @@ static void delivered(void *opaque, int err, const char *t, int32_t part,
 	if (err == 0) {
 		acked_part[i] = part;
 		acked_off[i] = off;
+	} else {
+		int none = 0;
+		atomic_compare_exchange_strong(&first_err, &none, err);
+		atomic_store(&last_err, err);
 	}
 	atomic_store(&state[i], err == 0 ? 1 : 2);
 }
@@ -127,7 +135,7 @@ static int64_t cluster_end[PARTITIONS];
 static struct ox_producer *producer(const struct bc_broker *b)
 {
 	static const char *const kv[] = {
-		"acks", "all", "retries", "0", "linger.ms", "2",
+		"acks", "all", "enable.idempotence", "true", "linger.ms", "2",
 		"request.timeout.ms", "5000", "delivery.timeout.ms", "15000",
 		"max.block.ms", "3000", "buffer.memory", "8388608",
 		"socket.connect.timeout.ms", "2000", NULL
@@ -746,6 +754,10 @@ static void check_stored(struct bc_broker *b, size_t next, size_t refused)
 	printf("sent %zu records: %zu acknowledged, %zu failed (%zu refused "
 	       "at send), %zu unanswered\n",
 	       next, acked, failed, refused, unanswered);
+	if (failed > refused)
+		printf("delivery errors: first %s, last %s\n",
+		       ox_strerror(atomic_load(&first_err)),
+		       ox_strerror(atomic_load(&last_err)));
 	CHECK(unanswered == 0, "%zu records never got a callback", unanswered);
 	CHECK(acked > 0, "no record was acknowledged");
 

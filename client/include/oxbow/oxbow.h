@@ -102,6 +102,14 @@ const char *ox_version(void);
 //                         [120000]
 //   max.in.flight.requests.per.connection           [5]
 //   max.request.size      bytes of one produce request [1048576]
+//   enable.idempotence    true | false [true]: the broker gives the
+//                         producer an id, each batch carries its sequence
+//                         numbers, and a partition leader stores a retried
+//                         batch once, even across a leader change (the
+//                         retry's callback gets the first copy's offsets;
+//                         -1 when the leader no longer knows them). A
+//                         producer then sends one batch per partition per
+//                         request. Off with acks=none, which never retries.
 // Consumer keys:
 //   group.id              commit and resume offsets under this group [none]
 //   auto.offset.reset     earliest | latest | none: where to start a

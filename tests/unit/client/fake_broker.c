@@ -162,11 +162,15 @@ static void on_produce(struct fb *fb, int fd, uint64_t corr,
 	Oxbow__ProduceResponse resp = OXBOW__PRODUCE_RESPONSE__INIT;
 	Oxbow__ProduceResult *res, **resp_p;
 	size_t off = 0;
-	int fail = 0;
+	int fail = 0, lost = 0;
 
 	if (req == NULL)
 		return;
 	fb->produce_requests++;
+	if (fb->lost_acks > 0) {
+		fb->lost_acks--;
+		lost = OXBOW__ERROR_CODE__NOT_LEADER;
+	}
 	if (fb->produce_fail_times != 0) {
 		fail = fb->produce_fail_code;
 		if (fb->produce_fail_times > 0)
@@ -215,6 +219,10 @@ static void on_produce(struct fb *fb, int fd, uint64_t corr,
 		      base + h.last_offset_delta, h.record_count);
 		free(copy);
 		res[i].base_offset = base;
+		if (lost != 0) {
+			res[i].error_code = (Oxbow__ErrorCode)lost;
+			res[i].base_offset = -1;
+		}
 		off += pb->bytes;
 	}
 	resp.n_results = req->n_batches;
@@ -420,6 +428,18 @@ static void dispatch(struct fb *fb, int fd, const uint8_t *frame,
 		break;
 	case OXBOW__API_KEY__CLUSTER_STATUS:
 		on_cluster_status(fb, fd, h->correlation_id);
+		break;
+	case OXBOW__API_KEY__INIT_PRODUCER_ID:
+		fb->init_producer_requests++;
+		if (fb->producer_id > 0) {
+			Oxbow__InitProducerIdResponse r =
+				OXBOW__INIT_PRODUCER_ID_RESPONSE__INIT;
+			r.producer_id = fb->producer_id;
+			respond(fd, h->correlation_id, 0, &r.base, NULL, 0);
+			break;
+		}
+		respond(fd, h->correlation_id,
+			OXBOW__ERROR_CODE__UNSUPPORTED_VERSION, NULL, NULL, 0);
 		break;
 	default:
 		respond(fd, h->correlation_id,

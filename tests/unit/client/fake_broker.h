@@ -50,10 +50,14 @@ struct fb {
 	bool discard;              // assign offsets but keep no batches
 	int cluster_status_code;   // ErrorCode answered to CLUSTER_STATUS
 	int32_t meta_leader;       // CLUSTER_STATUS's metadata leader [2]
+	int64_t producer_id;       // INIT_PRODUCER_ID's answer; 0: unsupported
+	int lost_acks;             // store this many produce requests' batches
+				   // but answer NOT_LEADER (an ack lost)
 	// Observations.
 	int produce_requests;
 	int produce_batches;
 	int metadata_requests;
+	int init_producer_requests;
 	int bad_batches;           // batches that failed ox_batch_verify
 	int64_t committed[FB_PARTITIONS_MAX];
 };

@@ -393,3 +393,104 @@ Test(producer, unreachable_bootstrap_times_out)
 	cr_expect_eq(ox_producer_send(p, &m), -ETIMEDOUT);
 	ox_producer_destroy(p);
 }
+
+// The producer fields of stored batch b of partition part.
+static struct ox_batch_header stored_header(uint32_t part, size_t b)
+{
+	struct ox_batch_header h;
+
+	pthread_mutex_lock(&fb->lock);
+	cr_assert_lt(b, fb->parts[part].n);
+	cr_assert_eq(ox_batch_verify(fb->parts[part].batches[b].bytes,
+				     fb->parts[part].batches[b].len, &h), 0);
+	pthread_mutex_unlock(&fb->lock);
+	return h;
+}
+
+Test(producer, idempotent_batches_are_numbered_per_partition)
+{
+	struct ox_producer *p = start(2);
+	size_t i = 0;
+
+	pthread_mutex_lock(&fb->lock);
+	fb->producer_id = 77;
+	pthread_mutex_unlock(&fb->lock);
+	for (; i < 3; i++)
+		cr_assert_eq(send_one(p, i, 0, NULL, 10), 0);
+	cr_assert_eq(ox_producer_flush(p, 10000), 0);
+	for (; i < 5; i++)
+		cr_assert_eq(send_one(p, i, 0, NULL, 10), 0);
+	for (; i < 9; i++)
+		cr_assert_eq(send_one(p, i, 1, NULL, 10), 0);
+	cr_assert_eq(ox_producer_flush(p, 10000), 0);
+	for (size_t k = 0; k < i; k++)
+		cr_expect_eq(dl.err[k], 0);
+	struct ox_batch_header a = stored_header(0, 0);
+	struct ox_batch_header b = stored_header(0, 1);
+	struct ox_batch_header c = stored_header(1, 0);
+	cr_expect_eq(a.producer_id, 77);
+	cr_expect_eq(a.producer_epoch, 0);
+	cr_expect_eq(a.base_sequence, 0);
+	cr_expect_eq(b.producer_id, 77);
+	cr_expect_eq(b.base_sequence, 3, "follows the 3 records before");
+	cr_expect_eq(c.producer_id, 77);
+	cr_expect_eq(c.base_sequence, 0, "each partition counts alone");
+	cr_expect_eq(fb->init_producer_requests, 1);
+	ox_producer_destroy(p);
+}
+
+Test(producer, a_retry_keeps_its_sequence)
+{
+	cset("retry.backoff.ms", "1");
+	struct ox_producer *p = start(1);
+
+	pthread_mutex_lock(&fb->lock);
+	fb->producer_id = 5;
+	fb->lost_acks = 1; // stored, but the answer says NOT_LEADER
+	pthread_mutex_unlock(&fb->lock);
+	for (size_t i = 0; i < 4; i++)
+		cr_assert_eq(send_one(p, i, 0, NULL, 10), 0);
+	cr_assert_eq(ox_producer_flush(p, 10000), 0);
+	for (size_t i = 0; i < 4; i++)
+		cr_expect_eq(dl.err[i], 0);
+	// This broker stores both copies; a real leader knows the second
+	// for a retry by its numbers, which must be the first's.
+	struct ox_batch_header a = stored_header(0, 0);
+	struct ox_batch_header b = stored_header(0, 1);
+	cr_expect_eq(a.producer_id, 5);
+	cr_expect_eq(b.producer_id, 5);
+	cr_expect_eq(a.base_sequence, 0);
+	cr_expect_eq(b.base_sequence, 0, "the retry is numbered as before");
+	cr_expect_eq(a.record_count, b.record_count);
+	cr_assert_eq(send_one(p, 4, 0, NULL, 10), 0);
+	cr_assert_eq(ox_producer_flush(p, 10000), 0);
+	cr_expect_eq(stored_header(0, 2).base_sequence, 4);
+	ox_producer_destroy(p);
+}
+
+Test(producer, without_the_api_idempotence_falls_back)
+{
+	struct ox_producer *p = start(1); // producer_id 0: UNSUPPORTED
+
+	cr_assert_eq(send_one(p, 0, 0, NULL, 10), 0);
+	cr_assert_eq(ox_producer_flush(p, 10000), 0);
+	cr_expect_eq(dl.err[0], 0);
+	cr_expect_eq(stored_header(0, 0).producer_id, OX_PRODUCER_NONE);
+	cr_expect_eq(fb->init_producer_requests, 1);
+	ox_producer_destroy(p);
+}
+
+Test(producer, idempotence_can_be_turned_off)
+{
+	cset("enable.idempotence", "false");
+	struct ox_producer *p = start(1);
+
+	pthread_mutex_lock(&fb->lock);
+	fb->producer_id = 9;
+	pthread_mutex_unlock(&fb->lock);
+	cr_assert_eq(send_one(p, 0, 0, NULL, 10), 0);
+	cr_assert_eq(ox_producer_flush(p, 10000), 0);
+	cr_expect_eq(stored_header(0, 0).producer_id, OX_PRODUCER_NONE);
+	cr_expect_eq(fb->init_producer_requests, 0);
+	ox_producer_destroy(p);
+}

@@ -673,6 +673,23 @@ Test(stamp, rewrites_offset_and_term_and_checksum)
 	cr_assert_arr_eq(buf, orig, len);
 }
 
+Test(stamp, producer_fields_and_checksum)
+{
+	uint8_t orig[512], buf[512];
+	size_t len = sample_batch(orig, sizeof(orig));
+	struct ox_batch_header h;
+
+	memcpy(buf, orig, len);
+	ox_batch_stamp_producer(buf, 123456789, 3, 1000);
+	cr_assert_eq(ox_batch_verify(buf, len, &h), 0);
+	cr_assert_eq(h.producer_id, 123456789);
+	cr_assert_eq(h.producer_epoch, 3);
+	cr_assert_eq(h.base_sequence, 1000);
+	// Only checksum and the producer fields (56..71) changed.
+	cr_assert_arr_eq(buf + 8, orig + 8, 48);
+	cr_assert_arr_eq(buf + 72, orig + 72, len - 72);
+}
+
 Test(stamp, largest_base_offset)
 {
 	uint8_t buf[512];
