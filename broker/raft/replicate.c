@@ -16,7 +16,11 @@
 //              follower resumes from its answer.
 // A follower that stops answering while paused (all of its window in
 // flight, or its probe or snapshot unanswered) for two heartbeats goes
-// back to PROBE from its match, so a lost message never stalls it.
+// back to PROBE from its match, so a lost message never stalls it; so
+// does one whose window is only partly in flight but whose match stood
+// still for STALL_OUTSTANDING_BEATS heartbeats (an APPEND lost with no
+// later one to reveal the gap), and one whose APPEND the host could not
+// send (ox_raft_append_dropped).
 #include "broker/raft/raft_int.h"
 
 #include <errno.h>
@@ -27,6 +31,10 @@
 
 // Heartbeats a paused follower may stay silent before it is probed anew.
 #define STALL_BEATS_MAX 2
+// Heartbeats a follower with APPENDs out (its window not full) may hold
+// its match still before they count as lost: longer, since a slow disk
+// looks the same for a while, and probing costs a resend.
+#define STALL_OUTSTANDING_BEATS 5
 
 static void inflight_clear(struct peer *p)
 {
@@ -264,10 +272,12 @@ static void check_stall(struct ox_raft *r, struct peer *p)
 		      (p->state == PEER_REPLICATE &&
 		       (p->inflight_n >= r->cfg.inflight_max || p->reading)) ||
 		      p->state == PEER_SNAPSHOT;
+	bool waiting = p->state == PEER_REPLICATE && p->inflight_n > 0;
 
-	if (!paused || p->match != p->match_at_beat) {
+	if ((!paused && !waiting) || p->match != p->match_at_beat) {
 		p->stall_beats = 0;
-	} else if (++p->stall_beats >= STALL_BEATS_MAX) {
+	} else if (++p->stall_beats >= (paused ? STALL_BEATS_MAX :
+						 STALL_OUTSTANDING_BEATS)) {
 		int64_t next = p->match >= 0 ? p->match : p->next;
 
 		become_probe(p, next < r->last_index ? next : r->last_index);
@@ -440,6 +450,12 @@ void ox_raft_append_dropped(struct ox_raft *r, const struct ox_raft_msg *msg)
 		p->reading = false;
 	if (p->state == PEER_PROBE)
 		p->probe_sent = false;
+	// Entries the pipeline counted as sent never left: nothing later
+	// would show the follower the gap, so probe again from its match.
+	if (p->state == PEER_REPLICATE && !msg->wants_entries &&
+	    msg->end_index > msg->prev_index && msg->prev_index >= p->match)
+		become_probe(p, p->match >= r->start_index ? p->match :
+							    msg->prev_index);
 }
 
 int ox_raft_transfer(struct ox_raft *r, uint64_t target)

@@ -486,3 +486,43 @@ Test(raft, stale_fill_is_refused)
 	cr_assert_eq(ox_raft_append_fill(c.r[(l + 1) % 3], &m, 0, 1), -ESTALE);
 	cluster_fini(&c);
 }
+
+// An APPEND lost on the way, with no later proposal to show the follower
+// the gap: the leader finds the follower's match standing still behind
+// what it sent and probes it again, so the entry arrives without more
+// traffic.
+Test(raft, a_lost_append_is_sent_again_without_new_entries)
+{
+	struct cluster c;
+	int l, f;
+	int64_t end;
+
+	cluster_init(&c, 3);
+	l = elect(&c);
+	propose(&c, l, 5); // every follower replicating, window open
+	settle(&c);
+	ticks(&c, 2);
+	f = (l + 1) % 3;
+	end = propose(&c, l, 10);
+	drain(&c, l); // read and sent...
+	int lost = 0;
+	for (int k = 0; k < c.queued; k++) {
+		struct ox_raft_msg *m = &c.queue[k].m;
+
+		if (m->to == (uint64_t)f + 1 && m->end_index > m->prev_index) {
+			m->type = 0; // ...and lost on the way
+			lost++;
+		}
+	}
+	cr_assert_eq(lost, 1);
+	settle(&c);
+	ticks(&c, 1);
+	cr_assert_eq(ox_raft_commit(c.r[l]), end, "the other follower commits");
+	cr_assert_lt(tlog_last(&c.log[f]), end);
+	// Heartbeats only, well under an election timeout per pass.
+	for (int k = 0; k < 40 && tlog_last(&c.log[f]) < end; k++)
+		ticks(&c, 1);
+	cr_assert_eq(tlog_last(&c.log[f]), end, "the lost entries came again");
+	cr_assert_eq(leader_of(&c), l, "no election was needed");
+	cluster_fini(&c);
+}
