@@ -322,6 +322,10 @@ static int judge(const struct ox_cluster *c, const uint8_t *entry,
 		res->verdict = rc;
 		return 0;
 	}
+	if ((*e)->request != NULL)
+		res->request = (struct ox_cluster_request){
+			(*e)->request->node, (*e)->request->nonce,
+			(*e)->request->seq };
 	res->op = op_of(*e);
 	if (res->op == OX_CLUSTER_OP_NONE) {
 		res->verdict = -OX_ECORRUPT;

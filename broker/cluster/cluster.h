@@ -113,12 +113,20 @@ enum ox_cluster_op {
 //                         and reset, or more than OX_CLUSTER_CONFIGS_MAX
 //   -OX_ETOOBIG           a bound of C6 would be passed
 // topic_id names the topic created or changed (also when refused, if the
-// entry named an existing one), node_id the node registered.
+// entry named an existing one), node_id the node registered, request who
+// asked for the entry (all zero when it names nobody, or does not decode).
+struct ox_cluster_request {
+	uint64_t node;  // the node whose client asked (0: none)
+	uint64_t nonce; // drawn by that node at start
+	uint64_t seq;   // that node's counter in that run
+};
+
 struct ox_cluster_result {
 	enum ox_cluster_op op;
 	int verdict;
 	uint64_t topic_id;
 	uint64_t node_id;
+	struct ox_cluster_request request;
 };
 
 // A node as the state holds it. Strings are NUL-terminated and borrowed
@@ -237,6 +245,15 @@ int ox_cluster_entry_alter_configs(const char *name,
 int ox_cluster_entry_add_partitions(const char *name, uint32_t added,
 				    uint32_t rf, const uint64_t *assignment,
 				    uint8_t **out, size_t *len);
+
+// Copies entry[0, len) (an encoded MetaEntry, borrowed) with its request
+// id set to *rq, replacing any it had: what a node does before it
+// proposes or forwards an admin change, so that it knows the entry when
+// it applies it. -OX_ECORRUPT when the bytes do not decode or are over
+// OX_CLUSTER_ENTRY_BYTES_MAX, -EINVAL for a NULL argument, -ENOMEM.
+int ox_cluster_entry_stamp(const uint8_t *entry, size_t len,
+			   const struct ox_cluster_request *rq,
+			   uint8_t **out, size_t *out_len);
 
 int ox_cluster_entry_reassign_partition(const char *name,
 					uint32_t partition,

@@ -269,3 +269,39 @@ int ox_cluster_entry_reassign_partition(const char *name,
 	e.reassign_partition = &m;
 	return pack(&e, out, len);
 }
+
+int ox_cluster_entry_stamp(const uint8_t *entry, size_t len,
+			   const struct ox_cluster_request *rq,
+			   uint8_t **out, size_t *out_len)
+{
+	Oxbow__MetaRequest r = OXBOW__META_REQUEST__INIT;
+	ProtobufCAllocator a;
+	Oxbow__MetaEntry *e;
+	int failed, rc;
+
+	if (rq == NULL || out == NULL || out_len == NULL ||
+	    (entry == NULL && len > 0))
+		return -EINVAL;
+	if (len > OX_CLUSTER_ENTRY_BYTES_MAX)
+		return -OX_ECORRUPT;
+	cluster_pb_allocator_init(&a, &failed);
+	e = oxbow__meta_entry__unpack(&a, len, entry);
+	if (e == NULL)
+		return failed ? -ENOMEM : -OX_ECORRUPT;
+	r.node = rq->node;
+	r.nonce = rq->nonce;
+	r.seq = rq->seq;
+	// Unpacked messages own what they point to: detach the old request
+	// (freed below) while the borrowed one is in place.
+	Oxbow__MetaRequest *old = e->request;
+	e->request = &r;
+	// A request id takes at most 33 bytes: an entry at the bound has no
+	// room for one.
+	if (oxbow__meta_entry__get_packed_size(e) > OX_CLUSTER_ENTRY_BYTES_MAX)
+		rc = -OX_ECORRUPT;
+	else
+		rc = pack(e, out, out_len);
+	e->request = old;
+	oxbow__meta_entry__free_unpacked(e, &a);
+	return rc;
+}

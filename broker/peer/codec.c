@@ -11,7 +11,9 @@
 // at every level (wire_scan), so a frame can make protobuf-c allocate only
 // in proportion to what it could legitimately hold (D1). Then every
 // message is checked (msg_from_pb) before any is delivered (D2): a frame
-// is delivered whole or not at all.
+// is delivered whole or not at all. Forwards (RaftBatch.forwards, opaque
+// MetaEntry bytes) are counted and bounded by the same walk and delivered
+// after the messages.
 #include "broker/peer/peer_int.h"
 
 #include "proto/assert.h"
@@ -29,6 +31,7 @@
 
 // Field numbers of raft.proto that the wire walk descends into or counts.
 #define F_BATCH_MESSAGES 3u
+#define F_BATCH_FORWARDS 5u
 #define F_MSG_RUNS 15u
 #define F_MSG_CONF 16u
 #define F_CONF_VOTERS 1u
@@ -98,6 +101,19 @@ size_t ox_peer_msg_encode(uint8_t *buf, const struct ox_peer_group *g,
 	OX_ASSERT(n + len <= OX_PEER_MSG_BYTES_MAX);
 	packed = oxbow__raft_message__pack(&pb, buf + n);
 	OX_ASSERT(packed == len);
+	return n + len;
+}
+
+size_t ox_peer_forward_encode(uint8_t *buf, const uint8_t *entry,
+			      size_t len)
+{
+	size_t n;
+
+	OX_ASSERT(len > 0 && len <= OX_PEER_FORWARD_BYTES_MAX);
+	buf[0] = (uint8_t)(F_BATCH_FORWARDS << 3 | 2u);
+	n = 1 + ox_uvarint_put(buf + 1, len);
+	OX_ASSERT(n <= OX_PEER_FORWARD_HEAD_MAX);
+	memcpy(buf + n, entry, len);
 	return n + len;
 }
 
@@ -294,13 +310,25 @@ static long wire_scan(const uint8_t *body, size_t len, char *why,
 {
 	const uint8_t *p = body, *end = body + len;
 	struct wire_field f;
-	uint32_t other = 0;
+	uint32_t other = 0, forwards = 0;
 	long msgs = 0;
 
 	while (p < end) {
 		if (!wire_next(&p, end, &f)) {
 			why_set(why, why_len, "RaftBatch does not parse");
 			return -1;
+		}
+		if (f.num == F_BATCH_FORWARDS) {
+			if (f.type != 2 || f.len == 0 ||
+			    f.len > OX_PEER_FORWARD_BYTES_MAX ||
+			    ++forwards > OX_PEER_FRAME_FORWARDS_MAX) {
+				why_set(why, why_len, "forward %u: empty, over "
+					"%u bytes or over %u in one frame",
+					forwards, OX_PEER_FORWARD_BYTES_MAX,
+					OX_PEER_FRAME_FORWARDS_MAX);
+				return -1;
+			}
+			continue;
 		}
 		if (f.num != F_BATCH_MESSAGES) {
 			if (++other > OX_PEER_BATCH_FIELDS_MAX) {
@@ -452,7 +480,8 @@ long ox_peer_batch_decode(const uint8_t *body, size_t body_len,
 			  const uint8_t *raw, size_t raw_len, uint64_t self,
 			  const char *cluster_id, const uint64_t *nodes,
 			  uint32_t nodes_n, ox_peer_deliver_cb deliver,
-			  void *arg, char *why, size_t why_len)
+			  ox_peer_forward_cb forward, void *arg, char *why,
+			  size_t why_len)
 {
 	struct ox_peer_delivery d;
 	Oxbow__RaftBatch *b;
@@ -476,6 +505,10 @@ long ox_peer_batch_decode(const uint8_t *body, size_t body_len,
 		goto fail;
 	}
 	OX_ASSERT(b->n_messages <= OX_PEER_FRAME_MSGS_MAX); // D1
+	OX_ASSERT(b->n_forwards <= OX_PEER_FRAME_FORWARDS_MAX); // D1
+	for (size_t i = 0; i < b->n_forwards; i++)
+		OX_ASSERT(b->forwards[i].len > 0 &&
+			  b->forwards[i].len <= OX_PEER_FORWARD_BYTES_MAX);
 	// D2: every message is checked before the first is delivered.
 	for (size_t i = 0; i < b->n_messages; i++) {
 		bad = msg_from_pb(b->messages[i], b->from_node, self, raw,
@@ -492,7 +525,10 @@ long ox_peer_batch_decode(const uint8_t *body, size_t body_len,
 		d.client_address = b->client_address ? b->client_address : "";
 		deliver(arg, &d);
 	}
-	n = (long)b->n_messages;
+	for (size_t i = 0; i < b->n_forwards && forward != NULL; i++)
+		forward(arg, b->from_node, b->forwards[i].data,
+			b->forwards[i].len);
+	n = (long)(b->n_messages + b->n_forwards);
 	oxbow__raft_batch__free_unpacked(b, NULL);
 	return n;
 
@@ -503,7 +539,8 @@ fail:
 
 long ox_peer_frame_decode(const uint8_t *payload, size_t len, uint64_t self,
 			  const char *cluster_id, ox_peer_deliver_cb deliver,
-			  void *arg, char *why, size_t why_len)
+			  ox_peer_forward_cb forward, void *arg, char *why,
+			  size_t why_len)
 {
 	const uint8_t *body, *raw;
 	size_t body_len, raw_len;
@@ -514,6 +551,6 @@ long ox_peer_frame_decode(const uint8_t *payload, size_t len, uint64_t self,
 		return -OX_ECORRUPT;
 	}
 	return ox_peer_batch_decode(body, body_len, raw, raw_len, self,
-				    cluster_id, NULL, 0, deliver, arg, why,
-				    why_len);
+				    cluster_id, NULL, 0, deliver, forward, arg,
+				    why, why_len);
 }

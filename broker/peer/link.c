@@ -54,6 +54,7 @@ static struct peer_frame *frame_get(struct peer_link *l)
 	f->raw_len = 0;
 	f->rel_n = 0;
 	f->msgs_n = 0;
+	f->forwards_n = 0;
 	f->bytes = OX_PEER_HEAD_MAX;
 	f->head_len = 0;
 	return f;
@@ -109,8 +110,9 @@ static void frame_done(struct peer_link *l, struct peer_frame *f, bool sent)
 	if (sent) {
 		p->stats.frames_sent++;
 		p->stats.msgs_sent += f->msgs_n;
+		p->stats.forwards_sent += f->forwards_n;
 	} else {
-		p->stats.msgs_dropped += f->msgs_n;
+		p->stats.msgs_dropped += f->msgs_n + f->forwards_n;
 	}
 	// A release may call ox_peer_send or ox_peer_flush: the frame is off
 	// every list by now.
@@ -156,7 +158,7 @@ static void frame_finish(struct peer_link *l)
 	if (!f)
 		return;
 	l->open = NULL;
-	if (f->msgs_n == 0) {
+	if (f->msgs_n == 0 && f->forwards_n == 0) {
 		// Left empty by a message that found no memory.
 		l->queued_bytes -= f->bytes;
 		frame_put(l, f);
@@ -472,6 +474,7 @@ static int frame_room(struct peer_link *l, size_t entry_max, uint64_t raw,
 	struct peer_frame *f = l->open;
 
 	if (f && (f->msgs_n >= OX_PEER_FRAME_MSGS_MAX ||
+		  f->forwards_n >= OX_PEER_FRAME_FORWARDS_MAX ||
 		  OX_PEER_HEAD_MAX + f->body_len + entry_max + f->raw_len + raw >
 			  OX_FRAME_BYTES_MAX)) {
 		frame_finish(l);
@@ -535,6 +538,36 @@ int ox_peer_link_send(struct peer_link *l, const struct ox_peer_group *g,
 		f->rel[f->rel_n++] = (struct peer_release){ release, arg };
 	f->msgs_n++;
 	f->bytes += need;
+	l->queued_bytes += need;
+	if (!l->dirty) {
+		l->dirty = true;
+		l->dirty_next = l->p->dirty;
+		l->p->dirty = l;
+	}
+	ox_peer_arm_turn(l->p);
+	return 0;
+}
+
+int ox_peer_link_forward(struct peer_link *l, const uint8_t *entry,
+			 size_t len)
+{
+	size_t need = OX_PEER_FORWARD_HEAD_MAX + len;
+	struct peer_frame *f;
+	int rc;
+
+	OX_ASSERT(len > 0 && len <= OX_PEER_FORWARD_BYTES_MAX);
+	if (l->state != LINK_UP)
+		return -ENOTCONN;
+	if (l->queued_bytes + need > l->p->send_bytes_max)
+		return -ENOBUFS;
+	rc = frame_room(l, need, 0, 0, false);
+	if (rc < 0)
+		return rc;
+	f = l->open;
+	f->body_len += ox_peer_forward_encode(f->body + f->body_len, entry,
+					      len);
+	f->forwards_n++;
+	f->bytes += need; // P3: counted at its bound, like a message
 	l->queued_bytes += need;
 	if (!l->dirty) {
 		l->dirty = true;

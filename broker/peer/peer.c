@@ -146,6 +146,16 @@ static void peer_deliver(void *arg, const struct ox_peer_delivery *d)
 	p->deliver(p->deliver_arg, d);
 }
 
+static void peer_forward(void *arg, uint64_t from, const uint8_t *entry,
+			 size_t len)
+{
+	struct ox_peer *p = arg;
+
+	p->stats.forwards_received++;
+	if (p->forward != NULL)
+		p->forward(p->deliver_arg, from, entry, len);
+}
+
 static void peer_handle(void *arg, struct ox_net_req *req)
 {
 	struct ox_peer *p = arg;
@@ -169,7 +179,8 @@ static void peer_handle(void *arg, struct ox_net_req *req)
 	}
 	n = ox_peer_batch_decode(in->body, in->body_len, in->raw, in->raw_len,
 				 p->self, p->cluster_id, p->node_ids,
-				 p->nodes_n, peer_deliver, p, why, sizeof(why));
+				 p->nodes_n, peer_deliver, peer_forward, p, why,
+				 sizeof(why));
 	if (n < 0)
 		goto refuse;
 	p->stats.frames_received++;
@@ -283,6 +294,7 @@ int ox_peer_create(struct ox_peer **out, struct ox_io *io,
 	if (p->reconnect_max_ms < p->reconnect_ms)
 		p->reconnect_max_ms = p->reconnect_ms;
 	p->deliver = opts->deliver;
+	p->forward = opts->forward;
 	p->deliver_arg = opts->deliver_arg;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	p->rng = (opts->node_id * 0x9e3779b97f4a7c15ull) ^
@@ -361,6 +373,24 @@ int ox_peer_send(struct ox_peer *p, const struct ox_peer_group *group,
 		return -EINVAL;
 	rc = ox_peer_link_send(l, group, msg, raw, iovcnt, release,
 			       release_arg);
+	if (rc == -ENOTCONN || rc == -ENOBUFS)
+		p->stats.msgs_dropped++;
+	return rc;
+}
+
+int ox_peer_forward(struct ox_peer *p, uint64_t node, const uint8_t *entry,
+		    size_t len)
+{
+	struct peer_link *l;
+	int rc;
+
+	OX_ASSERT(p != NULL);
+	l = link_find(p, node);
+	if (!l || p->destroying || (entry == NULL && len > 0))
+		return -EINVAL;
+	if (len == 0 || len > OX_PEER_FORWARD_BYTES_MAX)
+		return -EMSGSIZE;
+	rc = ox_peer_link_forward(l, entry, len);
 	if (rc == -ENOTCONN || rc == -ENOBUFS)
 		p->stats.msgs_dropped++;
 	return rc;

@@ -52,6 +52,20 @@ struct ox_peer_delivery {
 typedef void (*ox_peer_deliver_cb)(void *arg,
 				   const struct ox_peer_delivery *d);
 
+// An admin change another node forwarded (RaftBatch.forwards): the bytes
+// of an encoded MetaEntry, at most OX_PEER_FORWARD_BYTES_MAX, borrowed
+// for the call only. The transport does not look inside them.
+typedef void (*ox_peer_forward_cb)(void *arg, uint64_t from,
+				   const uint8_t *entry, size_t len);
+
+// A forwarded entry's bytes: broker/cluster's OX_CLUSTER_ENTRY_BYTES_MAX
+// (1 MiB; an entry over it is refused there anyway).
+#define OX_PEER_FORWARD_BYTES_MAX (1u << 20)
+// Forwards in one frame: admin changes are rare, and each may hold up to
+// OX_PEER_FORWARD_BYTES_MAX, so a frame carries few; more wait for the
+// next frame.
+#define OX_PEER_FRAME_FORWARDS_MAX 16u
+
 struct ox_peer_node {
 	uint64_t id;
 	const char *addr; // "host:port" of its peer listener
@@ -74,6 +88,8 @@ struct ox_peer_opts {
 	uint32_t reconnect_ms;
 	uint32_t reconnect_max_ms;
 	ox_peer_deliver_cb deliver;
+	// Forwarded entries, with deliver_arg; NULL: they are dropped.
+	ox_peer_forward_cb forward;
 	void *deliver_arg;
 };
 
@@ -113,6 +129,14 @@ int ox_peer_send(struct ox_peer *p, const struct ox_peer_group *group,
 		 const struct ox_raft_msg *msg, const struct iovec *raw,
 		 int iovcnt, ox_peer_release_cb release, void *release_arg);
 
+// Queues a copy of entry[0, len) (borrowed for the call) for node `node`
+// as one of the frame's forwards, sent like messages (same frame, same
+// loss rules). Returns 0 (queued), -ENOTCONN, -ENOBUFS (dropped, as for
+// ox_peer_send), -EMSGSIZE (len is 0 or over OX_PEER_FORWARD_BYTES_MAX),
+// -ENOMEM, or -EINVAL (unknown node or this node).
+int ox_peer_forward(struct ox_peer *p, uint64_t node, const uint8_t *entry,
+		    size_t len);
+
 // Sends what is queued now instead of at the end of the turn.
 void ox_peer_flush(struct ox_peer *p);
 
@@ -130,6 +154,8 @@ struct ox_peer_stats {
 	uint64_t msgs_sent;
 	uint64_t msgs_received;
 	uint64_t msgs_dropped;   // not connected or queue full
+	uint64_t forwards_sent;     // in frames that went out
+	uint64_t forwards_received; // delivered to the forward callback
 	uint64_t frames_refused; // did not decode, wrong cluster or node
 	uint64_t connects;       // outgoing connections established
 };
@@ -139,14 +165,18 @@ void ox_peer_stats(const struct ox_peer *p, struct ox_peer_stats *out);
 // fuzz harness call it directly.
 
 // Decodes a RAFT frame's payload (body + raw, as proto/wire.h splits it):
-// checks the cluster id, from_node, and each message (type known, node
-// ids non-zero, to == self, runs and conf within OX_RAFT_* bounds, raw
-// slice inside raw), then calls deliver for each message in order.
-// Returns the number of messages delivered, or -OX_ECORRUPT (nothing
-// delivered: the whole frame is refused) with a reason in why.
+// checks the cluster id, from_node, each message (type known, node ids
+// non-zero, to == self, runs and conf within OX_RAFT_* bounds, raw slice
+// inside raw) and the forwards (at most OX_PEER_FRAME_FORWARDS_MAX, each
+// 1..OX_PEER_FORWARD_BYTES_MAX bytes), then calls deliver for each
+// message in order and forward (when not NULL) for each forward in
+// order. Returns the number of messages and forwards delivered, or
+// -OX_ECORRUPT (nothing delivered: the whole frame is refused) with a
+// reason in why.
 long ox_peer_frame_decode(const uint8_t *payload, size_t len,
 			  uint64_t self, const char *cluster_id,
-			  ox_peer_deliver_cb deliver, void *arg,
+			  ox_peer_deliver_cb deliver,
+			  ox_peer_forward_cb forward, void *arg,
 			  char *why, size_t why_len);
 
 #endif

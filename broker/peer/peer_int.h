@@ -89,7 +89,15 @@ long ox_peer_batch_decode(const uint8_t *body, size_t body_len,
 			  const uint8_t *raw, size_t raw_len, uint64_t self,
 			  const char *cluster_id, const uint64_t *nodes,
 			  uint32_t nodes_n, ox_peer_deliver_cb deliver,
-			  void *arg, char *why, size_t why_len);
+			  ox_peer_forward_cb forward, void *arg, char *why,
+			  size_t why_len);
+
+// Encodes one `forwards` entry of a RaftBatch (field tag, length, the
+// bytes) into buf (room for len + OX_PEER_FORWARD_HEAD_MAX bytes).
+// Returns the bytes written.
+#define OX_PEER_FORWARD_HEAD_MAX 8u
+size_t ox_peer_forward_encode(uint8_t *buf, const uint8_t *entry,
+			      size_t len);
 
 // --- the transport -------------------------------------------------------
 
@@ -112,6 +120,7 @@ struct peer_frame {
 	struct peer_release *rel;
 	size_t rel_n, rel_cap;
 	uint32_t msgs_n;
+	uint32_t forwards_n;
 	size_t bytes; // what it counts in its link's queued_bytes
 	size_t head_len;
 	uint8_t head[OX_PEER_HEAD_MAX];
@@ -173,6 +182,7 @@ struct ox_peer {
 	size_t send_bytes_max;
 	uint32_t reconnect_ms, reconnect_max_ms;
 	ox_peer_deliver_cb deliver;
+	ox_peer_forward_cb forward;
 	void *deliver_arg;
 	uint64_t *node_ids; // every node, for the decoder's sender check
 	uint32_t nodes_n;
@@ -195,6 +205,9 @@ void ox_peer_link_start(struct peer_link *l);
 int ox_peer_link_send(struct peer_link *l, const struct ox_peer_group *g,
 		      const struct ox_raft_msg *msg, const struct iovec *raw,
 		      int iovcnt, ox_peer_release_cb release, void *arg);
+// Queues a forward; see ox_peer_forward.
+int ox_peer_link_forward(struct peer_link *l, const uint8_t *entry,
+			 size_t len);
 // Finishes the open frame and starts sending. may_fail: from an io
 // callback, where a link whose send cannot be submitted is closed (and
 // releases run); otherwise the failure is retried from a timer.

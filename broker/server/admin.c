@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // Admin and discovery requests: API_VERSIONS, METADATA, CREATE_TOPICS,
-// DELETE_TOPICS, DESCRIBE_CONFIGS, ALTER_CONFIGS. Each answers at once;
-// the topic metadata file is rewritten synchronously (S5), which blocks
-// the loop for an fsync: admin changes are rare and must be durable
-// before they are announced.
+// DELETE_TOPICS, DESCRIBE_CONFIGS, ALTER_CONFIGS. On a node alone each
+// answers at once; the topic metadata file is rewritten synchronously
+// (S5), which blocks the loop for an fsync: admin changes are rare and
+// must be durable before they are announced. In a cluster, changes of
+// cluster topics are checked here and built into metadata entries, one
+// per topic, which meta.c sends to the metadata leader and answers once
+// this node applied them.
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -12,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "broker/cluster/cluster.h"
 #include "broker/server/server_int.h"
 #include "broker/slog/slog.h"
 #include "proto/assert.h"
@@ -418,33 +422,89 @@ static void results_free(struct results *rs)
 	free(rs->why);
 }
 
-// A cluster of several nodes creates topics through its metadata group,
-// one per request (each is one entry, answered when applied).
+// The CreateTopic entry of a topic that passed create_check: its
+// replicas placed among the registered nodes. 0, or the answer with why.
+static int create_entry(struct ox_server *srv, const struct ox_topic_meta *tm,
+			const Oxbow__TopicSpec *spec,
+			struct ox_meta_change *c)
+{
+	struct ox_cluster_kv kv[OX_CLUSTER_CONFIGS_MAX];
+	struct ox_cluster_topic_spec cs = {
+		.name = tm->name,
+		.partitions = tm->partitions,
+		.replication_factor = tm->replicas ? tm->replicas : 1,
+		.configs = kv,
+	};
+	uint64_t *assignment;
+	int rc;
+
+	for (size_t i = 0; i < spec->n_configs; i++) {
+		if (strcmp(spec->configs[i]->key, "partitions") == 0)
+			continue;
+		if (cs.configs_n == OX_CLUSTER_CONFIGS_MAX) {
+			snprintf(c->why, sizeof(c->why), "at most %u config "
+				 "overrides", OX_CLUSTER_CONFIGS_MAX);
+			return -OX_EINVALID_CONFIG;
+		}
+		kv[cs.configs_n++] = (struct ox_cluster_kv){
+			spec->configs[i]->key, spec->configs[i]->value };
+	}
+	assignment = calloc((size_t)cs.partitions * cs.replication_factor,
+			    sizeof(*assignment));
+	if (assignment == NULL)
+		return -ENOMEM;
+	cs.assignment = assignment;
+	rc = ox_cluster_place(ox_meta_state(srv), NULL, 0, cs.partitions,
+			      cs.replication_factor, assignment);
+	if (rc < 0) {
+		snprintf(c->why, sizeof(c->why), "%u replicas per partition do "
+			 "not fit the cluster's %u registered nodes (1, 3 or 5, "
+			 "at most one per node)", cs.replication_factor,
+			 ox_cluster_nodes_n(ox_meta_state(srv)));
+		rc = rc == -OX_ETOOBIG ? rc : -OX_EREPLICAS;
+	}
+	if (rc == 0) {
+		rc = ox_cluster_entry_create_topic(&cs, &c->entry, &c->len);
+		if (rc < 0)
+			snprintf(c->why, sizeof(c->why), "the topic does not "
+				 "fit a metadata entry");
+	}
+	free(assignment);
+	return rc == -EINVAL ? -OX_EINVALID_REQUEST : rc;
+}
+
+// A cluster creates topics through its metadata group: one entry each,
+// answered when this node applied them all.
 static void create_clustered(struct ox_server *srv, struct ox_net_req *req,
 			     Oxbow__CreateTopicsRequest *m)
 {
-	struct ox_topic_meta tm;
-	char why[WHY_MAX];
-	int rc;
+	struct ox_meta_change *ch;
 
-	if (m->n_topics != 1) {
+	if (m->n_topics < 1 || m->n_topics > OX_META_ADMIN_ITEMS_MAX) {
 		ox_srv_respond_error(req, -OX_EINVALID_REQUEST, "a cluster "
-				     "creates one topic per request");
+				     "creates 1 to 64 topics per request");
 		oxbow__create_topics_request__free_unpacked(m, NULL);
 		return;
 	}
-	rc = create_check(srv, m->topics[0], &tm, why, sizeof(why));
-	if (rc < 0) {
-		Oxbow__TopicResult res = OXBOW__TOPIC_RESULT__INIT;
+	ch = calloc(m->n_topics, sizeof(*ch));
+	if (ch == NULL) {
+		ox_srv_respond_error(req, -ENOMEM, "out of memory");
+		oxbow__create_topics_request__free_unpacked(m, NULL);
+		return;
+	}
+	for (size_t i = 0; i < m->n_topics; i++) {
+		struct ox_topic_meta tm;
 
-		res.name = m->topics[0]->name;
-		res.error_code = wire(rc);
-		res.error_message = why;
-		respond_results(req, &res, 1, true);
-		oxbow__create_topics_request__free_unpacked(m, NULL);
-		return;
+		ch[i].name = m->topics[i]->name;
+		ch[i].err = create_check(srv, m->topics[i], &tm, ch[i].why,
+					 sizeof(ch[i].why));
+		if (ch[i].err == 0)
+			ch[i].err = create_entry(srv, &tm, m->topics[i],
+						 &ch[i]);
 	}
-	ox_meta_create_topic(srv, req, m, &tm);
+	ox_meta_admin(srv, req, OX_META_CREATE, &m->base, ch,
+		      (uint32_t)m->n_topics);
+	free(ch);
 }
 
 void ox_srv_create_topics(struct ox_server *srv, struct ox_net_req *req)
@@ -489,13 +549,8 @@ static int delete_one(struct ox_server *srv, const char *name, char *why,
 			 name);
 		return -OX_EINVALID_REQUEST;
 	}
-	// One node must not drop its replicas of a cluster topic alone:
-	// that is its metadata group's to decide, for every node.
-	if (t->assignment != NULL) {
-		snprintf(why, why_len, "topic %s belongs to the cluster, whose "
-			 "metadata group does not delete topics yet", name);
-		return -OX_EUNSUPPORTED;
-	}
+	// A cluster topic is deleted by its metadata group, on every node.
+	OX_ASSERT(t->assignment == NULL);
 	ox_srv_topic_unlink(srv, t);
 	int rc = ox_srv_meta_save(srv);
 	if (rc < 0) {
@@ -512,6 +567,48 @@ static int delete_one(struct ox_server *srv, const char *name, char *why,
 	return 0;
 }
 
+// In a cluster: a cluster topic is one DeleteTopic entry (naming its id,
+// so a topic created again under the name is not the one deleted); a
+// topic of this node alone goes as on a single node.
+static void delete_clustered(struct ox_server *srv, struct ox_net_req *req,
+			     Oxbow__DeleteTopicsRequest *m)
+{
+	struct ox_meta_change *ch;
+
+	if (m->n_names < 1 || m->n_names > OX_META_ADMIN_ITEMS_MAX) {
+		ox_srv_respond_error(req, -OX_EINVALID_REQUEST, "a cluster "
+				     "deletes 1 to 64 topics per request");
+		oxbow__delete_topics_request__free_unpacked(m, NULL);
+		return;
+	}
+	ch = calloc(m->n_names, sizeof(*ch));
+	if (ch == NULL) {
+		ox_srv_respond_error(req, -ENOMEM, "out of memory");
+		oxbow__delete_topics_request__free_unpacked(m, NULL);
+		return;
+	}
+	for (size_t i = 0; i < m->n_names; i++) {
+		struct ox_topic *t = ox_srv_topic_find(srv, m->names[i]);
+
+		ch[i].name = m->names[i];
+		if (t == NULL || t->internal || t->assignment == NULL) {
+			ch[i].err = delete_one(srv, m->names[i], ch[i].why,
+					       sizeof(ch[i].why));
+			continue;
+		}
+		ch[i].err = ox_cluster_entry_delete_topic(
+			m->names[i], t->meta.id - OX_CLUSTER_TOPIC_ID_BASE,
+			&ch[i].entry, &ch[i].len);
+		if (ch[i].err < 0)
+			snprintf(ch[i].why, sizeof(ch[i].why), "cannot build "
+				 "the metadata entry: %s",
+				 ox_strerror(ch[i].err));
+	}
+	ox_meta_admin(srv, req, OX_META_DELETE, &m->base, ch,
+		      (uint32_t)m->n_names);
+	free(ch);
+}
+
 void ox_srv_delete_topics(struct ox_server *srv, struct ox_net_req *req)
 {
 	Oxbow__DeleteTopicsRequest *m = ox_srv_body_unpack(
@@ -520,6 +617,10 @@ void ox_srv_delete_topics(struct ox_server *srv, struct ox_net_req *req)
 
 	if (!m)
 		return; // rejected
+	if (srv->meta) {
+		delete_clustered(srv, req, m);
+		return;
+	}
 	if (results_alloc(&rs, m->n_names) < 0) {
 		ox_srv_respond_error(req, -ENOMEM, "out of memory");
 	} else {
@@ -640,13 +741,6 @@ static int alter_check(struct ox_server *srv, const struct ox_topic *t,
 {
 	*cfg = t->meta.cfg;
 	*parts = t->meta.partitions;
-	// Every replica must change alike: that is the metadata group's.
-	if (t->assignment != NULL) {
-		snprintf(why, why_len, "topic %s belongs to the cluster, whose "
-			 "metadata group does not change configs yet",
-			 t->meta.name);
-		return -OX_EUNSUPPORTED;
-	}
 	for (size_t i = 0; i < m->n_set; i++) {
 		const Oxbow__ConfigEntry *e = m->set[i];
 		int rc;
@@ -719,6 +813,87 @@ static int alter_apply(struct ox_server *srv, struct ox_topic *t,
 	return 0;
 }
 
+// The entry of a checked ALTER_CONFIGS of a cluster topic: more
+// partitions (alone: one entry must hold the whole change) or the set
+// and reset keys as text. 0, or the answer with why.
+static int alter_entry(struct ox_server *srv, const struct ox_topic *t,
+		       const Oxbow__AlterConfigsRequest *m, uint32_t parts,
+		       struct ox_meta_change *c)
+{
+	struct ox_cluster_kv kv[OX_CLUSTER_CONFIGS_MAX];
+	const char *reset[OX_CLUSTER_CONFIGS_MAX];
+	uint32_t set_n = 0, added = parts - t->meta.partitions;
+	int rc;
+
+	if (m->n_set > OX_CLUSTER_CONFIGS_MAX + 1 ||
+	    m->n_reset > OX_CLUSTER_CONFIGS_MAX) {
+		snprintf(c->why, sizeof(c->why), "at most %u keys at once",
+			 OX_CLUSTER_CONFIGS_MAX);
+		return -OX_EINVALID_CONFIG;
+	}
+	for (size_t i = 0; i < m->n_set; i++)
+		if (strcmp(m->set[i]->key, "partitions") != 0)
+			kv[set_n++] = (struct ox_cluster_kv){ m->set[i]->key,
+							      m->set[i]->value };
+	if (set_n > OX_CLUSTER_CONFIGS_MAX) {
+		snprintf(c->why, sizeof(c->why), "at most %u keys at once",
+			 OX_CLUSTER_CONFIGS_MAX);
+		return -OX_EINVALID_CONFIG;
+	}
+	if (added > 0 && (set_n > 0 || m->n_reset > 0)) {
+		snprintf(c->why, sizeof(c->why), "a cluster topic changes its "
+			 "partitions alone: set partitions in a request of its "
+			 "own");
+		return -OX_EINVALID_REQUEST;
+	}
+	if (added == 0) {
+		for (size_t i = 0; i < m->n_reset; i++)
+			reset[i] = m->reset[i];
+		rc = ox_cluster_entry_alter_configs(t->meta.name, kv, set_n,
+						    reset, (uint32_t)m->n_reset,
+						    &c->entry, &c->len);
+	} else {
+		uint64_t *as = calloc((size_t)added * t->meta.replicas,
+				      sizeof(*as));
+
+		if (as == NULL)
+			return -ENOMEM;
+		rc = ox_cluster_place(ox_meta_state(srv), NULL, 0, added,
+				      t->meta.replicas, as);
+		if (rc < 0) {
+			snprintf(c->why, sizeof(c->why), "%u more partitions do "
+				 "not fit the cluster's nodes", added);
+			free(as);
+			return rc == -OX_ETOOBIG ? rc : -OX_EREPLICAS;
+		}
+		rc = ox_cluster_entry_add_partitions(t->meta.name, added,
+						     t->meta.replicas, as,
+						     &c->entry, &c->len);
+		free(as);
+	}
+	if (rc < 0)
+		snprintf(c->why, sizeof(c->why), "the change does not fit a "
+			 "metadata entry");
+	return rc == -EINVAL ? -OX_EINVALID_CONFIG : rc;
+}
+
+// ALTER_CONFIGS of a cluster topic: checked with the single-node rules,
+// then one entry through the metadata group.
+static void alter_clustered(struct ox_server *srv, struct ox_net_req *req,
+			    Oxbow__AlterConfigsRequest *m, struct ox_topic *t)
+{
+	struct ox_meta_change ch;
+	struct ox_topic_config cfg;
+	uint32_t parts;
+
+	memset(&ch, 0, sizeof(ch));
+	ch.name = m->topic;
+	ch.err = alter_check(srv, t, m, &cfg, &parts, ch.why, sizeof(ch.why));
+	if (ch.err == 0)
+		ch.err = alter_entry(srv, t, m, parts, &ch);
+	ox_meta_admin(srv, req, OX_META_ALTER, &m->base, &ch, 1);
+}
+
 void ox_srv_alter_configs(struct ox_server *srv, struct ox_net_req *req)
 {
 	Oxbow__AlterConfigsRequest *m = ox_srv_body_unpack(
@@ -733,6 +908,10 @@ void ox_srv_alter_configs(struct ox_server *srv, struct ox_net_req *req)
 	if (!m)
 		return; // rejected
 	struct ox_topic *t = ox_srv_topic_find(srv, m->topic);
+	if (t != NULL && t->assignment != NULL) {
+		alter_clustered(srv, req, m, t);
+		return;
+	}
 	if (!t) {
 		snprintf(why, sizeof(why), "no topic named %s", m->topic);
 		rc = -OX_EUNKNOWN_TOPIC;

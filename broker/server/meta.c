@@ -11,22 +11,48 @@
 // the leader proposes a RegisterNode entry for each node in `peers` whose
 // entry is missing or out of date, one at a time.
 //
+// Admin writes (CREATE_TOPICS, DELETE_TOPICS, ALTER_CONFIGS of cluster
+// topics) may reach any node. admin.c checks them and builds one entry
+// per topic; this layer stamps each with a request id (this node, a
+// nonce drawn at start, a counter), proposes it when this node leads the
+// group or forwards it to the leader over the peer transport
+// (RaftBatch.forwards), and answers the client when it applies the entry
+// carrying that id: the verdict is the one every node reaches. An entry
+// that does not come back within OX_META_ADMIN_WAIT_MS (the leader
+// changed and lost it) is answered TIMEOUT; with no leader at all the
+// answer is NOT_LEADER at once. Both are retriable.
+//
+// Applying an entry acts on this node's replicas: a created topic opens
+// the partitions it hosts, a deleted one is taken out of service and its
+// directory removed, altered configs reach the open logs, added
+// partitions open. Once a node has caught up with the group, cluster
+// topic directories that no topic of the state names (a delete a crash
+// interrupted) are removed.
+//
 // Invariants:
 //   M1 The state only ever holds committed entries, applied in log order,
 //      each exactly once (applied_offset only grows).
 //   M2 A timer callback never touches freed memory: the tick owns a small
 //      heap object that the layer lets go of at stop (as S7).
-//
-// Topics of a multi-node cluster, their partitions' replicas and the
-// routing of their Raft traffic build on this layer.
+//   M3 Every admin request handed to ox_meta_admin is answered exactly
+//      once: when its last entry is applied here, refused before
+//      proposing, timed out, or at stop (S1). Request ids of one run
+//      never repeat (the counter), nor match another run's (the nonce).
+//   M4 A cluster topic directory is removed only for a topic the applied
+//      state does not hold: on applying its delete, or once the node has
+//      caught up with the group's commit index.
 #include "broker/server/server_int.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 #include "broker/cluster/cluster.h"
 #include "broker/io/io.h"
@@ -45,6 +71,9 @@
 #define META_INFLIGHT_MAX 8u
 // Bytes of the meta log read per pass when applying.
 #define META_READ_BYTES (1u << 20)
+// Admin requests waiting for their entries: each holds a client request
+// and its message; admin changes are rare, so more are refused at once.
+#define META_ADMINS_MAX 256u
 
 struct meta_tick {
 	struct ox_meta *m; // NULL once the layer let go (M2)
@@ -65,76 +94,322 @@ struct ox_meta {
 	// What each node in `peers` says its client listener is.
 	char heard[OX_CONFIG_PEERS_MAX][OX_CONFIG_ADDR_MAX];
 	bool registering; // a RegisterNode entry is on its way
-	struct create *creates; // CREATE_TOPICS waiting for their entry
+	bool swept;       // M4: orphan directories checked after catching up
+	uint64_t nonce;   // M3: drawn at start
+	uint64_t next_seq;
+	struct admin *admins; // M3: admin requests waiting for entries
+	unsigned admins_n;
 };
 
-// A CREATE_TOPICS of one topic whose entry is on its way: answered when
-// the entry at `index` is applied (its verdict), or when proposing fails.
-struct create {
-	struct create *next;
-	struct ox_meta *m;       // NULL once the layer stopped
+// One topic of an admin request: its entry's request id while it waits.
+struct admin_item {
+	uint64_t seq; // 0: settled
+	int err;
+	const char *name;
+	char why[OX_META_WHY_MAX];
+};
+
+// An admin request waiting for its entries (M3).
+struct admin {
+	struct admin *next;
 	struct ox_net_req *req;
-	Oxbow__CreateTopicsRequest *msg;
-	uint8_t *batch;
-	int64_t index;           // 0 until committed
+	enum ox_meta_api api;
+	ProtobufCMessage *msg;
+	uint64_t deadline_ns;
+	uint32_t n;
+	uint32_t waiting; // items not settled, plus one while submitting
+	struct admin_item items[];
 };
 
-// ---- topic creation ----
+// ---- admin requests: answers (M3) ----
 
-static void create_answer(struct create *c, int err, const char *why)
+static void admin_respond(struct admin *a)
 {
-	Oxbow__TopicResult res = OXBOW__TOPIC_RESULT__INIT, *rp = &res;
-	Oxbow__CreateTopicsResponse r = OXBOW__CREATE_TOPICS_RESPONSE__INIT;
+	Oxbow__TopicResult *res = calloc(a->n, sizeof(*res));
+	Oxbow__TopicResult **ptrs = calloc(a->n, sizeof(*ptrs));
 
-	res.name = c->msg->topics[0]->name;
-	res.error_code = (Oxbow__ErrorCode)ox_error_to_wire(err);
-	res.error_message = (char *)(err ? why : "");
-	r.n_topics = 1;
-	r.topics = &rp;
-	ox_srv_respond_msg(c->req, &r.base);
-	oxbow__create_topics_request__free_unpacked(c->msg, NULL);
-	free(c->batch);
-	free(c);
+	if (res == NULL || ptrs == NULL) {
+		ox_srv_respond_error(a->req, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (uint32_t i = 0; i < a->n; i++) {
+		Oxbow__TopicResult init = OXBOW__TOPIC_RESULT__INIT;
+
+		res[i] = init;
+		res[i].name = (char *)a->items[i].name;
+		res[i].error_code = (Oxbow__ErrorCode)ox_error_to_wire(
+			a->items[i].err);
+		res[i].error_message = a->items[i].err ? a->items[i].why : "";
+		ptrs[i] = &res[i];
+	}
+	if (a->api == OX_META_CREATE) {
+		Oxbow__CreateTopicsResponse r =
+			OXBOW__CREATE_TOPICS_RESPONSE__INIT;
+
+		r.n_topics = a->n;
+		r.topics = ptrs;
+		ox_srv_respond_msg(a->req, &r.base);
+	} else if (a->api == OX_META_DELETE) {
+		Oxbow__DeleteTopicsResponse r =
+			OXBOW__DELETE_TOPICS_RESPONSE__INIT;
+
+		r.n_topics = a->n;
+		r.topics = ptrs;
+		ox_srv_respond_msg(a->req, &r.base);
+	} else {
+		Oxbow__AlterConfigsResponse r =
+			OXBOW__ALTER_CONFIGS_RESPONSE__INIT;
+
+		OX_ASSERT(a->n == 1);
+		r.result = ptrs[0];
+		ox_srv_respond_msg(a->req, &r.base);
+	}
+out:
+	free(res);
+	free(ptrs);
+	protobuf_c_message_free_unpacked(a->msg, NULL);
+	free(a);
 }
 
-static void create_unlink(struct ox_meta *m, struct create *c)
+static void admin_unlink(struct ox_meta *m, struct admin *a)
 {
-	struct create **p = &m->creates;
+	struct admin **p = &m->admins;
 
-	while (*p != c)
+	while (*p != a)
 		p = &(*p)->next;
-	*p = c->next;
+	*p = a->next;
+	OX_ASSERT(m->admins_n > 0);
+	m->admins_n--;
 }
 
-// The entry at `index` was applied with `verdict`: answer its creator.
-static void created(struct ox_meta *m, int64_t index, int verdict)
+// Drops one from a's count; the last answers the client (M3).
+static void admin_release(struct ox_meta *m, struct admin *a)
 {
-	for (struct create *c = m->creates; c != NULL; c = c->next) {
-		if (c->index != index)
+	OX_ASSERT(a->waiting > 0);
+	if (--a->waiting > 0)
+		return;
+	admin_unlink(m, a);
+	admin_respond(a);
+}
+
+// Settles item i of a with err (and why when err < 0).
+static void admin_settle(struct ox_meta *m, struct admin *a, uint32_t i,
+			 int err, const char *why)
+{
+	struct admin_item *it = &a->items[i];
+
+	OX_ASSERT(it->seq != 0);
+	it->seq = 0;
+	it->err = err;
+	snprintf(it->why, sizeof(it->why), "%s", err ? why : "");
+	admin_release(m, a);
+}
+
+static bool admin_find(struct ox_meta *m, uint64_t seq, struct admin **out,
+		       uint32_t *idx)
+{
+	for (struct admin *a = m->admins; a != NULL; a = a->next)
+		for (uint32_t i = 0; i < a->n; i++)
+			if (a->items[i].seq == seq) {
+				*out = a;
+				*idx = i;
+				return true;
+			}
+	return false;
+}
+
+// The words for a verdict of the metadata rules about topic `name`.
+static void verdict_why(int verdict, const char *name, char *buf, size_t cap)
+{
+	switch (verdict < 0 ? -verdict : verdict) {
+	case OX_ETOPIC_EXISTS:
+		snprintf(buf, cap, "topic %s already exists", name);
+		break;
+	case OX_EUNKNOWN_TOPIC:
+		snprintf(buf, cap, "no topic named %s", name);
+		break;
+	case OX_EINVALID_CONFIG:
+		snprintf(buf, cap, "the configs of topic %s would not fit the "
+			 "cluster's rules (at most %u overrides, a key set "
+			 "and reset at once)", name, OX_CLUSTER_CONFIGS_MAX);
+		break;
+	case OX_ETOOBIG:
+		snprintf(buf, cap, "topic %s would pass a bound of the "
+			 "cluster (topics, partitions or replicas per node)",
+			 name);
+		break;
+	default:
+		snprintf(buf, cap, "the metadata group refused the change of "
+			 "topic %s: %s", name, ox_strerror(verdict));
+		break;
+	}
+}
+
+// An entry carrying request id `rq` was applied with `verdict`: if this
+// node asked for it in this run, its item is settled.
+static void admin_applied(struct ox_meta *m, const struct ox_cluster_result *r)
+{
+	char why[OX_META_WHY_MAX];
+	struct admin *a;
+	uint32_t i;
+
+	if (r->request.node != (uint64_t)m->srv->cfg.node_id ||
+	    r->request.nonce != m->nonce ||
+	    !admin_find(m, r->request.seq, &a, &i))
+		return;
+	verdict_why(r->verdict, a->items[i].name, why, sizeof(why));
+	admin_settle(m, a, i, r->verdict, why);
+}
+
+// Items whose entries did not come back in time (the leader that had
+// them changed) are answered TIMEOUT: the change may still take effect.
+static void admin_expire(struct ox_meta *m)
+{
+	uint64_t now = ox_srv_now_ns();
+	struct admin *a = m->admins, *next;
+	char why[OX_META_WHY_MAX];
+
+	for (; a != NULL; a = next) {
+		next = a->next;
+		if (now < a->deadline_ns)
 			continue;
-		create_unlink(m, c);
-		create_answer(c, verdict, "refused by the metadata group");
-		return;
+		snprintf(why, sizeof(why), "the metadata group did not apply "
+			 "the change within %u ms (its leader changed?); it "
+			 "may still take effect", OX_META_ADMIN_WAIT_MS);
+		// The last settle frees a: count what is left first.
+		uint32_t left = a->waiting;
+		for (uint32_t i = 0; left > 0 && i < a->n; i++)
+			if (a->items[i].seq != 0) {
+				left--;
+				admin_settle(m, a, i, -ETIMEDOUT, why);
+			}
 	}
 }
 
-static void create_committed(void *arg, int res, int64_t base, int64_t last)
-{
-	struct create *c = arg;
+// ---- applied entries acting on this node's replicas ----
 
-	(void)base;
-	if (c->m == NULL) {
-		create_answer(c, -OX_ESHUTDOWN, "the node is stopping");
+static struct ox_topic *cluster_topic(struct ox_meta *m, uint64_t topic_id)
+{
+	return ox_srv_topic_by_id(m->srv, OX_CLUSTER_TOPIC_ID_BASE + topic_id);
+}
+
+// A deleted topic: out of service now, its logs closed and its directory
+// removed by ox_server_poll (M4); its group offsets go too.
+static void topic_drop(struct ox_meta *m, uint64_t topic_id)
+{
+	struct ox_topic *t = cluster_topic(m, topic_id);
+
+	if (t == NULL)
+		return; // never opened here (it failed to open: logged)
+	ox_srv_topic_unlink(m->srv, t);
+	ox_srv_offsets_drop_topic(m->srv, t->meta.name);
+	ox_slog(OX_SLOG_INFO, "cluster topic deleted name=%s id=%" PRIu64,
+		t->meta.name, t->meta.id);
+	ox_srv_topic_doom(m->srv, t);
+}
+
+// Altered configs: the overrides the state now holds, whole, reach every
+// open log of the topic (as ALTER_CONFIGS does on a single node).
+static void topic_reconfigure(struct ox_meta *m, uint64_t topic_id)
+{
+	struct ox_topic *t = cluster_topic(m, topic_id);
+	struct ox_topic_config cfg;
+	struct ox_cluster_topic ct;
+	struct ox_log_config lc;
+	char why[128];
+
+	if (t == NULL || ox_cluster_topic_by_id(m->state, topic_id, &ct) < 0)
 		return;
+	memset(&cfg, 0, sizeof(cfg));
+	for (uint32_t i = 0; i < ct.configs_n; i++) {
+		struct ox_cluster_kv kv;
+
+		if (ox_cluster_config_at(m->state, topic_id, i, &kv) == 0 &&
+		    ox_topic_config_set(&cfg, kv.key, kv.value, why,
+					sizeof(why)) < 0)
+			ox_slog(OX_SLOG_WARN, "topic config ignored topic=%s "
+				"key=%s reason=\"%s\"", t->meta.name, kv.key,
+				why);
 	}
-	if (res < 0) {
-		create_unlink(c->m, c);
-		create_answer(c, res, "the metadata leader changed; retry");
+	t->meta.cfg = cfg;
+	ox_topic_log_config(&cfg, &m->srv->cfg, &lc);
+	for (uint32_t i = 0; i < t->meta.partitions; i++) {
+		int rc;
+
+		if (t->parts[i] == NULL)
+			continue;
+		rc = ox_log_set_config(t->parts[i]->log, &lc);
+		if (rc < 0)
+			ox_slog(OX_SLOG_WARN, "cannot change a partition's "
+				"config topic=%s partition=%u error=%s",
+				t->meta.name, i, ox_strerror_name(rc));
+	}
+	ox_slog(OX_SLOG_INFO, "cluster topic altered name=%s overrides=%u",
+		t->meta.name, ct.configs_n);
+}
+
+// Added partitions: their replicas join the assignment, and those this
+// node hosts open.
+static void topic_grow(struct ox_meta *m, uint64_t topic_id)
+{
+	struct ox_topic *t = cluster_topic(m, topic_id);
+	struct ox_cluster_topic ct;
+	uint32_t old, rf;
+	uint64_t *as;
+	int rc;
+
+	if (t == NULL || ox_cluster_topic_by_id(m->state, topic_id, &ct) < 0 ||
+	    ct.partitions <= t->meta.partitions)
 		return;
+	old = t->meta.partitions;
+	rf = t->meta.replicas;
+	OX_ASSERT(rf == ct.replication_factor); // C5: rf never changes
+	as = realloc(t->assignment, (size_t)ct.partitions * rf * sizeof(*as));
+	if (as == NULL) {
+		rc = -ENOMEM;
+		goto fail;
 	}
-	c->index = last + 1; // answered once applied (created())
-	if (c->m->applied_offset > last)
-		created(c->m, c->index, 0);
+	t->assignment = as;
+	for (uint32_t i = old; i < ct.partitions; i++) {
+		struct ox_cluster_partition cp;
+
+		rc = ox_cluster_partition_get(m->state, topic_id, i, &cp);
+		OX_ASSERT(rc == 0 && cp.replicas_n == rf); // C5
+		memcpy(as + (size_t)i * rf, cp.replicas, rf * sizeof(*as));
+	}
+	rc = ox_srv_partitions_grow(m->srv, t, ct.partitions);
+	if (rc < 0)
+		goto fail;
+	t->meta.partitions = ct.partitions;
+	m->srv->npartitions += ct.partitions - old;
+	ox_slog(OX_SLOG_INFO, "cluster topic grown name=%s partitions=%u",
+		t->meta.name, ct.partitions);
+	return;
+fail:
+	// The node serves the partitions it had; a restart opens the rest.
+	ox_slog(OX_SLOG_ERROR, "cannot open added partitions topic=%s "
+		"partitions=%u error=%s", t->meta.name, ct.partitions,
+		ox_strerror_name(rc));
+}
+
+static void applied_act(struct ox_meta *m, const struct ox_cluster_result *r)
+{
+	switch (r->op) {
+	case OX_CLUSTER_OP_CREATE_TOPIC:
+		ox_srv_cluster_topic_open(m->srv, r->topic_id);
+		break;
+	case OX_CLUSTER_OP_DELETE_TOPIC:
+		topic_drop(m, r->topic_id);
+		break;
+	case OX_CLUSTER_OP_ALTER_CONFIGS:
+		topic_reconfigure(m, r->topic_id);
+		break;
+	case OX_CLUSTER_OP_ADD_PARTITIONS:
+		topic_grow(m, r->topic_id);
+		break;
+	default:
+		break; // nodes: the state is all; nothing proposes reassigns
+	}
 }
 
 // ---- applying committed entries (M1) ----
@@ -164,9 +439,10 @@ static int apply_batch(struct ox_meta *m, const uint8_t *b, size_t len,
 			ox_slog(OX_SLOG_INFO, "metadata entry refused index=%"
 				PRId64 " op=%d verdict=%s", r.offset + 1,
 				(int)res.op, ox_strerror_name(res.verdict));
-		if (res.verdict == 0 && res.op == OX_CLUSTER_OP_CREATE_TOPIC)
-			ox_srv_cluster_topic_open(m->srv, res.topic_id);
-		created(m, r.offset + 1, res.verdict);
+		if (res.verdict == 0)
+			applied_act(m, &res);
+		if (res.request.node != 0)
+			admin_applied(m, &res);
 	}
 	return rc;
 }
@@ -223,6 +499,16 @@ static void registered(void *arg, int res, int64_t base, int64_t last)
 	if (res < 0 && res != -OX_ENOTLEADER && res != -OX_ECLOSED)
 		ox_slog(OX_SLOG_WARN, "registering a node failed error=%s",
 			ox_strerror_name(res));
+}
+
+// A proposal whose outcome the proposer learns by applying it.
+static void proposal_done(void *arg, int res, int64_t base, int64_t last)
+{
+	struct proposal *pr = arg;
+
+	(void)res, (void)base, (void)last;
+	free(pr->batch);
+	free(pr);
 }
 
 // Proposes one entry as a batch of one record, malloc'd into *batch_out,
@@ -317,6 +603,261 @@ static void register_nodes(struct ox_meta *m)
 		free(entry);
 		return; // one at a time
 	}
+}
+
+// ---- admin requests: proposing or forwarding (M3) ----
+
+// A proposal of an admin entry made here: if the replica gives it up
+// (this node stopped leading before it committed) its item is answered
+// NOT_LEADER, unless it was applied meanwhile.
+struct admin_proposal {
+	struct ox_meta *m;
+	uint8_t *batch;
+	uint64_t seq;
+};
+
+static void admin_proposed(void *arg, int res, int64_t base, int64_t last)
+{
+	struct admin_proposal *pr = arg;
+	struct admin *a;
+	uint32_t i;
+
+	(void)base, (void)last;
+	if (res < 0 && admin_find(pr->m, pr->seq, &a, &i))
+		admin_settle(pr->m, a, i, res == -OX_ECLOSED ? -OX_ESHUTDOWN :
+						   -OX_ENOTLEADER,
+			     "the metadata leader changed before the change "
+			     "committed; it may still take effect");
+	free(pr->batch);
+	free(pr);
+}
+
+// Sends one stamped entry on its way: proposed here on the leader, or
+// forwarded to the leader. 0, or the answer with why filled.
+static int admin_send(struct ox_meta *m, const uint8_t *entry, size_t len,
+		      uint64_t seq, char *why, size_t why_len)
+{
+	const struct ox_raft *r = ox_replica_raft(m->rep);
+	uint64_t leader = ox_raft_leader(r);
+	int rc;
+
+	if (ox_raft_role(r) == OX_RAFT_LEADER) {
+		struct admin_proposal *pr = calloc(1, sizeof(*pr));
+
+		if (pr == NULL)
+			return -ENOMEM;
+		pr->m = m;
+		pr->seq = seq;
+		rc = propose_batch(m, entry, len, admin_proposed, pr,
+				   &pr->batch);
+		if (rc < 0) {
+			free(pr);
+			snprintf(why, why_len, "cannot propose the change: %s",
+				 ox_strerror(rc));
+			return rc == -EBUSY ? -ETIMEDOUT : rc;
+		}
+		return 0;
+	}
+	if (leader == OX_RAFT_NONE) {
+		snprintf(why, why_len, "the metadata group has no leader now; "
+			 "retry");
+		return -OX_ENOTLEADER;
+	}
+	rc = ox_peer_forward(m->peer, leader, entry, len);
+	if (rc < 0) {
+		snprintf(why, why_len, "cannot reach the metadata leader, node "
+			 "%" PRIu64 ": %s; retry", leader, ox_strerror(rc));
+		return -OX_ENOTLEADER;
+	}
+	return 0;
+}
+
+// Item i of a: stamps its entry with the next request id, judges it
+// against this node's state (the leader's verdict at apply is final),
+// and sends it. Settles the item when it cannot wait.
+static void admin_submit(struct ox_meta *m, struct admin *a, uint32_t i,
+			 const struct ox_meta_change *c)
+{
+	struct admin_item *it = &a->items[i];
+	struct ox_cluster_request rq = { (uint64_t)m->srv->cfg.node_id,
+					 m->nonce, ++m->next_seq };
+	struct ox_cluster_result res;
+	uint8_t *entry = NULL;
+	size_t len = 0;
+	int rc;
+
+	it->seq = rq.seq;
+	a->waiting++;
+	rc = ox_cluster_entry_stamp(c->entry, c->len, &rq, &entry, &len);
+	if (rc < 0) {
+		admin_settle(m, a, i, rc == -ENOMEM ? rc : -OX_EINVALID_REQUEST,
+			     "the change does not fit a metadata entry");
+		return;
+	}
+	rc = ox_cluster_check(m->state, entry, len, &res);
+	if (rc < 0) {
+		char why[OX_META_WHY_MAX];
+
+		verdict_why(rc, it->name, why, sizeof(why));
+		admin_settle(m, a, i, rc, why);
+	} else {
+		char why[OX_META_WHY_MAX];
+
+		rc = admin_send(m, entry, len, rq.seq, why, sizeof(why));
+		if (rc < 0)
+			admin_settle(m, a, i, rc, why);
+	}
+	free(entry);
+}
+
+void ox_meta_admin(struct ox_server *srv, struct ox_net_req *req,
+		   enum ox_meta_api api, ProtobufCMessage *msg,
+		   struct ox_meta_change *changes, uint32_t n)
+{
+	struct ox_meta *m = srv->meta;
+	struct admin *a;
+
+	OX_ASSERT(m != NULL && n >= 1 && n <= OX_META_ADMIN_ITEMS_MAX);
+	OX_ASSERT(api != OX_META_ALTER || n == 1);
+	a = calloc(1, sizeof(*a) + n * sizeof(a->items[0]));
+	if (a == NULL || m->admins_n >= META_ADMINS_MAX) {
+		ox_srv_respond_error(req, a ? -ETIMEDOUT : -ENOMEM,
+				     a ? "too many admin changes are waiting "
+					 "for the metadata group; retry" :
+					 "out of memory");
+		free(a);
+		protobuf_c_message_free_unpacked(msg, NULL);
+		goto out;
+	}
+	a->req = req;
+	a->api = api;
+	a->msg = msg;
+	a->n = n;
+	a->deadline_ns = ox_srv_now_ns() +
+			 (uint64_t)OX_META_ADMIN_WAIT_MS * 1000000u;
+	a->waiting = 1; // held while submitting: a settle cannot answer
+	a->next = m->admins;
+	m->admins = a;
+	m->admins_n++;
+	for (uint32_t i = 0; i < n; i++) {
+		a->items[i].name = changes[i].name;
+		a->items[i].err = changes[i].err;
+		if (changes[i].entry == NULL)
+			snprintf(a->items[i].why, sizeof(a->items[i].why), "%s",
+				 changes[i].why);
+		else
+			admin_submit(m, a, i, &changes[i]);
+	}
+	admin_release(m, a);
+out:
+	for (uint32_t i = 0; i < n; i++)
+		free(changes[i].entry);
+}
+
+// A forwarded admin entry reached this node: the leader proposes it
+// whatever its verdict, so that the node that asked learns the verdict
+// when it applies it. Only topic changes are taken from other nodes, and
+// only with their own request ids.
+static void meta_forwarded(void *arg, uint64_t from, const uint8_t *entry,
+			   size_t len)
+{
+	struct ox_meta *m = arg;
+	struct ox_cluster_result res;
+	int rc;
+
+	if (m->rep == NULL)
+		return; // stopping
+	if (ox_raft_role(ox_replica_raft(m->rep)) != OX_RAFT_LEADER) {
+		ox_slog(OX_SLOG_INFO, "forwarded metadata change dropped "
+			"from=%" PRIu64 ": this node does not lead", from);
+		return;
+	}
+	rc = ox_cluster_check(m->state, entry, len, &res);
+	if (rc == -ENOMEM || res.request.node != from ||
+	    (res.op != OX_CLUSTER_OP_CREATE_TOPIC &&
+	     res.op != OX_CLUSTER_OP_DELETE_TOPIC &&
+	     res.op != OX_CLUSTER_OP_ALTER_CONFIGS &&
+	     res.op != OX_CLUSTER_OP_ADD_PARTITIONS)) {
+		ox_slog(OX_SLOG_WARN, "forwarded metadata change refused "
+			"from=%" PRIu64 " op=%d request_node=%" PRIu64, from,
+			(int)res.op, res.request.node);
+		return;
+	}
+	rc = propose(m, entry, len, proposal_done);
+	if (rc < 0)
+		ox_slog(OX_SLOG_WARN, "cannot propose a forwarded metadata "
+			"change from=%" PRIu64 " error=%s", from,
+			ox_strerror_name(rc));
+}
+
+// ---- cluster topic directories (M4) ----
+
+static int rm_entry(const char *path, const struct stat *st, int flag,
+		    struct FTW *ftw)
+{
+	(void)st, (void)flag, (void)ftw;
+	if (remove(path) < 0 && errno != ENOENT)
+		ox_slog(OX_SLOG_WARN, "cannot remove path=%s error=\"%s\"", path,
+			strerror(errno));
+	return 0;
+}
+
+static bool doomed(const struct ox_server *srv, uint64_t id)
+{
+	for (const struct ox_topic *t = srv->doomed; t != NULL; t = t->next)
+		if (t->meta.id == id)
+			return true;
+	return false;
+}
+
+// Whether this node has applied what the group committed, as a leader
+// told it.
+static bool caught_up(const struct ox_meta *m)
+{
+	const struct ox_raft *r = ox_replica_raft(m->rep);
+
+	return ox_raft_leader(r) != OX_RAFT_NONE && ox_raft_commit(r) > 0 &&
+	       m->applied_offset >= ox_raft_commit(r);
+}
+
+// Once caught up: directories of cluster topics that the state no longer
+// holds, left by a delete that a crash interrupted before the directory
+// went, are removed. (A node down during a delete applies it when it
+// replays the log, which removes the directory the usual way.)
+static void sweep_dirs(struct ox_meta *m)
+{
+	struct ox_server *srv = m->srv;
+	char dir[PATH_MAX], path[PATH_MAX + 256];
+	struct ox_cluster_topic ct;
+	struct dirent *de;
+	DIR *d;
+
+	if (m->swept || !caught_up(m))
+		return;
+	m->swept = true;
+	snprintf(dir, sizeof(dir), "%s/topics", srv->cfg.data_dir);
+	d = opendir(dir);
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		char *end;
+
+		errno = 0;
+		unsigned long long id = strtoull(de->d_name, &end, 10);
+		if (de->d_name[0] < '0' || de->d_name[0] > '9' || errno ||
+		    *end || id < OX_CLUSTER_TOPIC_ID_BASE)
+			continue; // this node's own topics: server.c's (S5)
+		if (ox_srv_topic_by_id(srv, id) != NULL || doomed(srv, id) ||
+		    ox_cluster_topic_by_id(m->state,
+					   id - OX_CLUSTER_TOPIC_ID_BASE,
+					   &ct) == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		ox_slog(OX_SLOG_INFO, "removing a cluster topic directory no "
+			"topic names path=%s", path);
+		nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	}
+	closedir(d);
 }
 
 // ---- transport and Raft plumbing ----
@@ -423,6 +964,8 @@ static void tick_fired(void *arg, int res)
 	ox_replica_tick(t->m->rep);
 	tick_partitions(t->m->srv);
 	register_nodes(t->m);
+	admin_expire(t->m);
+	sweep_dirs(t->m);
 	tick_arm(t);
 }
 
@@ -494,6 +1037,7 @@ static int open_peer(struct ox_meta *m, char *err, size_t err_len)
 		.nodes = nodes,
 		.nodes_n = cfg->npeers,
 		.deliver = meta_deliver,
+		.forward = meta_forwarded,
 		.deliver_arg = m,
 	};
 	int rc;
@@ -534,6 +1078,20 @@ static void catch_up(struct ox_meta *m)
 		"leader answered within %llu s", CATCH_UP_NS / 1000000000ull);
 }
 
+// M3: a number no earlier run of this node drew (random, or the wall
+// clock when the kernel gives no random bytes).
+static uint64_t draw_nonce(void)
+{
+	struct timespec ts;
+	uint64_t x = 0;
+
+	if (getrandom(&x, sizeof(x), GRND_NONBLOCK) != (ssize_t)sizeof(x)) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		x = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	}
+	return x ? x : 1;
+}
+
 int ox_meta_start(struct ox_server *srv, char *err, size_t err_len)
 {
 	struct ox_meta *m = calloc(1, sizeof(*m));
@@ -555,6 +1113,7 @@ int ox_meta_start(struct ox_server *srv, char *err, size_t err_len)
 	}
 	snprintf(m->client_address, sizeof(m->client_address), "%s:%u",
 		 srv->adv_host, srv->adv_port);
+	m->nonce = draw_nonce();
 	srv->meta = m;
 	rc = open_peer(m, err, err_len);
 	if (rc == 0)
@@ -569,6 +1128,7 @@ int ox_meta_start(struct ox_server *srv, char *err, size_t err_len)
 		"cluster=%s", srv->cfg.npeers, srv->cfg.peer_listen,
 		srv->cfg.cluster_id);
 	catch_up(m);
+	sweep_dirs(m);
 	return 0;
 }
 
@@ -578,24 +1138,28 @@ void ox_meta_stop(struct ox_server *srv)
 
 	if (m == NULL)
 		return;
-	while (m->creates != NULL) {
-		struct create *c = m->creates;
-
-		m->creates = c->next;
-		if (c->index == 0) {
-			c->m = NULL; // the replica's callback answers it
-			continue;
-		}
-		create_answer(c, -OX_ESHUTDOWN, "the node is stopping");
-	}
 	if (m->tick != NULL) {
 		if (!m->tick->armed)
 			free(m->tick); // not in the loop
 		else
 			m->tick->m = NULL; // M2: the timer frees it
 	}
-	ox_replica_close(m->rep);
+	ox_replica_close(m->rep); // fails proposals: their items settle
 	m->rep = NULL; // what the peer still delivers is dropped
+	while (m->admins != NULL) { // M3
+		struct admin *a = m->admins;
+
+		for (uint32_t i = 0; i < a->n; i++)
+			if (a->items[i].seq != 0) {
+				a->items[i].seq = 0;
+				a->items[i].err = -OX_ESHUTDOWN;
+				snprintf(a->items[i].why,
+					 sizeof(a->items[i].why),
+					 "the node is stopping");
+			}
+		admin_unlink(m, a);
+		admin_respond(a);
+	}
 	if (m->log != NULL) {
 		int rc = ox_log_close(m->log);
 
@@ -618,101 +1182,6 @@ const struct ox_cluster *ox_meta_state(const struct ox_server *srv)
 struct ox_peer *ox_meta_peer(const struct ox_server *srv)
 {
 	return srv->meta ? srv->meta->peer : NULL;
-}
-
-// Builds and proposes the CreateTopic entry of m (checked by the server's
-// rules already): replicas placed among the registered nodes.
-static int create_propose(struct ox_meta *m, struct create *c,
-			  const struct ox_topic_meta *tm,
-			  const Oxbow__TopicSpec *spec, const char **why)
-{
-	struct ox_cluster_kv kv[OX_CLUSTER_CONFIGS_MAX];
-	struct ox_cluster_topic_spec cs = {
-		.name = tm->name,
-		.partitions = tm->partitions,
-		.replication_factor = tm->replicas ? tm->replicas : 1,
-		.configs = kv,
-	};
-	uint64_t *assignment;
-	uint8_t *entry = NULL;
-	size_t len;
-	int rc;
-
-	if (spec->n_configs > OX_CLUSTER_CONFIGS_MAX) {
-		*why = "too many config overrides";
-		return -OX_EINVALID_CONFIG;
-	}
-	for (size_t i = 0; i < spec->n_configs; i++)
-		if (strcmp(spec->configs[i]->key, "partitions") != 0)
-			kv[cs.configs_n++] = (struct ox_cluster_kv){
-				spec->configs[i]->key,
-				spec->configs[i]->value };
-	assignment = calloc((size_t)cs.partitions * cs.replication_factor,
-			    sizeof(*assignment));
-	if (assignment == NULL)
-		return -ENOMEM;
-	cs.assignment = assignment;
-	rc = ox_cluster_place(m->state, NULL, 0, cs.partitions,
-			      cs.replication_factor, assignment);
-	if (rc < 0) {
-		*why = "the replicas do not fit the registered nodes "
-		       "(1, 3 or 5, at most one per node)";
-		rc = -OX_EINVALID_REQUEST;
-	}
-	if (rc == 0)
-		rc = ox_cluster_entry_create_topic(&cs, &entry, &len);
-	if (rc == 0) {
-		rc = ox_cluster_check(m->state, entry, len, NULL);
-		if (rc < 0)
-			*why = rc == -OX_ETOPIC_EXISTS ? "the topic exists" :
-							 "refused by the "
-							 "metadata rules";
-	}
-	if (rc == 0)
-		rc = propose_batch(m, entry, len, create_committed, c,
-				   &c->batch);
-	free(entry);
-	free(assignment);
-	return rc;
-}
-
-void ox_meta_create_topic(struct ox_server *srv, struct ox_net_req *req,
-			  Oxbow__CreateTopicsRequest *msg,
-			  const struct ox_topic_meta *tm)
-{
-	struct ox_meta *m = srv->meta;
-	struct create *c = calloc(1, sizeof(*c));
-	const char *why = "out of memory";
-	char lead[96];
-	int rc = -ENOMEM;
-
-	if (c != NULL) {
-		c->m = m;
-		c->req = req;
-		c->msg = msg;
-		if (ox_raft_role(ox_replica_raft(m->rep)) != OX_RAFT_LEADER) {
-			uint64_t term;
-
-			snprintf(lead, sizeof(lead), "topics are created by "
-				 "the metadata leader, node %" PRId64,
-				 ox_meta_leader(srv, &term));
-			why = lead;
-			rc = -OX_ENOTLEADER;
-		} else {
-			rc = create_propose(m, c, tm, msg->topics[0], &why);
-		}
-	}
-	if (rc < 0) {
-		if (c == NULL) {
-			ox_srv_respond_error(req, rc, why);
-			oxbow__create_topics_request__free_unpacked(msg, NULL);
-			return;
-		}
-		create_answer(c, rc, why);
-		return;
-	}
-	c->next = m->creates;
-	m->creates = c;
 }
 
 // ---- queries for CLUSTER_STATUS ----

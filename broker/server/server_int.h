@@ -211,11 +211,29 @@ int ox_meta_node_at(const struct ox_server *srv, uint32_t i, uint64_t *id,
 // server's own topic table.
 const struct ox_cluster *ox_meta_state(const struct ox_server *srv);
 struct ox_peer *ox_meta_peer(const struct ox_server *srv);
-// CREATE_TOPICS of one topic through the metadata group: answered once
-// its entry is applied (or refused). Takes req and spec's request msg.
-void ox_meta_create_topic(struct ox_server *srv, struct ox_net_req *req,
-			  Oxbow__CreateTopicsRequest *msg,
-			  const struct ox_topic_meta *m);
+// Admin writes of a cluster (CREATE_TOPICS, DELETE_TOPICS, ALTER_CONFIGS
+// of its topics): one metadata entry per topic, proposed here on the
+// metadata leader or forwarded to it. The request is answered once this
+// node applied every entry (with the verdict every node reaches), or
+// NOT_LEADER / TIMEOUT when there is no leader or an entry did not come
+// back within OX_META_ADMIN_WAIT_MS.
+#define OX_META_ADMIN_WAIT_MS 10000u
+// Topics one admin request of a cluster may name.
+#define OX_META_ADMIN_ITEMS_MAX 64u
+#define OX_META_WHY_MAX 192u
+enum ox_meta_api { OX_META_CREATE, OX_META_DELETE, OX_META_ALTER };
+struct ox_meta_change {
+	const char *name; // the topic, borrowed from the request message
+	uint8_t *entry;   // its MetaEntry (malloc'd; taken), or NULL
+	size_t len;
+	int err;          // without an entry: the answer (0 or negative)
+	char why[OX_META_WHY_MAX];
+};
+// Takes req, msg (the unpacked request, freed once answered) and every
+// change's entry; borrows changes (n of them, 1..OX_META_ADMIN_ITEMS_MAX).
+void ox_meta_admin(struct ox_server *srv, struct ox_net_req *req,
+		   enum ox_meta_api api, ProtobufCMessage *msg,
+		   struct ox_meta_change *changes, uint32_t n);
 
 // status.c
 void ox_srv_cluster_status(struct ox_server *srv, struct ox_net_req *req);

@@ -5,11 +5,13 @@
 // even, the rest is a RAFT payload as it comes off the wire; odd, the rest
 // describes messages that the transport's own encoder turns into a frame
 // (so decoding goes deep), then a few of its bytes are overwritten from the
-// input. Whatever the bytes, decoding either refuses the whole frame with
-// a reason and delivers nothing (D2), or delivers messages that are
+// input; such a frame may carry forwarded entries (RaftBatch.forwards) too.
+// Whatever the bytes, decoding either refuses the whole frame with a
+// reason and delivers nothing (D2), or delivers messages that are
 // structurally sound (to this node, a known type, runs and conf within
 // bounds, raw slices inside the payload) and that encode and decode again
-// to the same messages.
+// to the same messages, and forwards of 1..OX_PEER_FORWARD_BYTES_MAX bytes,
+// at most OX_PEER_FRAME_FORWARDS_MAX of them.
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,13 +40,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 // trip.
 #define BUILD_MAX 8u
 #define KEEP_MAX 64u
+// Forwards the structured mode adds, and their longest.
+#define FORWARDS_BUILT 3u
+#define FORWARD_BUILT_BYTES 64u
 
 struct seen {
 	const uint8_t *payload;
 	size_t len;
 	size_t n;
+	size_t forwards;
+	unsigned forward_sum;
 	struct ox_peer_delivery d[KEEP_MAX];
 };
+
+static void check_forward(void *arg, uint64_t from, const uint8_t *entry,
+			  size_t len)
+{
+	struct seen *s = arg;
+
+	CHECK(from != 0 && from != SELF);
+	CHECK(len > 0 && len <= OX_PEER_FORWARD_BYTES_MAX);
+	// protobuf-c hands over its own copy: every byte must be readable.
+	unsigned sum = 0;
+	for (size_t k = 0; k < len; k++)
+		sum += entry[k];
+	s->forward_sum += sum;
+	s->forwards++;
+}
 
 static void check_delivery(void *arg, const struct ox_peer_delivery *d)
 {
@@ -147,7 +169,7 @@ static void round_trip(struct seen *s)
 	memcpy(again.d, s->d, sizeof(s->d[0]) * n);
 	again.n = 0;
 	long got = ox_peer_frame_decode(payload, len, SELF, CLUSTER, count_only,
-					&again, why, sizeof(why));
+					NULL, &again, why, sizeof(why));
 	CHECK(got == (long)n && again.n == n);
 	free(buf);
 }
@@ -157,15 +179,17 @@ static void decode(const uint8_t *payload, size_t len)
 	struct seen s = { .payload = payload, .len = len };
 	char why[160] = "";
 	long n = ox_peer_frame_decode(payload, len, SELF, CLUSTER,
-				      check_delivery, &s, why, sizeof(why));
+				      check_delivery, check_forward, &s, why,
+				      sizeof(why));
 
 	if (n < 0) {
 		CHECK(n == -OX_ECORRUPT);
-		CHECK(s.n == 0); // D2: nothing of a refused frame
+		CHECK(s.n == 0 && s.forwards == 0); // D2: nothing of a refused frame
 		CHECK(why[0] != '\0');
 		return;
 	}
-	CHECK((size_t)n == s.n && s.n <= OX_PEER_FRAME_MSGS_MAX);
+	CHECK((size_t)n == s.n + s.forwards && s.n <= OX_PEER_FRAME_MSGS_MAX &&
+	      s.forwards <= OX_PEER_FRAME_FORWARDS_MAX);
 	if (s.n > 0 && s.n <= KEEP_MAX)
 		round_trip(&s);
 }
@@ -222,9 +246,12 @@ static void structured(struct input *in)
 	struct ox_peer_group g;
 	struct ox_raft_msg m;
 	size_t n = 1 + take(in, 1) % BUILD_MAX, msgs_len = 0, raw_total = 0;
-	size_t raw_len, len;
+	size_t raw_len, len, forwards = take(in, 1) % (FORWARDS_BUILT + 1);
 	uint8_t *buf = malloc(OX_PEER_HEAD_MAX +
-			      BUILD_MAX * (OX_PEER_MSG_BYTES_MAX + 32));
+			      BUILD_MAX * (OX_PEER_MSG_BYTES_MAX + 32) +
+			      FORWARDS_BUILT * (OX_PEER_FORWARD_HEAD_MAX +
+						FORWARD_BUILT_BYTES));
+	uint8_t entry[FORWARD_BUILT_BYTES];
 
 	CHECK(buf != NULL);
 	for (size_t i = 0; i < n; i++) {
@@ -232,6 +259,15 @@ static void structured(struct input *in)
 		msgs_len += ox_peer_msg_encode(buf + OX_PEER_HEAD_MAX + msgs_len,
 					       &g, &m, raw_total, raw_len);
 		raw_total += raw_len;
+	}
+	// Forwarded entries after the messages: bytes from the input.
+	for (size_t i = 0; i < forwards; i++) {
+		size_t elen = 1 + take(in, 1) % FORWARD_BUILT_BYTES;
+
+		for (size_t k = 0; k < elen; k++)
+			entry[k] = (uint8_t)take(in, 1);
+		msgs_len += ox_peer_forward_encode(
+			buf + OX_PEER_HEAD_MAX + msgs_len, entry, elen);
 	}
 	memset(buf + OX_PEER_HEAD_MAX + msgs_len, 0xab, raw_total);
 	uint8_t *payload = payload_around(buf, FROM, msgs_len, raw_total, &len);

@@ -600,3 +600,95 @@ Test(cluster, encoders_refuse_bad_arguments)
 		.replication_factor = 1, .configs_n = 1 };
 	cr_assert_eq(ox_cluster_entry_create_topic(&spec, &e, &len), -EINVAL);
 }
+
+// An entry stamped with a request id carries it to every node that applies
+// it, whatever the verdict, and changes nothing else: two states, one fed
+// stamped entries and one the same entries unstamped, stay identical (C1).
+Test(cluster, request_ids_ride_along)
+{
+	struct ox_cluster *c = tc_new(), *plain = tc_new();
+	struct ox_cluster_request rq = { 7, 0xfeedfacecafebeefull, 41 };
+	struct ox_cluster_result res;
+	uint8_t *e, *stamped, *again;
+	size_t len, slen, alen;
+
+	for (uint64_t id = 1; id <= 3; id++) {
+		cr_assert_eq(tc_node(c, id), 0);
+		cr_assert_eq(tc_node(plain, id), 0);
+	}
+	cr_assert_eq(tc_topic_placed(c, "t", 2, 3), 0);
+	cr_assert_eq(tc_topic_placed(plain, "t", 2, 3), 0);
+	cr_assert_eq(ox_cluster_entry_delete_topic("t", 1, &e, &len), 0);
+	cr_assert_eq(ox_cluster_entry_stamp(e, len, &rq, &stamped, &slen), 0);
+	// Stamping again replaces the id.
+	rq.seq = 42;
+	cr_assert_eq(ox_cluster_entry_stamp(stamped, slen, &rq, &again, &alen),
+		     0);
+	cr_assert_eq(ox_cluster_check(c, again, alen, &res), 0);
+	cr_assert_eq(res.request.node, 7);
+	cr_assert_eq(res.request.nonce, 0xfeedfacecafebeefull);
+	cr_assert_eq(res.request.seq, 42);
+	cr_assert_eq(ox_cluster_apply(c, ox_cluster_applied_index(c) + 2, again,
+				      alen, &res), 0);
+	cr_assert_eq(res.verdict, 0);
+	cr_assert_eq(res.op, OX_CLUSTER_OP_DELETE_TOPIC);
+	cr_assert_eq(res.topic_id, 1);
+	cr_assert_eq(res.request.seq, 42);
+	cr_assert_eq(tc_apply(plain, e, len), 0);
+	tc_same(c, plain);
+	// Refused (the topic is gone): the verdict still names the request.
+	cr_assert_eq(ox_cluster_apply(c, ox_cluster_applied_index(c) + 2,
+				      stamped, slen, &res), 0);
+	cr_assert_eq(res.verdict, -OX_EUNKNOWN_TOPIC);
+	cr_assert_eq(res.request.seq, 41);
+	// An entry of nobody's names no request.
+	cr_assert_eq(ox_cluster_entry_noop(&e, &len), 0);
+	cr_assert_eq(ox_cluster_check(c, e, len, &res), 0);
+	cr_assert_eq(res.request.node, 0);
+	cr_assert_eq(res.request.seq, 0);
+	free(e);
+	free(stamped);
+	free(again);
+	ox_cluster_destroy(c);
+	ox_cluster_destroy(plain);
+}
+
+Test(cluster, stamp_refuses_bad_input)
+{
+	struct ox_cluster_request rq = { 1, 2, 3 };
+	uint8_t junk[4] = { 0xff, 0xff, 0xff, 0xff }, *out = NULL;
+	size_t len = 0;
+
+	cr_assert_eq(ox_cluster_entry_stamp(junk, sizeof(junk), &rq, &out,
+					    &len), -OX_ECORRUPT);
+	cr_assert_eq(ox_cluster_entry_stamp(junk, OX_CLUSTER_ENTRY_BYTES_MAX + 1,
+					    &rq, &out, &len), -OX_ECORRUPT);
+	cr_assert_eq(ox_cluster_entry_stamp(junk, 1, NULL, &out, &len), -EINVAL);
+	cr_assert_eq(ox_cluster_entry_stamp(NULL, 1, &rq, &out, &len), -EINVAL);
+	cr_assert_null(out);
+}
+
+// A topic deleted and created again under its name gets a new id (C3),
+// so its directories on the nodes never meet the old ones, and a delete
+// aimed at the old id leaves the new topic alone.
+Test(cluster, name_created_again_gets_a_new_id)
+{
+	struct ox_cluster *c = tc_new();
+	struct ox_cluster_topic t;
+	uint8_t *e;
+	size_t len;
+
+	for (uint64_t id = 1; id <= 3; id++)
+		cr_assert_eq(tc_node(c, id), 0);
+	cr_assert_eq(tc_topic_placed(c, "again", 1, 3), 0);
+	cr_assert_eq(ox_cluster_topic_by_name(c, "again", &t), 0);
+	uint64_t first = t.id;
+	cr_assert_eq(tc_delete(c, "again", first), 0);
+	cr_assert_eq(tc_topic_placed(c, "again", 1, 3), 0);
+	cr_assert_eq(ox_cluster_topic_by_name(c, "again", &t), 0);
+	cr_assert_gt(t.id, first);
+	cr_assert_eq(ox_cluster_entry_delete_topic("again", first, &e, &len), 0);
+	tc_refused(c, e, len, -OX_EUNKNOWN_TOPIC);
+	cr_assert_eq(ox_cluster_topic_by_name(c, "again", &t), 0);
+	ox_cluster_destroy(c);
+}

@@ -92,7 +92,24 @@ struct got {
 	int n;
 	struct ox_peer_delivery d[GOT_MAX];
 	uint8_t raw[GOT_MAX][256];
+	int forwards;
+	uint64_t fwd_from[GOT_MAX];
+	size_t fwd_len[GOT_MAX];
+	uint8_t fwd[GOT_MAX][256];
 };
+
+static void collect_fwd(void *arg, uint64_t from, const uint8_t *entry,
+			size_t len)
+{
+	struct got *g = arg;
+
+	cr_assert_lt(g->forwards, GOT_MAX);
+	g->fwd_from[g->forwards] = from;
+	g->fwd_len[g->forwards] = len;
+	memcpy(g->fwd[g->forwards], entry,
+	       len < sizeof(g->fwd[0]) ? len : sizeof(g->fwd[0]));
+	g->forwards++;
+}
 
 static void collect(void *arg, const struct ox_peer_delivery *d)
 {
@@ -205,7 +222,8 @@ Test(peer_codec, every_type_round_trips_with_raw_slices)
 		raw[i] = (uint8_t)(i * 7 + 1);
 	struct built b = build(g, m, raw_len, TYPES, raw, CLUSTER);
 	long n = ox_peer_frame_decode(b.payload, b.payload_len, SELF, CLUSTER,
-				      collect, &got, why, sizeof(why));
+				      collect, collect_fwd, &got, why,
+				      sizeof(why));
 	cr_assert_eq(n, TYPES, "decode: %ld (%s)", n, why);
 	cr_assert_eq(got.n, TYPES);
 	size_t off = 0;
@@ -234,8 +252,8 @@ Test(peer_codec, extreme_values_round_trip)
 	m.runs[3].term = OX_RAFT_TERM_MAX - 1;
 	struct built b = build(&g, &m, &raw_len, 1, NULL, CLUSTER);
 	cr_assert_eq(ox_peer_frame_decode(b.payload, b.payload_len, SELF,
-					  CLUSTER, collect, &got, why,
-					  sizeof(why)), 1, "%s", why);
+					  CLUSTER, collect, collect_fwd, &got,
+					  why, sizeof(why)), 1, "%s", why);
 	cr_assert_eq(got.d[0].group.topic_id, UINT64_MAX);
 	cr_assert_eq(got.d[0].group.partition, UINT32_MAX);
 	msg_eq(&m, &got.d[0].msg);
@@ -251,11 +269,12 @@ static void refused(const uint8_t *payload, size_t len, const char *reason)
 	struct got got = { 0 };
 	char why[160] = "";
 	long n = ox_peer_frame_decode(payload, len, SELF, CLUSTER, collect,
-				      &got, why, sizeof(why));
+				      collect_fwd, &got, why, sizeof(why));
 
 	cr_assert_eq(n, -OX_ECORRUPT, "decoded %ld, want a refusal for %s",
 		     n, reason);
-	cr_assert_eq(got.n, 0, "delivered %d of a refused frame", got.n);
+	cr_assert_eq(got.n + got.forwards, 0, "delivered %d of a refused "
+		     "frame", got.n + got.forwards);
 	cr_assert(strstr(why, reason) != NULL, "why \"%s\", want \"%s\"", why,
 		  reason);
 }
@@ -534,8 +553,9 @@ Test(peer_codec, a_good_message_after_unknown_fields_decodes)
 	p[OX_PAYLOAD_PREFIX_BYTES + body_len + 2] = 0x01;
 	ox_payload_prefix_encode(p, (uint32_t)(body_len + 3));
 	len = OX_PAYLOAD_PREFIX_BYTES + body_len + 3;
-	cr_assert_eq(ox_peer_frame_decode(p, len, SELF, CLUSTER, collect, &got,
-					  why, sizeof(why)), 1, "%s", why);
+	cr_assert_eq(ox_peer_frame_decode(p, len, SELF, CLUSTER, collect,
+					  collect_fwd, &got, why, sizeof(why)),
+		     1, "%s", why);
 	cr_assert_eq(got.d[0].msg.type, OX_RAFT_MSG_APPEND_RESP);
 	cr_assert_eq(got.d[0].msg.term, 3);
 	free(p);
@@ -563,4 +583,107 @@ Test(peer_codec, head_refuses_frames_over_the_limit)
 	cr_assert_eq(ox_peer_head_encode(head, 1, 1, CLUSTER, NULL, 10,
 					 OX_FRAME_BYTES_MAX),
 		     -OX_ETOOBIG);
+}
+
+// --- forwards (RaftBatch.forwards) ------------------------------------------
+
+Test(peer_codec, forwards_round_trip_after_the_messages)
+{
+	struct ox_raft_msg m = msg_of(OX_RAFT_MSG_VOTE);
+	struct ox_peer_group g = { 0, 0 };
+	uint8_t body[OX_PEER_MSG_BYTES_MAX + 3 * (OX_PEER_FORWARD_HEAD_MAX + 200)];
+	uint8_t head[OX_PEER_HEAD_MAX], e[3][200];
+	size_t body_len, elen[3] = { 1, 200, 77 };
+	uint32_t frame_len, header_len;
+	struct got got = { 0 };
+	char why[160] = "";
+
+	body_len = ox_peer_msg_encode(body, &g, &m, 0, 0);
+	for (int i = 0; i < 3; i++) {
+		memset(e[i], 'a' + i, elen[i]);
+		body_len += ox_peer_forward_encode(body + body_len, e[i],
+						   elen[i]);
+	}
+	long hl = ox_peer_head_encode(head, 1, FROM, CLUSTER, "h:1", body_len,
+				      0);
+	cr_assert_gt(hl, 0);
+	uint8_t *frame = malloc((size_t)hl + body_len);
+	cr_assert(frame != NULL);
+	memcpy(frame, head, (size_t)hl);
+	memcpy(frame + hl, body, body_len);
+	cr_assert_eq(ox_frame_prefix_decode(frame, (size_t)hl + body_len,
+					    &frame_len, &header_len), 0);
+	size_t pre = OX_FRAME_PREFIX_BYTES + header_len;
+	long n = ox_peer_frame_decode(frame + pre, (size_t)hl + body_len - pre,
+				      SELF, CLUSTER, collect, collect_fwd,
+				      &got, why, sizeof(why));
+	cr_assert_eq(n, 4, "decode: %ld (%s)", n, why);
+	cr_assert_eq(got.n, 1);
+	msg_eq(&m, &got.d[0].msg);
+	cr_assert_eq(got.forwards, 3);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(got.fwd_from[i], FROM);
+		cr_assert_eq(got.fwd_len[i], elen[i]);
+		cr_assert_eq(memcmp(got.fwd[i], e[i], elen[i]), 0);
+	}
+	// Without a forward callback the forwards are dropped, the
+	// messages still delivered.
+	memset(&got, 0, sizeof(got));
+	n = ox_peer_frame_decode(frame + pre, (size_t)hl + body_len - pre, SELF,
+				 CLUSTER, collect, NULL, &got, why, sizeof(why));
+	cr_assert_eq(n, 4);
+	cr_assert_eq(got.n, 1);
+	cr_assert_eq(got.forwards, 0);
+	free(frame);
+}
+
+// A batch of one good message and `n` forwards of `len` bytes each.
+static void refused_forwards(size_t n, size_t len, const char *reason)
+{
+	Oxbow__RaftBatch b = OXBOW__RAFT_BATCH__INIT;
+	Oxbow__RaftMessage m = pb_msg(), *mp = &m;
+	ProtobufCBinaryData *f = calloc(n + 1, sizeof(*f));
+	uint8_t *bytes = calloc(1, len + 1);
+	size_t plen;
+
+	cr_assert(f != NULL && bytes != NULL);
+	for (size_t i = 0; i < n; i++)
+		f[i] = (ProtobufCBinaryData){ len, bytes };
+	b.from_node = FROM;
+	b.cluster_id = CLUSTER;
+	b.n_messages = 1;
+	b.messages = &mp;
+	b.n_forwards = n;
+	b.forwards = f;
+	uint8_t *p = payload_of(&b, 0, &plen);
+	refused(p, plen, reason);
+	free(p);
+	free(f);
+	free(bytes);
+}
+
+Test(peer_codec, forwards_over_their_bounds_refused)
+{
+	refused_forwards(OX_PEER_FRAME_FORWARDS_MAX + 1, 10, "forward");
+	refused_forwards(1, 0, "forward 0: empty");
+	refused_forwards(1, OX_PEER_FORWARD_BYTES_MAX + 1, "forward 0");
+}
+
+Test(peer_codec, forward_of_the_wrong_wire_type_refused)
+{
+	Oxbow__RaftBatch b = OXBOW__RAFT_BATCH__INIT;
+	size_t body_len;
+
+	b.from_node = FROM;
+	b.cluster_id = CLUSTER;
+	body_len = oxbow__raft_batch__get_packed_size(&b);
+	uint8_t *p = calloc(1, OX_PAYLOAD_PREFIX_BYTES + body_len + 2);
+	cr_assert(p != NULL);
+	oxbow__raft_batch__pack(&b, p + OX_PAYLOAD_PREFIX_BYTES);
+	// Field 5 (forwards) as a varint.
+	p[OX_PAYLOAD_PREFIX_BYTES + body_len] = 5 << 3;
+	p[OX_PAYLOAD_PREFIX_BYTES + body_len + 1] = 0x01;
+	ox_payload_prefix_encode(p, (uint32_t)(body_len + 2));
+	refused(p, OX_PAYLOAD_PREFIX_BYTES + body_len + 2, "forward 0");
+	free(p);
 }

@@ -43,6 +43,10 @@ struct node {
 	uint64_t got;
 	uint64_t got_raw_bytes;
 	uint64_t bad; // deliveries that did not match what was sent
+	// Forwards delivered, their bytes, and those that did not match.
+	uint64_t fwd;
+	uint64_t fwd_bytes;
+	uint64_t fwd_bad;
 };
 
 static struct ox_io *io;
@@ -106,6 +110,30 @@ static void deliver(void *arg, const struct ox_peer_delivery *d)
 			n->bad++;
 			return;
 		}
+}
+
+// Forward i holds fwd_len_of(i) bytes of fwd_byte(i, k), sent in order.
+static size_t fwd_len_of(uint64_t i)
+{
+	return i == 5 ? OX_PEER_FORWARD_BYTES_MAX : 1 + (size_t)(i * 37 % 500);
+}
+
+static uint8_t fwd_byte(uint64_t i, size_t k)
+{
+	return (uint8_t)(i * 13 + k);
+}
+
+static void forwarded(void *arg, uint64_t from, const uint8_t *entry,
+		      size_t len)
+{
+	struct node *n = arg;
+	uint64_t i = n->fwd++;
+	bool ok = from != n->id && len == fwd_len_of(i);
+
+	for (size_t k = 0; ok && k < len; k++)
+		ok = entry[k] == fwd_byte(i, k);
+	n->fwd_bytes += len;
+	n->fwd_bad += !ok;
 }
 
 static void tick_done(void *arg, int res)
@@ -182,6 +210,7 @@ static void node_create(int k)
 		.reconnect_ms = 5,
 		.reconnect_max_ms = 40,
 		.deliver = deliver,
+		.forward = forwarded,
 		.deliver_arg = &nodes[k],
 	};
 	int rc = ox_peer_create(&nodes[k].p, io, &o);
@@ -300,6 +329,50 @@ TestSuite(peer_api);
 		name();                                \
 	}                                              \
 	static void name(void)
+
+// --- forwards ------------------------------------------------------------
+
+#define FORWARDS 40
+
+PEER_TEST(forwards_go_with_the_messages_and_arrive_whole)
+{
+	uint8_t *buf = malloc(OX_PEER_FORWARD_BYTES_MAX + 1);
+	uint64_t bytes = 0;
+
+	cr_assert_not_null(buf);
+	cluster_start(2); // node 3 is down
+	RUN_UNTIL(all_connected(2));
+	cr_assert_eq(send_msg(0, 1, 0), 0);
+	for (uint64_t i = 0; i < FORWARDS; i++) {
+		size_t len = fwd_len_of(i);
+
+		for (size_t k = 0; k < len; k++)
+			buf[k] = fwd_byte(i, k);
+		cr_assert_eq(ox_peer_forward(nodes[0].p, nodes[1].id, buf, len),
+			     0);
+		bytes += len;
+	}
+	cr_assert_eq(ox_peer_forward(nodes[0].p, nodes[0].id, buf, 1), -EINVAL);
+	cr_assert_eq(ox_peer_forward(nodes[0].p, 99, buf, 1), -EINVAL);
+	cr_assert_eq(ox_peer_forward(nodes[0].p, nodes[1].id, buf, 0),
+		     -EMSGSIZE);
+	cr_assert_eq(ox_peer_forward(nodes[0].p, nodes[1].id, buf,
+				     OX_PEER_FORWARD_BYTES_MAX + 1), -EMSGSIZE);
+	cr_assert_eq(ox_peer_forward(nodes[0].p, nodes[2].id, buf, 1),
+		     -ENOTCONN);
+	RUN_UNTIL(nodes[1].fwd == FORWARDS && nodes[1].got == 1);
+	struct ox_peer_stats a = stats(0), b = stats(1);
+	cr_assert_eq(nodes[1].fwd_bad, 0);
+	cr_assert_eq(nodes[1].fwd_bytes, bytes);
+	cr_assert_eq(a.forwards_sent, FORWARDS);
+	cr_assert_eq(b.forwards_received, FORWARDS);
+	// At most OX_PEER_FRAME_FORWARDS_MAX forwards a frame.
+	cr_assert_geq(a.frames_sent, (FORWARDS + OX_PEER_FRAME_FORWARDS_MAX - 1) /
+					     OX_PEER_FRAME_FORWARDS_MAX);
+	cr_assert_eq(nodes[0].fwd, 0);
+	cluster_stop();
+	free(buf);
+}
 
 // --- batching ------------------------------------------------------------
 
