@@ -4,7 +4,9 @@
 // configs, offsets by spec or time, consumer groups (list, describe with
 // lag, commit) and the cluster's status, each one synchronous request or
 // a few over the request layer of client.c. Cluster-wide requests go to
-// any broker; LIST_OFFSETS goes to each partition's leader. The broker's
+// any broker; LIST_OFFSETS goes to each partition's leader; a group's
+// offsets go to its coordinator, and LIST_GROUPS to every node (each
+// lists the groups it coordinates) with the answers merged. The broker's
 // error_message of a failed call is kept for ox_admin_last_error. Not
 // thread-safe: one thread at a time per handle.
 #include <errno.h>
@@ -453,37 +455,120 @@ static int cmp_str(const void *x, const void *y)
 	return strcmp(*(char *const *)x, *(char *const *)y);
 }
 
-int ox_admin_group_list(struct ox_admin *a, char ***out, size_t *n_out)
+// Group names gathered from the nodes' LIST_GROUPS answers.
+struct group_names {
+	char **v;
+	size_t n, cap;
+};
+
+static int names_add(struct group_names *g, const Oxbow__ListGroupsResponse *r)
+{
+	for (size_t i = 0; i < r->n_groups; i++) {
+		if (g->n == g->cap) {
+			size_t cap = g->cap ? g->cap * 2 : 64;
+			char **v = realloc(g->v, (cap + 1) * sizeof(*v));
+			if (v == NULL)
+				return -ENOMEM;
+			g->v = v;
+			g->cap = cap;
+		}
+		g->v[g->n] = strdup(r->groups[i]);
+		if (g->v[g->n] == NULL)
+			return -ENOMEM;
+		g->n++;
+	}
+	return 0;
+}
+
+// LIST_GROUPS of one node (any broker when node is -1) into g.
+static int groups_of(struct ox_admin *a, int32_t node, struct group_names *g)
 {
 	Oxbow__ListGroupsRequest req = OXBOW__LIST_GROUPS_REQUEST__INIT;
 	ProtobufCMessage *msg = NULL;
-	char **v;
+	int rc;
+
+	if (node < 0)
+		rc = ox_client_call_any(&a->cl, OXBOW__API_KEY__LIST_GROUPS,
+					&req.base,
+					&oxbow__list_groups_response__descriptor,
+					&msg);
+	else
+		rc = ox_client_call_node(&a->cl, node,
+					 OXBOW__API_KEY__LIST_GROUPS, &req.base,
+					 &oxbow__list_groups_response__descriptor,
+					 &msg);
+	if (rc < 0)
+		return rc;
+	rc = names_add(g, (Oxbow__ListGroupsResponse *)msg);
+	protobuf_c_message_free_unpacked(msg, NULL);
+	return rc;
+}
+
+// In a cluster each node lists the groups it coordinates, so every node
+// of the metadata is asked and the answers merged; a node that does not
+// answer is skipped (its groups move to live nodes within an election),
+// unless none answers.
+static int groups_gather(struct ox_admin *a, struct group_names *g)
+{
+	const char *names[1] = { "__offsets" };
+	Oxbow__MetadataResponse *md = NULL;
+	int rc = ox_client_metadata(&a->cl, names, 1, true, &md);
+	int answered = 0, last = 0;
+
+	if (rc < 0)
+		return rc;
+	size_t nb = md->n_brokers;
+	int32_t *ids = calloc(nb + 1, sizeof(*ids));
+	for (size_t i = 0; ids != NULL && i < nb; i++)
+		ids[i] = md->brokers[i]->node_id;
+	protobuf_c_message_free_unpacked(&md->base, NULL);
+	if (ids == NULL)
+		return -ENOMEM;
+	if (nb <= 1) { // a node alone serves every group
+		free(ids);
+		return groups_of(a, -1, g);
+	}
+	for (size_t i = 0; i < nb; i++) {
+		rc = groups_of(a, ids[i], g);
+		if (rc == -ENOMEM)
+			break;
+		if (rc == 0)
+			answered++;
+		else
+			last = rc;
+	}
+	free(ids);
+	if (rc == -ENOMEM)
+		return rc;
+	return answered > 0 ? 0 : last;
+}
+
+int ox_admin_group_list(struct ox_admin *a, char ***out, size_t *n_out)
+{
+	struct group_names g = {0};
 	int rc;
 
 	if (a == NULL || out == NULL || n_out == NULL)
 		return -EINVAL;
-	rc = ox_client_call_any(&a->cl, OXBOW__API_KEY__LIST_GROUPS, &req.base,
-				&oxbow__list_groups_response__descriptor, &msg);
-	if (rc < 0)
+	rc = groups_gather(a, &g);
+	if (rc < 0) {
+		ox_strings_free(g.v, g.n);
 		return rc;
-	Oxbow__ListGroupsResponse *r = (Oxbow__ListGroupsResponse *)msg;
-	v = calloc(r->n_groups + 1, sizeof(*v));
-	for (size_t i = 0; v != NULL && i < r->n_groups; i++) {
-		v[i] = strdup(r->groups[i]);
-		if (v[i] == NULL) {
-			ox_strings_free(v, i);
-			v = NULL;
+	}
+	if (g.v == NULL && (g.v = calloc(1, sizeof(*g.v))) == NULL)
+		return -ENOMEM;
+	qsort(g.v, g.n, sizeof(*g.v), cmp_str);
+	size_t u = 0;
+	for (size_t i = 0; i < g.n; i++) {
+		if (u > 0 && strcmp(g.v[u - 1], g.v[i]) == 0) {
+			free(g.v[i]);
+			continue;
 		}
+		g.v[u++] = g.v[i];
 	}
-	if (v == NULL) {
-		rc = -ENOMEM;
-	} else {
-		qsort(v, r->n_groups, sizeof(*v), cmp_str);
-		*out = v;
-		*n_out = r->n_groups;
-	}
-	protobuf_c_message_free_unpacked(msg, NULL);
-	return rc;
+	*out = g.v;
+	*n_out = u;
+	return 0;
 }
 
 void ox_group_offsets_free(struct ox_group_offset *offsets, size_t n)
@@ -519,9 +604,10 @@ int ox_admin_group_describe(struct ox_admin *a, const char *group,
 	if (a == NULL || !name_ok(group) || out == NULL || n_out == NULL)
 		return -EINVAL;
 	req.group = (char *)group;
-	rc = ox_client_call_any(&a->cl, OXBOW__API_KEY__OFFSET_FETCH, &req.base,
-				&oxbow__offset_fetch_response__descriptor,
-				&msg);
+	rc = ox_client_call_group(&a->cl, group, OXBOW__API_KEY__OFFSET_FETCH,
+				  &req.base,
+				  &oxbow__offset_fetch_response__descriptor,
+				  &msg);
 	if (rc < 0)
 		return rc;
 	Oxbow__OffsetFetchResponse *r = (Oxbow__OffsetFetchResponse *)msg;
@@ -709,6 +795,7 @@ int ox_admin_cluster_status(struct ox_admin *a, struct ox_cluster_status **out)
 	s->answering_node = r->answering_node;
 	s->meta_leader = r->meta_leader >= 0 ? r->meta_leader : -1;
 	s->meta_term = r->meta_term;
+	s->rejoining = r->rejoining;
 	rc = status_nodes_fill(s, r);
 	if (rc == 0)
 		rc = status_partitions_fill(s, r);

@@ -5,16 +5,22 @@
 // (each tried in turn until one answers), one connection per node learned
 // from metadata (for requests that must reach a partition's leader), and
 // the broker's error message of the last failed call. It does no retries
-// of its own beyond walking the bootstrap list; callers decide.
+// of its own beyond walking the bootstrap list, except for the requests
+// of a consumer group: those go to the group's coordinator
+// (FIND_COORDINATOR), found again and retried within request.timeout.ms
+// when it moves (ox_client_call_group).
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "client/client_int.h"
 #include "proto/assert.h"
 #include "proto/wire.h"
+
+static void sleep_ms(int64_t ms);
 
 int ox_client_init(struct ox_client *cl, const struct ox_conf *conf)
 {
@@ -28,6 +34,10 @@ int ox_client_init(struct ox_client *cl, const struct ox_conf *conf)
 void ox_client_deinit(struct ox_client *cl)
 {
 	ox_conn_deinit(&cl->boot);
+	if (cl->coord.conn_init)
+		ox_conn_deinit(&cl->coord.conn);
+	cl->coord.conn_init = false;
+	cl->coord.known = false;
 	for (size_t i = 0; i < cl->nodes_n; i++)
 		ox_conn_deinit(&cl->nodes[i].conn);
 	free(cl->nodes);
@@ -318,20 +328,182 @@ int ox_client_commit(struct ox_client *cl, const char *group,
 		     const struct ox_req_offsets *r)
 {
 	Oxbow__OffsetCommitRequest req = OXBOW__OFFSET_COMMIT_REQUEST__INIT;
+	int64_t deadline = ox_now_ms() + cl->conf.request_timeout_ms;
 	ProtobufCMessage *msg = NULL;
 	int rc;
 
 	req.group = (char *)group;
 	req.n_offsets = r->n;
 	req.offsets = r->p;
-	rc = ox_client_call_any(cl, OXBOW__API_KEY__OFFSET_COMMIT, &req.base,
-				&oxbow__offset_commit_response__descriptor,
-				&msg);
-	if (rc < 0)
-		return rc;
-	rc = ox_commit_response_result((Oxbow__OffsetCommitResponse *)msg);
-	protobuf_c_message_free_unpacked(msg, NULL);
+	for (;;) {
+		rc = ox_client_call_group(cl, group,
+					  OXBOW__API_KEY__OFFSET_COMMIT,
+					  &req.base,
+					  &oxbow__offset_commit_response__descriptor,
+					  &msg);
+		if (rc < 0)
+			return rc;
+		rc = ox_commit_response_result(
+			(Oxbow__OffsetCommitResponse *)msg);
+		protobuf_c_message_free_unpacked(msg, NULL);
+		// The coordinator lost its leadership while the commit was
+		// on its way: the new one takes the same commit again.
+		if (rc != -OX_ENOTLEADER ||
+		    ox_now_ms() + cl->conf.retry_backoff_ms >= deadline)
+			break;
+		ox_client_coordinator_forget(cl);
+		sleep_ms(cl->conf.retry_backoff_ms);
+	}
 	if (rc < 0)
 		ox_client_set_error(cl, "commit: %s", ox_strerror(rc));
 	return rc;
+}
+
+// ---- group coordinators ----
+
+bool ox_client_coord_retriable(int err)
+{
+	return err == -OX_ENOTLEADER || err == -OX_ESHUTDOWN ||
+	       err == -ETIMEDOUT || err == -OX_EUNREACHABLE ||
+	       err == -ECONNREFUSED || err == -ECONNRESET || err == -EPIPE ||
+	       err == -ENOTCONN || err == -EHOSTUNREACH;
+}
+
+void ox_client_coordinator_forget(struct ox_client *cl)
+{
+	cl->coord.known = false;
+	if (cl->coord.conn_init)
+		ox_conn_close(&cl->coord.conn);
+	if (cl->conf.boot_n > 1) {
+		cl->boot_idx = (cl->boot_idx + 1) % cl->conf.boot_n;
+		ox_conn_deinit(&cl->boot);
+		ox_conn_init(&cl->boot, &cl->conf.boot[cl->boot_idx],
+			     cl->conf.client_id);
+	}
+}
+
+// Asks any broker which node coordinates group and keeps the answer.
+static int coord_find(struct ox_client *cl, const char *group)
+{
+	Oxbow__FindCoordinatorRequest req =
+		OXBOW__FIND_COORDINATOR_REQUEST__INIT;
+	Oxbow__FindCoordinatorResponse *r;
+	ProtobufCMessage *msg = NULL;
+	struct ox_hostport hp;
+	int rc;
+
+	req.group = (char *)group;
+	rc = ox_client_call_any(cl, OXBOW__API_KEY__FIND_COORDINATOR,
+				&req.base,
+				&oxbow__find_coordinator_response__descriptor,
+				&msg);
+	if (rc < 0)
+		return rc;
+	r = (Oxbow__FindCoordinatorResponse *)msg;
+	if (r->host == NULL || r->host[0] == '\0' ||
+	    strlen(r->host) >= sizeof(hp.host) || r->port == 0 ||
+	    r->port > 65535) {
+		protobuf_c_message_free_unpacked(msg, NULL);
+		ox_client_set_error(cl, "FIND_COORDINATOR answered an address "
+					"that is not HOST:PORT");
+		return -OX_ECORRUPT;
+	}
+	snprintf(hp.host, sizeof(hp.host), "%s", r->host);
+	hp.port = (uint16_t)r->port;
+	cl->coord.node = r->node_id;
+	protobuf_c_message_free_unpacked(msg, NULL);
+	if (cl->coord.conn_init &&
+	    (strcmp(cl->coord.conn.addr.host, hp.host) != 0 ||
+	     cl->coord.conn.addr.port != hp.port)) {
+		ox_conn_deinit(&cl->coord.conn);
+		cl->coord.conn_init = false;
+	}
+	if (!cl->coord.conn_init) {
+		ox_conn_init(&cl->coord.conn, &hp, cl->conf.client_id);
+		cl->coord.conn_init = true;
+	}
+	snprintf(cl->coord.group, sizeof(cl->coord.group), "%s", group);
+	cl->coord.known = true;
+	return 0;
+}
+
+int ox_client_coordinator(struct ox_client *cl, const char *group,
+			  const struct ox_hostport **addr)
+{
+	int rc = 0;
+
+	if (group == NULL || group[0] == '\0' ||
+	    strlen(group) >= sizeof(cl->coord.group))
+		return -EINVAL;
+	if (!cl->coord.known || strcmp(cl->coord.group, group) != 0)
+		rc = coord_find(cl, group);
+	if (rc == 0)
+		*addr = &cl->coord.conn.addr;
+	return rc;
+}
+
+static void sleep_ms(int64_t ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000,
+			       .tv_nsec = (ms % 1000) * 1000000 };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+// One call to the coordinator: 0, a broker's error, or a transport one.
+static int coord_call_once(struct ox_client *cl, const char *group,
+			   uint32_t api_key, const ProtobufCMessage *body,
+			   int64_t timeout_ms,
+			   const ProtobufCMessageDescriptor *desc,
+			   ProtobufCMessage **msg)
+{
+	const struct ox_hostport *hp;
+	struct ox_resp r;
+	int rc = ox_client_coordinator(cl, group, &hp);
+
+	if (rc < 0)
+		return rc;
+	rc = ox_conn_call(&cl->coord.conn, cl->conf.connect_timeout_ms,
+			  api_key, body, timeout_ms, &r);
+	if (rc < 0) {
+		ox_client_set_error(cl, "coordinator node %d (%s:%u): %s",
+				    (int)cl->coord.node, hp->host,
+				    (unsigned)hp->port, ox_strerror(rc));
+		return rc;
+	}
+	return finish(cl, &r, desc, msg);
+}
+
+int ox_client_call_group(struct ox_client *cl, const char *group,
+			 uint32_t api_key, const ProtobufCMessage *body,
+			 const ProtobufCMessageDescriptor *desc,
+			 ProtobufCMessage **msg)
+{
+	int64_t deadline = ox_now_ms() + cl->conf.request_timeout_ms;
+	int64_t backoff = cl->conf.retry_backoff_ms;
+	int rc;
+
+	if (group == NULL || group[0] == '\0' ||
+	    strlen(group) >= sizeof(cl->coord.group)) // the broker judges
+		return ox_client_call_any(cl, api_key, body, desc, msg);
+	for (;;) {
+		int64_t left = deadline - ox_now_ms();
+		rc = coord_call_once(cl, group, api_key, body,
+				     left > 0 ? left : 1, desc, msg);
+		if (rc == -OX_EUNSUPPORTED && !cl->coord.known)
+			return ox_client_call_any(cl, api_key, body, desc,
+						  msg);
+		if (rc == 0 || !ox_client_coord_retriable(rc))
+			return rc;
+		ox_client_coordinator_forget(cl);
+		if (ox_now_ms() + backoff >= deadline)
+			return rc; // last_error says why
+		sleep_ms(backoff);
+		backoff *= 2;
+		if (backoff > cl->conf.retry_backoff_max_ms)
+			backoff = cl->conf.retry_backoff_max_ms;
+		if (backoff < 1)
+			backoff = 1;
+	}
 }

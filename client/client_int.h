@@ -169,12 +169,24 @@ struct ox_node {
 	struct ox_conn conn;
 };
 
+// The coordinator of one consumer group (FIND_COORDINATOR): the node
+// that serves its offsets. A handle works for one group at a time in
+// practice (the consumer's group.id), so one is cached.
+struct ox_coord {
+	bool known;
+	bool conn_init;         // conn holds buffers (ox_conn_init ran)
+	char group[OX_NAME_MAX];
+	int32_t node;
+	struct ox_conn conn;
+};
+
 struct ox_client {
 	struct ox_conf conf;
 	struct ox_conn boot;    // a connection to one bootstrap broker
 	size_t boot_idx;        // which one
 	struct ox_node *nodes;
 	size_t nodes_n;
+	struct ox_coord coord;
 	char last_error[OX_ERRMSG_MAX];
 };
 
@@ -194,6 +206,29 @@ int ox_client_call_node(struct ox_client *cl, int32_t node,
 			uint32_t api_key, const ProtobufCMessage *body,
 			const ProtobufCMessageDescriptor *desc,
 			ProtobufCMessage **msg);
+// Calls the coordinator of `group`: found with FIND_COORDINATOR (asked of
+// any broker) and cached; on NOT_LEADER, SHUTTING_DOWN, TIMEOUT or a lost
+// connection it is forgotten, found again and called again after
+// retry.backoff.ms (doubling up to retry.backoff.max.ms) until
+// request.timeout.ms has passed since the call began. A broker that does
+// not serve FIND_COORDINATOR is called as any broker. Returns as
+// ox_client_call_any.
+int ox_client_call_group(struct ox_client *cl, const char *group,
+			 uint32_t api_key, const ProtobufCMessage *body,
+			 const ProtobufCMessageDescriptor *desc,
+			 ProtobufCMessage **msg);
+// The address of group's coordinator, found when not cached (borrowed
+// until the next call on cl). 0, -OX_EUNSUPPORTED (the broker has no
+// FIND_COORDINATOR: any broker serves groups), or an error of the lookup.
+int ox_client_coordinator(struct ox_client *cl, const char *group,
+			  const struct ox_hostport **addr);
+// Forgets the cached coordinator (it answered NOT_LEADER, or its
+// connection failed) and turns to the next bootstrap broker, so that the
+// next lookup asks another node.
+void ox_client_coordinator_forget(struct ox_client *cl);
+// Whether an error means "ask the coordinator again".
+bool ox_client_coord_retriable(int err);
+
 // The address of a node from the last metadata; NULL when unknown.
 const struct ox_hostport *ox_client_node_addr(const struct ox_client *cl,
 					      int32_t node);
@@ -238,7 +273,7 @@ struct ox_req_offsets {
 int ox_req_offsets_alloc(struct ox_req_offsets *r, size_t n);
 void ox_req_offsets_free(struct ox_req_offsets *r);
 
-// Commits the offsets of r for group to any broker and maps the
+// Commits the offsets of r for group to its coordinator and maps the
 // per-partition results: 0, or the first partition's error (last_error
 // "commit: <reason>"), or a request error.
 int ox_client_commit(struct ox_client *cl, const char *group,

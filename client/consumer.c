@@ -4,7 +4,9 @@
 // starting positions from the group's committed offsets or
 // auto.offset.reset), seek by offset, by special offset and by time,
 // positions, and commits (synchronous, and asynchronous on a connection of
-// their own whose callbacks run from later calls). The fetch path is in
+// their own whose callbacks run from later calls); commits and committed
+// offsets go to the group's coordinator (ox_client_call_group; the
+// asynchronous connection follows it). The fetch path is in
 // consumer_fetch.c. Not thread-safe: one thread at a time per consumer.
 #include <errno.h>
 #include <poll.h>
@@ -175,9 +177,10 @@ static int committed_fetch(struct ox_consumer *c, struct cpart *only,
 	req.group = c->cl.conf.group_id;
 	req.n_partitions = n;
 	req.partitions = g.p;
-	rc = ox_client_call_any(&c->cl, OXBOW__API_KEY__OFFSET_FETCH, &req.base,
-				&oxbow__offset_fetch_response__descriptor,
-				&msg);
+	rc = ox_client_call_group(&c->cl, c->cl.conf.group_id,
+				  OXBOW__API_KEY__OFFSET_FETCH, &req.base,
+				  &oxbow__offset_fetch_response__descriptor,
+				  &msg);
 	if (rc < 0)
 		goto out;
 	Oxbow__OffsetFetchResponse *r = (Oxbow__OffsetFetchResponse *)msg;
@@ -334,9 +337,12 @@ static int commit_result(const struct ox_resp *r)
 	return rc;
 }
 
-// Moves async commit i (answered with err) to the callback list.
+// Moves async commit i (answered with err) to the callback list. An
+// answer saying the coordinator moved makes the next commit find it.
 static void acommit_done(struct ox_consumer *c, size_t i, int err)
 {
+	if (ox_client_coord_retriable(err))
+		c->cl.coord.known = false;
 	c->cb_due[c->cb_due_n] = c->acommits[i];
 	c->cb_due_err[c->cb_due_n] = err;
 	c->cb_due_n++;
@@ -447,6 +453,27 @@ int ox_consumer_commit(struct ox_consumer *c,
 	return rc;
 }
 
+// Points the asynchronous commit connection at the group's coordinator,
+// once the commits still on it were answered. A broker without
+// FIND_COORDINATOR serves groups itself: the connection stays.
+static int commit_conn_route(struct ox_consumer *c)
+{
+	const struct ox_hostport *hp;
+	int rc = ox_client_coordinator(&c->cl, c->cl.conf.group_id, &hp);
+
+	if (rc == -OX_EUNSUPPORTED)
+		return 0;
+	if (rc < 0)
+		return rc;
+	if (strcmp(c->commit_conn.addr.host, hp->host) == 0 &&
+	    c->commit_conn.addr.port == hp->port)
+		return 0;
+	commit_pump(c, true, ox_now_ms() + c->cl.conf.request_timeout_ms);
+	ox_conn_deinit(&c->commit_conn);
+	ox_conn_init(&c->commit_conn, hp, c->cl.conf.client_id);
+	return 0;
+}
+
 int ox_consumer_commit_async(struct ox_consumer *c,
 			     const struct ox_topic_partition *tps, size_t n,
 			     ox_commit_cb cb, void *opaque)
@@ -472,6 +499,11 @@ int ox_consumer_commit_async(struct ox_consumer *c,
 	rc = commit_offsets(c, tps, n, &g);
 	if (rc < 0)
 		return rc;
+	rc = commit_conn_route(c);
+	if (rc < 0) {
+		ox_req_offsets_free(&g);
+		return rc;
+	}
 	req.group = c->cl.conf.group_id;
 	req.n_offsets = g.n;
 	req.offsets = g.p;

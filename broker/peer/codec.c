@@ -70,6 +70,7 @@ size_t ox_peer_msg_encode(uint8_t *buf, const struct ox_peer_group *g,
 	pb.index = m->index;
 	pb.log_term = m->log_term;
 	pb.transfer = m->transfer;
+	pb.rejoining = m->rejoining;
 	pb.ok = m->ok;
 	pb.prev_index = m->prev_index;
 	pb.prev_term = m->prev_term;
@@ -402,6 +403,7 @@ static const char *msg_numbers(const Oxbow__RaftMessage *pb,
 	m->index = pb->index;
 	m->log_term = pb->log_term;
 	m->transfer = pb->transfer;
+	m->rejoining = pb->rejoining;
 	m->ok = pb->ok;
 	m->prev_index = pb->prev_index;
 	m->prev_term = pb->prev_term;

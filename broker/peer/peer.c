@@ -25,6 +25,13 @@
 // arms a 0 ns timer: its callback, at the end of the loop's turn, closes
 // every open frame and starts sending. So every message queued for a node
 // in one turn goes out in one frame (more when the frame limits cut it).
+// An owner that calls ox_peer_flush after every pass of the loop says so
+// (owner_flushes), and the pass is the turn: the 0 ns timer is not armed,
+// only the 1 ms retry timer as a backstop for loops the owner runs
+// without flushing (start-up, shutdown). The 0 ns timer costs a trip
+// through the kernel and a wake-up of the loop before the frame's send is
+// even submitted; on the path of an acks=all produce (the leader's
+// APPEND, the follower's answer) that wait is paid twice.
 //
 // Invariants (cited by number in assertions and tests):
 //  P1. A release callback runs exactly once per message queued with one,
@@ -70,14 +77,12 @@
 
 // --- timers --------------------------------------------------------------
 
-static void turn_done(void *arg, int res)
+// Finishes the open frame of every link on the dirty list and starts
+// sending; may_fail as for ox_peer_link_flush.
+static void flush_dirty(struct ox_peer *p, bool may_fail)
 {
-	struct ox_peer *p = arg;
 	struct peer_link *list = p->dirty;
 
-	OX_ASSERT(p->ops > 0 && p->turn_armed);
-	p->ops--;
-	p->turn_armed = false;
 	p->dirty = NULL;
 	while (list) {
 		struct peer_link *l = list;
@@ -85,8 +90,18 @@ static void turn_done(void *arg, int res)
 		list = l->dirty_next;
 		l->dirty_next = NULL;
 		l->dirty = false;
-		ox_peer_link_flush(l, true);
+		ox_peer_link_flush(l, may_fail);
 	}
+}
+
+static void turn_done(void *arg, int res)
+{
+	struct ox_peer *p = arg;
+
+	OX_ASSERT(p->ops > 0 && p->turn_armed);
+	p->ops--;
+	p->turn_armed = false;
+	flush_dirty(p, true);
 }
 
 static void retry_done(void *arg, int res)
@@ -96,6 +111,7 @@ static void retry_done(void *arg, int res)
 	OX_ASSERT(p->ops > 0 && p->retry_armed);
 	p->ops--;
 	p->retry_armed = false;
+	flush_dirty(p, true);
 	for (uint32_t i = 0; i < p->links_n; i++)
 		ox_peer_link_flush(&p->links[i], true);
 }
@@ -104,6 +120,12 @@ void ox_peer_arm_turn(struct ox_peer *p)
 {
 	if (p->turn_armed)
 		return;
+	if (p->owner_flushes) {
+		// The owner's flush normally comes first; the retry timer is
+		// the backstop for loops run without it.
+		ox_peer_arm_retry(p);
+		return;
+	}
 	if (ox_io_timer(p->io, 0, turn_done, p) == 0) {
 		p->turn_armed = true;
 		p->ops++;
@@ -293,6 +315,7 @@ int ox_peer_create(struct ox_peer **out, struct ox_io *io,
 						       RECONNECT_MAX_MS_DEFAULT;
 	if (p->reconnect_max_ms < p->reconnect_ms)
 		p->reconnect_max_ms = p->reconnect_ms;
+	p->owner_flushes = opts->owner_flushes;
 	p->deliver = opts->deliver;
 	p->forward = opts->forward;
 	p->deliver_arg = opts->deliver_arg;
@@ -398,19 +421,8 @@ int ox_peer_forward(struct ox_peer *p, uint64_t node, const uint8_t *entry,
 
 void ox_peer_flush(struct ox_peer *p)
 {
-	struct peer_link *list;
-
 	OX_ASSERT(p != NULL);
-	list = p->dirty;
-	p->dirty = NULL;
-	while (list) {
-		struct peer_link *l = list;
-
-		list = l->dirty_next;
-		l->dirty_next = NULL;
-		l->dirty = false;
-		ox_peer_link_flush(l, false);
-	}
+	flush_dirty(p, false);
 }
 
 int ox_peer_connected(const struct ox_peer *p, uint64_t node)

@@ -21,6 +21,7 @@
 #ifndef OX_BROKER_PEER_PEER_H
 #define OX_BROKER_PEER_PEER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -87,6 +88,16 @@ struct ox_peer_opts {
 	// 1000.
 	uint32_t reconnect_ms;
 	uint32_t reconnect_max_ms;
+	// Set when the owner calls ox_peer_flush after every pass of the io
+	// loop (each ox_io_run): the pass is then the turn, and no 0 ns
+	// end-of-turn timer is armed. A frame then goes out with the loop's
+	// next submission instead of after that timer's trip through the
+	// kernel, which costs a wake-up of the loop (and, on a busy machine,
+	// a wait for the CPU) on the way of every APPEND and every answer.
+	// A 1 ms timer remains as a backstop: messages queued while the loop
+	// runs without the owner's flush (start-up, shutdown) go out within
+	// about 1 ms. Unset: the transport ends turns with its own timer.
+	bool owner_flushes;
 	ox_peer_deliver_cb deliver;
 	// Forwarded entries, with deliver_arg; NULL: they are dropped.
 	ox_peer_forward_cb forward;
@@ -114,9 +125,10 @@ uint16_t ox_peer_port(const struct ox_peer *p);
 typedef void (*ox_peer_release_cb)(void *arg, int sent);
 
 // Queues msg for node msg->to, in the frame that goes out at the end of
-// this turn of the loop (or at ox_peer_flush). The message is copied;
-// raw (iovcnt pieces, the APPEND's batches; may be NULL with 0) is
-// borrowed until release runs, exactly once, from the io loop or
+// this turn of the loop (or at ox_peer_flush; with owner_flushes, at the
+// owner's next ox_peer_flush, or the 1 ms backstop). The message is
+// copied; raw (iovcnt pieces, the APPEND's batches; may be NULL with 0)
+// is borrowed until release runs, exactly once, from the io loop or
 // ox_peer_destroy (never from inside this call or ox_peer_flush).
 // Returns 0 (queued), -ENOTCONN (no connection to that node now;
 // dropped), -ENOBUFS (its queue is full; dropped), -EMSGSIZE (raw is too
@@ -137,7 +149,9 @@ int ox_peer_send(struct ox_peer *p, const struct ox_peer_group *group,
 int ox_peer_forward(struct ox_peer *p, uint64_t node, const uint8_t *entry,
 		    size_t len);
 
-// Sends what is queued now instead of at the end of the turn.
+// Sends what is queued now instead of at the end of the turn. With
+// owner_flushes, the owner calls it after every pass of the loop, and
+// that ends the turn. It never runs a release callback itself (P1).
 void ox_peer_flush(struct ox_peer *p);
 
 // Arms again what the transport could not when the io loop was full (see

@@ -189,6 +189,7 @@ struct ox_peer {
 	struct peer_link *links; // every other node
 	uint32_t links_n;
 	struct peer_link *dirty; // links with an open frame
+	bool owner_flushes; // the owner ends turns (no end-of-turn timer)
 	bool turn_armed;   // the 0 ns end-of-turn timer
 	bool retry_armed;  // the retry timer (the loop's pool was full)
 	bool destroying;
@@ -217,7 +218,8 @@ void ox_peer_link_kill(struct peer_link *l);
 // After the transport's operations are done: frees the link's frames.
 void ox_peer_link_free(struct peer_link *l);
 // peer.c
-// Arms the 0 ns end-of-turn timer (or the retry timer).
+// Arms the 0 ns end-of-turn timer, or the retry timer when the loop is
+// full or the owner ends turns with ox_peer_flush (a backstop).
 void ox_peer_arm_turn(struct ox_peer *p);
 void ox_peer_arm_retry(struct ox_peer *p);
 

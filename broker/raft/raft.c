@@ -283,8 +283,11 @@ void raft_become_follower(struct ox_raft *r, uint64_t term, uint64_t leader)
 	// R6: what was verified holds for one leader in one term only (the
 	// same node leading a later term may have had its log cut between).
 	if (term > r->term || leader != r->leader ||
-	    r->role != OX_RAFT_FOLLOWER)
+	    r->role != OX_RAFT_FOLLOWER) {
 		r->verified = r->commit;
+		r->rejoin_target = -1; // R9: learnt anew from this leader
+		r->rejoin_ticks = 0;
+	}
 	if (term > r->term) {
 		r->term = term;
 		r->vote = OX_RAFT_NONE;
@@ -297,9 +300,51 @@ void raft_become_follower(struct ox_raft *r, uint64_t term, uint64_t leader)
 	reset_election_timeout(r);
 }
 
+bool raft_forgetful(const struct ox_raft *r)
+{
+	return r->rejoining != OX_RAFT_REJOIN_NONE &&
+	       !(r->conf.voters_n == 1 && r->conf.voters[0] == r->cfg.id);
+}
+
+// R9: a rejoining follower that holds, durably and verified against its
+// leader, the leader's log as it was when first heard from in this term
+// holds every entry ever committed (R4), provided that leader was not a
+// stale one: it must still lead, heard from within an election timeout,
+// two election timeouts after that first message (a leader cut off from
+// its majority steps down within one, check-quorum). It may vote again
+// then, though never a second time in this term.
+static void rejoin_check(struct ox_raft *r)
+{
+	if (r->rejoining == OX_RAFT_REJOIN_NONE || r->role != OX_RAFT_FOLLOWER ||
+	    r->leader == OX_RAFT_NONE || r->rejoin_target < 0 ||
+	    r->durable_index < r->rejoin_target ||
+	    r->verified < r->rejoin_target ||
+	    r->rejoin_ticks < 2 * r->cfg.election_ticks ||
+	    r->election_elapsed >= r->cfg.election_ticks)
+		return;
+	if (r->vote == OX_RAFT_NONE)
+		r->vote = r->cfg.id;
+	r->rejoining = OX_RAFT_REJOIN_NONE;
+	r->hard_changed = true;
+}
+
+// R9: a peer showed a log (a leader, or a candidate with entries): the
+// group exists, and a FRESH replica is BEHIND it.
+static void rejoin_saw_log(struct ox_raft *r)
+{
+	if (r->rejoining != OX_RAFT_REJOIN_FRESH)
+		return;
+	r->rejoining = OX_RAFT_REJOIN_BEHIND;
+	r->hard_changed = true;
+}
+
 static void become_leader(struct ox_raft *r)
 {
 	OX_ASSERT(r->role == OX_RAFT_CANDIDATE);
+	if (r->rejoining != OX_RAFT_REJOIN_NONE) {
+		r->rejoining = OX_RAFT_REJOIN_NONE; // the only voter (R9)
+		r->hard_changed = true;
+	}
 	set_role(r, OX_RAFT_LEADER, r->cfg.id);
 	raft_leader_start(r);
 }
@@ -383,6 +428,8 @@ static void become_pre_candidate(struct ox_raft *r)
 // in the latest configuration either way).
 static bool may_campaign(const struct ox_raft *r)
 {
+	if (raft_forgetful(r))
+		return false; // R9: it waits to catch up
 	return raft_is_voter(&r->conf, r->cfg.id) ||
 	       (r->conf_index > r->commit &&
 		raft_is_voter(&r->conf_prev, r->cfg.id));
@@ -436,6 +483,12 @@ static void handle_vote(struct ox_raft *r, const struct ox_raft_msg *m)
 	else
 		can = r->vote == m->from ||
 		      (r->vote == OX_RAFT_NONE && r->leader == OX_RAFT_NONE);
+	if (raft_forgetful(r)) {
+		if (m->index > 0)
+			rejoin_saw_log(r);
+		can = false; // R9
+	}
+
 	if (can && log_up_to_date(r, m->index, m->log_term)) {
 		resp.ok = true;
 		if (pre) {
@@ -487,6 +540,7 @@ static void answer_append(struct ox_raft *r, uint64_t to,
 		.ok = true,
 		.index = ack,
 		.end_index = r->verified,
+		.rejoining = r->rejoining != OX_RAFT_REJOIN_NONE,
 	};
 
 	if (raft_push(r, &resp) && ack > r->acked)
@@ -502,6 +556,7 @@ static void reject_append(struct ox_raft *r, const struct ox_raft_msg *m)
 		.prev_index = m->prev_index,
 		.index = m->prev_index > r->last_index ? r->last_index :
 							 r->start_index,
+		.rejoining = r->rejoining != OX_RAFT_REJOIN_NONE,
 	};
 
 	if (m->prev_index <= r->last_index && m->prev_index > r->start_index) {
@@ -604,6 +659,12 @@ static int handle_append(struct ox_raft *r, const struct ox_raft_msg *m,
 	if (r->role != OX_RAFT_FOLLOWER || r->leader != m->from)
 		raft_become_follower(r, m->term, m->from);
 	r->election_elapsed = 0;
+	if (r->rejoining != OX_RAFT_REJOIN_NONE) {
+		if (m->index > 0)
+			rejoin_saw_log(r);
+		if (r->rejoin_target < 0)
+			r->rejoin_target = m->index; // its last index (R9)
+	}
 	if (m->prev_index > r->last_index) {
 		reject_append(r, m);
 		return 0;
@@ -644,6 +705,7 @@ static int handle_append(struct ox_raft *r, const struct ox_raft_msg *m,
 		r->verified = check;
 	raft_set_commit(r, m->commit < r->verified ? m->commit : r->verified);
 	answer_append(r, m->from, OX_RAFT_MSG_APPEND_RESP);
+	rejoin_check(r);
 	return 0;
 }
 
@@ -791,6 +853,8 @@ int ox_raft_create(struct ox_raft **out, const struct ox_raft_config *cfg,
 	r->runs_max = runs_max;
 	r->term = rs->hard.term;
 	r->vote = rs->hard.vote;
+	r->rejoining = rs->hard.rejoining;
+	r->rejoin_target = -1;
 	if (rs->runs_n > 0 && rs->runs[rs->runs_n - 1].term > r->term) {
 		// The log's write outran the hard state's: the node was in that
 		// term. Any vote of it was never sent (R1), so none is kept.
@@ -832,6 +896,16 @@ void ox_raft_tick(struct ox_raft *r)
 		return;
 	}
 	r->election_elapsed++;
+	if (r->rejoining != OX_RAFT_REJOIN_NONE) {
+		r->rejoin_ticks++;
+		if (r->rejoining == OX_RAFT_REJOIN_FRESH &&
+		    r->rejoin_target < 0 && r->cfg.rejoin_grace_ticks > 0 &&
+		    r->rejoin_ticks >= r->cfg.rejoin_grace_ticks) {
+			r->rejoining = OX_RAFT_REJOIN_NONE; // a group being born
+			r->hard_changed = true;
+		}
+		rejoin_check(r);
+	}
 	if (r->election_elapsed >= r->election_timeout)
 		campaign(r);
 }
@@ -1032,6 +1106,7 @@ void ox_raft_persisted(struct ox_raft *r, int64_t index, uint64_t term)
 	} else if (index > r->acked && r->verified > r->acked) {
 		answer_append(r, r->leader, OX_RAFT_MSG_APPEND_RESP);
 	}
+	rejoin_check(r);
 }
 
 int ox_raft_log_start(struct ox_raft *r, int64_t start_index,
@@ -1071,7 +1146,8 @@ void ox_raft_ready(struct ox_raft *r, struct ox_raft_ready *out)
 		.hard_changed = r->hard_changed,
 		.hard = { .term = r->term, .vote = r->vote, .conf = r->conf,
 			  .conf_index = r->conf_index,
-			  .conf_prev = r->conf_prev },
+			  .conf_prev = r->conf_prev,
+			  .rejoining = r->rejoining },
 		.msgs = r->handed,
 		.msgs_n = r->outbox_n,
 		.commit = r->commit,
@@ -1140,4 +1216,14 @@ int64_t ox_raft_match(const struct ox_raft *r, uint64_t peer)
 		if (r->peers[i].id == peer)
 			return r->peers[i].match;
 	return -1;
+}
+
+enum ox_raft_rejoin ox_raft_rejoining(const struct ox_raft *r)
+{
+	return (enum ox_raft_rejoin)r->rejoining;
+}
+
+int64_t ox_raft_rejoin_target(const struct ox_raft *r)
+{
+	return r->rejoining != OX_RAFT_REJOIN_NONE ? r->rejoin_target : -1;
 }

@@ -61,6 +61,29 @@
 //   R8  Every output is bounded: messages per ready (OX_RAFT_OUTBOX_MAX),
 //       term runs per message (OX_RAFT_MSG_RUNS_MAX), appends in flight per
 //       follower (ox_raft_config.inflight_max).
+//   R9  A replica that may have forgotten its votes and entries (a new
+//       hard state: its node's disk may have been wiped) neither grants a
+//       vote or pre-vote nor campaigns while it rejoins (ox_raft_hard.
+//       rejoining). FRESH: nothing seen yet; if no peer shows it a log
+//       (an APPEND, or a vote request from a candidate with entries)
+//       within rejoin_grace_ticks, the group is being born and it votes
+//       as usual; once one does, it is BEHIND. BEHIND: it stops rejoining
+//       when, following a leader of term T, its durable log, verified
+//       against that leader, reaches the leader's last index as that
+//       leader's first message of T gave it (APPENDs carry it in
+//       `index`), and that leader still leads two election timeouts later
+//       (not a stale leader cut off from its majority: check-quorum
+//       deposes those within one). It then holds all that was ever
+//       committed (R4), and records a vote for itself in T so it never
+//       votes twice in a term it may have voted in before. Having also
+//       forgotten the terms it saw, it could help a stale leader commit:
+//       so its answers say it is rejoining, and a leader neither counts
+//       its copy toward a commit nor its contact toward check-quorum. Left open: a
+//       vote it gave before it forgot in a later term no other node has
+//       heard of yet; and a FRESH replica hearing nobody for the grace
+//       period while the others are down takes its group for a new one.
+//       A group whose only voter is this node ignores all this. R9
+//       relies on check_quorum (the broker always sets it).
 //
 // Entries are carried by the host: raft says which (an APPEND names the
 // index range it wants to send; ox_raft_append_fill fixes it to the whole
@@ -174,6 +197,10 @@ struct ox_raft_msg {
 	// log agrees with the leader's (durable or not yet).
 	// SNAPSHOT_RESP: the follower durably holds the log up to `index`
 	// (the snapshot installed, or an older one it already had).
+	// APPEND_RESP, SNAPSHOT_RESP: the follower is rejoining (R9): it may
+	// hold less than it once told the leader (its disk was wiped), and
+	// `index` is what it holds now.
+	bool rejoining;
 
 	// SNAPSHOT: the membership at `index` (the sender's current one).
 	struct ox_raft_conf conf;
@@ -181,12 +208,20 @@ struct ox_raft_msg {
 
 // What must be persisted before the messages of the same ready are sent
 // (R1): the term, the vote in it, and the configuration state.
+// R9: where a replica that may have forgotten stands.
+enum ox_raft_rejoin {
+	OX_RAFT_REJOIN_NONE = 0,   // it votes as usual
+	OX_RAFT_REJOIN_FRESH = 1,  // new, nothing heard yet
+	OX_RAFT_REJOIN_BEHIND = 2, // a group with a log exists: catch up first
+};
+
 struct ox_raft_hard {
 	uint64_t term;
 	uint64_t vote;
 	struct ox_raft_conf conf;      // in effect (the last in the log)
 	int64_t conf_index;            // entry index of conf; 0: initial
 	struct ox_raft_conf conf_prev; // committed one before it (R7)
+	uint32_t rejoining;            // R9: enum ox_raft_rejoin
 };
 
 // Outputs gathered since the last call to ox_raft_ready. The host
@@ -228,6 +263,8 @@ struct ox_raft_config {
 				   // is drawn in [election, 2 * election)
 	uint32_t heartbeat_ticks;  // < election_ticks
 	uint32_t inflight_max;     // APPENDs in flight per follower (>= 1)
+	uint32_t rejoin_grace_ticks; // R9: FRESH for this long hearing no log
+				     // is a group being born; 0: never
 	uint64_t seed;             // the PRNG's seed (timeouts)
 	bool pre_vote;             // campaign only after a pre-vote majority
 	bool check_quorum;         // leader steps down if it lost its majority
@@ -244,9 +281,10 @@ struct ox_raft_config {
 // (and the initial one when there is none), and conf_prev from the one
 // before it when the latest is not committed.
 //
-// A node that lost its disk must not come back as the replica it was:
-// acknowledged writes were counted on its copy. It rejoins through a
-// membership change (removed, then added as a learner anew).
+// A node that lost its disk comes back with an empty log and a hard
+// state whose `rejoining` says so (R9): acknowledged writes were counted
+// on its copy, and it may have voted, so it earns its vote back by
+// catching up first.
 struct ox_raft_restore {
 	struct ox_raft_hard hard;
 	int64_t start_index;   // first offset still in the log
@@ -350,6 +388,12 @@ enum ox_raft_role ox_raft_role(const struct ox_raft *r);
 uint64_t ox_raft_term(const struct ox_raft *r);
 uint64_t ox_raft_leader(const struct ox_raft *r);
 int64_t ox_raft_commit(const struct ox_raft *r);
+// R9: whether the node is still rejoining (its votes held back).
+enum ox_raft_rejoin ox_raft_rejoining(const struct ox_raft *r);
+// R9: while rejoining, the leader's last index when first heard from in
+// this term (what the replica must hold); -1 when not rejoining or no
+// leader heard yet.
+int64_t ox_raft_rejoin_target(const struct ox_raft *r);
 int64_t ox_raft_last_index(const struct ox_raft *r);
 int64_t ox_raft_start_index(const struct ox_raft *r);
 // term_at as above; -OX_EOFFSET for an index before the log start (minus
@@ -359,5 +403,24 @@ int ox_raft_term_at(const struct ox_raft *r, int64_t index,
 const struct ox_raft_conf *ox_raft_conf(const struct ox_raft *r);
 // Leader: a follower's durable match index (-1 unknown or not leader).
 int64_t ox_raft_match(const struct ox_raft *r, uint64_t peer);
+// Leader: whether `peer` answered since the last quorum check, that is
+// within the last election timeout (with check_quorum; a new leader
+// counts every member as heard until its first check). Followers answer
+// every heartbeat, and a check falls on a heartbeat tick, so a live
+// follower is unheard only from a check until its answer arrives. False
+// on a follower, for this node and for a non-member.
+bool ox_raft_heard(const struct ox_raft *r, uint64_t peer);
+// Leader: the voter a leadership transfer is handing over to
+// (OX_RAFT_NONE: none under way).
+uint64_t ox_raft_transferee(const struct ox_raft *r);
+// Leader: the voter best placed to lead next, among the other voters
+// `usable` accepts (NULL: all; the host knows which links are up, raft
+// only what it heard): the highest durable match among those heard from
+// lately (among all of them when none was), ties going to the first in
+// the configuration. usable is called with arg and a voter's id, and
+// must not call into this raft. OX_RAFT_NONE when not leader or when no
+// voter qualifies.
+uint64_t ox_raft_successor(const struct ox_raft *r,
+			   bool (*usable)(void *arg, uint64_t id), void *arg);
 
 #endif

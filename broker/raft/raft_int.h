@@ -35,6 +35,7 @@ struct peer {
 	uint32_t stall_beats;  // heartbeats without progress while paused
 	int64_t match_at_beat; // match at the last heartbeat
 	bool active;           // heard from since the last quorum check
+	bool rejoining;        // R9: its last answer said so: not counted
 	bool vote_answered;
 	bool vote_granted;
 	// Ends of the APPENDs in flight, oldest first (a ring).
@@ -48,6 +49,9 @@ struct ox_raft {
 	enum ox_raft_role role;
 	uint64_t term;
 	uint64_t vote;
+	uint32_t rejoining;    // R9: enum ox_raft_rejoin
+	int64_t rejoin_target; // R9: the leader's last index when first heard
+	uint32_t rejoin_ticks; // R9: ticks since then (FRESH: since start)
 	uint64_t leader;
 	struct ox_raft_conf conf;
 	struct ox_raft_conf conf_prev;
@@ -96,6 +100,8 @@ uint64_t raft_last_term(const struct ox_raft *r);
 bool raft_push(struct ox_raft *r, const struct ox_raft_msg *m);
 struct peer *raft_peer(struct ox_raft *r, uint64_t id);
 bool raft_is_voter(const struct ox_raft_conf *c, uint64_t id);
+// R9: rejoining, and not the group's only voter.
+bool raft_forgetful(const struct ox_raft *r);
 uint32_t raft_quorum(const struct ox_raft *r);
 void raft_become_follower(struct ox_raft *r, uint64_t term, uint64_t leader);
 void raft_set_commit(struct ox_raft *r, int64_t commit);

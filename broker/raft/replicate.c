@@ -107,6 +107,7 @@ void raft_send_append(struct ox_raft *r, struct peer *p)
 		.type = OX_RAFT_MSG_APPEND,
 		.to = p->id,
 		.term = r->term,
+		.index = r->last_index, // R9
 		.wants_entries = true,
 	};
 	int rc;
@@ -144,6 +145,7 @@ static void send_heartbeat(struct ox_raft *r, struct peer *p)
 		.type = OX_RAFT_MSG_APPEND,
 		.to = p->id,
 		.term = r->term,
+		.index = r->last_index, // R9: what a rejoining node must hold
 		.commit = r->commit,
 	};
 	int rc;
@@ -198,8 +200,11 @@ static uint32_t holders(const struct ox_raft *r, int64_t index)
 
 	if (raft_is_voter(&r->conf, r->cfg.id) && r->durable_index >= index)
 		n++;
+	// R9: a follower still rejoining forgot the terms it had seen; its
+	// copy would let a stale leader commit, so it is not counted.
 	for (uint32_t i = 0; i < r->peers_n; i++)
-		n += r->peers[i].voter && r->peers[i].match >= index;
+		n += r->peers[i].voter && !r->peers[i].rejoining &&
+		     r->peers[i].match >= index;
 	return n;
 }
 
@@ -256,8 +261,11 @@ static void check_quorum(struct ox_raft *r)
 {
 	uint32_t active = raft_is_voter(&r->conf, r->cfg.id) ? 1 : 0;
 
+	// R9: nor does it keep a leader in office (a stale leader it
+	// follows would otherwise outlive its majority).
 	for (uint32_t i = 0; i < r->peers_n; i++) {
-		active += r->peers[i].voter && r->peers[i].active;
+		active += r->peers[i].voter && r->peers[i].active &&
+			  !r->peers[i].rejoining;
 		r->peers[i].active = false;
 	}
 	if (active < raft_quorum(r))
@@ -338,9 +346,8 @@ static void append_refused(struct ox_raft *r, struct peer *p,
 {
 	// It durably held our log up to match: a refusal at or below that is
 	// an old answer overtaken by later ones. (Durable entries do not
-	// vanish: a node that lost its disk rejoins under a new membership,
-	// never as the replica it was, or the acknowledged copies it was
-	// counted for would be gone.)
+	// vanish, but for a node that lost its disk: its answers then say it
+	// is rejoining, and raft_leader_step lowered match already, R9.)
 	if (m->prev_index <= p->match)
 		return;
 	if (p->state == PEER_PROBE && m->prev_index != p->next &&
@@ -383,6 +390,18 @@ void raft_leader_step(struct ox_raft *r, const struct ox_raft_msg *m)
 	if (p == NULL)
 		return; // not a member (any more)
 	p->active = true;
+	p->rejoining = m->rejoining;
+	if (m->rejoining && m->index < p->match) {
+		// R9: it lost what it held (a wiped disk) and holds `index`
+		// now; probe it from there (no longer counted for the rest).
+		p->match = m->index;
+		become_probe(p, m->index < r->last_index ? m->index :
+							  r->last_index);
+		if (!m->ok) {
+			raft_send_append(r, p);
+			return;
+		}
+	}
 	if (m->type == OX_RAFT_MSG_SNAPSHOT_RESP || m->ok)
 		append_accepted(r, p, m);
 	else
@@ -475,4 +494,49 @@ int ox_raft_transfer(struct ox_raft *r, uint64_t target)
 	else
 		raft_send_append(r, p);
 	return 0;
+}
+
+bool ox_raft_heard(const struct ox_raft *r, uint64_t peer)
+{
+	OX_ASSERT(r != NULL);
+	if (r->role != OX_RAFT_LEADER)
+		return false;
+	for (uint32_t i = 0; i < r->peers_n; i++)
+		if (r->peers[i].id == peer)
+			return r->peers[i].active;
+	return false;
+}
+
+uint64_t ox_raft_transferee(const struct ox_raft *r)
+{
+	OX_ASSERT(r != NULL);
+	return r->role == OX_RAFT_LEADER ? r->transfer_target : OX_RAFT_NONE;
+}
+
+uint64_t ox_raft_successor(const struct ox_raft *r,
+			   bool (*usable)(void *arg, uint64_t id), void *arg)
+{
+	const struct peer *best = NULL;
+
+	OX_ASSERT(r != NULL);
+	if (r->role != OX_RAFT_LEADER)
+		return OX_RAFT_NONE;
+	// Voters in configuration order, so ties go to the preferred one.
+	for (uint32_t v = 0; v < r->conf.voters_n; v++) {
+		const struct peer *p = NULL;
+
+		for (uint32_t i = 0; i < r->peers_n && p == NULL; i++)
+			if (r->peers[i].id == r->conf.voters[v] &&
+			    r->peers[i].voter)
+				p = &r->peers[i];
+		if (p == NULL || p->rejoining ||
+		    (usable != NULL && !usable(arg, p->id)))
+			continue; // this node, one the host cannot reach, or
+				  // one that may not campaign yet (R9)
+		if (best == NULL || (p->active && !best->active) ||
+		    (p->active == best->active && p->match > best->match))
+			best = p;
+	}
+	OX_ASSERT(best == NULL || best->id != r->cfg.id);
+	return best != NULL ? best->id : OX_RAFT_NONE;
 }

@@ -1000,6 +1000,7 @@ static int load_state(struct ox_replica *rep)
 		memset(&rep->state, 0, sizeof(rep->state));
 		rep->state.hard.conf = rep->opts.conf;
 		rep->state.hard.conf_prev = rep->opts.conf;
+		rep->state.hard.rejoining = rep->opts.rejoin_if_new;
 		rep->state.log_start = ox_log_start_offset(rep->log);
 		return ox_replica_state_write(rep->state_path, &rep->state);
 	}
@@ -1014,6 +1015,7 @@ static int restore(struct ox_replica *rep)
 		.election_ticks = rep->opts.election_ticks,
 		.heartbeat_ticks = rep->opts.heartbeat_ticks,
 		.inflight_max = rep->opts.inflight_max,
+		.rejoin_grace_ticks = rep->opts.rejoin_grace_ticks,
 		.seed = rep->opts.seed,
 		.pre_vote = true,
 		.check_quorum = true,

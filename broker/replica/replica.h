@@ -78,6 +78,12 @@ struct ox_replica_opts {
 	uint32_t heartbeat_ticks;
 	uint32_t inflight_max;        // APPENDs in flight per follower
 	uint64_t seed;
+	// raft.h R9: how a replica with no state file yet starts. One the
+	// node may have held before (its disk wiped) is OX_RAFT_REJOIN_FRESH
+	// (with a grace, below) or _BEHIND; one the node is given for the
+	// first time is OX_RAFT_REJOIN_NONE.
+	enum ox_raft_rejoin rejoin_if_new;
+	uint32_t rejoin_grace_ticks; // see struct ox_raft_config
 	// Bytes one APPEND carries at most (whole batches; at least one):
 	// 0: 1 MiB, big enough for throughput, small enough to interleave
 	// partitions on one connection.

@@ -82,6 +82,7 @@ int ox_replica_state_read(const char *path, struct replica_state *st)
 	memset(st, 0, sizeof(*st));
 	st->hard.term = pb->term;
 	st->hard.vote = pb->vote;
+	st->hard.rejoining = pb->rejoining;
 	st->hard.conf_index = pb->conf_index;
 	st->log_start = pb->log_start;
 	st->log_start_term = pb->log_start_term;
@@ -90,7 +91,8 @@ int ox_replica_state_read(const char *path, struct replica_state *st)
 		rc = conf_from_pb(pb->conf_prev, &st->hard.conf_prev);
 	oxbow__raft_hard_state__free_unpacked(pb, NULL);
 	if (rc == 0 && (st->hard.conf.voters_n == 0 || st->log_start < 0 ||
-			st->hard.conf_index < 0))
+			st->hard.conf_index < 0 ||
+			st->hard.rejoining > OX_RAFT_REJOIN_BEHIND))
 		rc = -OX_ECORRUPT;
 	return rc;
 }
@@ -145,6 +147,7 @@ int ox_replica_state_write(const char *path, const struct replica_state *st)
 	conf_to_pb(&st->hard.conf_prev, &prev, pv, pl);
 	pb.term = st->hard.term;
 	pb.vote = st->hard.vote;
+	pb.rejoining = st->hard.rejoining;
 	pb.conf = &conf;
 	pb.conf_index = st->hard.conf_index;
 	pb.conf_prev = &prev;

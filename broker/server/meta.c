@@ -95,6 +95,10 @@ struct ox_meta {
 	char heard[OX_CONFIG_PEERS_MAX][OX_CONFIG_ADDR_MAX];
 	bool registering; // a RegisterNode entry is on its way
 	bool swept;       // M4: orphan directories checked after catching up
+	// raft.h R9: the metadata leader's last index when this node, whose
+	// metadata replica started anew (rejoining), first heard from it;
+	// topics created before may have had replicas here.
+	int64_t forgot_before;
 	uint64_t nonce;   // M3: drawn at start
 	uint64_t next_seq;
 	struct admin *admins; // M3: admin requests waiting for entries
@@ -605,6 +609,64 @@ static void register_nodes(struct ox_meta *m)
 	}
 }
 
+// ---- the cluster's __offsets ----
+
+// Consumer-group offsets of a cluster live in the internal topic
+// __offsets (groups.c): the metadata leader creates it once every node in
+// `peers` is registered (so placement spreads its partitions over all of
+// them), with OX_OFFSETS_PARTITIONS partitions, three replicas (one below
+// three nodes) and compaction. Nothing of ours is in flight then (the
+// log holds no entry past the commit index), so it is proposed once per
+// leader; a second create, after a leader change, is refused as
+// TOPIC_EXISTS by every node alike.
+static void offsets_topic_ensure(struct ox_meta *m)
+{
+	const struct ox_config *cfg = &m->srv->cfg;
+	const struct ox_raft *r = ox_replica_raft(m->rep);
+	struct ox_cluster_kv kv[2] = { { "cleanup.policy", "compact" },
+				       { "max.message.bytes", NULL } };
+	struct ox_cluster_topic_spec spec = {
+		.name = OX_CLUSTER_OFFSETS_TOPIC,
+		.partitions = OX_OFFSETS_PARTITIONS,
+		.replication_factor = cfg->npeers >= 3 ? 3 : 1,
+		.configs = kv,
+		.configs_n = 2,
+	};
+	struct ox_cluster_topic ct;
+	uint64_t *as;
+	uint8_t *entry;
+	char max[16];
+	size_t len;
+
+	if (m->registering || ox_raft_role(r) != OX_RAFT_LEADER ||
+	    ox_replica_high_watermark(m->rep) != m->applied_offset ||
+	    ox_raft_last_index(r) != ox_raft_commit(r) ||
+	    ox_cluster_nodes_n(m->state) < cfg->npeers ||
+	    ox_cluster_topic_by_name(m->state, OX_CLUSTER_OFFSETS_TOPIC,
+				     &ct) == 0)
+		return;
+	// A commit of many partitions is one batch: the format's most.
+	snprintf(max, sizeof(max), "%u", OX_BATCH_BYTES_MAX);
+	kv[1].value = max;
+	as = calloc((size_t)spec.partitions * spec.replication_factor,
+		    sizeof(*as));
+	if (as == NULL)
+		return;
+	if (ox_cluster_place(m->state, NULL, 0, spec.partitions,
+			     spec.replication_factor, as) == 0) {
+		spec.assignment = as;
+		if (ox_cluster_entry_create_topic(&spec, &entry, &len) == 0) {
+			if (propose(m, entry, len, proposal_done) == 0)
+				ox_slog(OX_SLOG_INFO, "creating %s partitions=%u "
+					"replicas=%u", spec.name,
+					spec.partitions,
+					spec.replication_factor);
+			free(entry);
+		}
+	}
+	free(as);
+}
+
 // ---- admin requests: proposing or forwarding (M3) ----
 
 // A proposal of an admin entry made here: if the replica gives it up
@@ -950,6 +1012,31 @@ static void tick_partitions(struct ox_server *srv)
 		}
 }
 
+static bool meta_linked(void *arg, uint64_t id)
+{
+	return ox_peer_connected(arg, id) != 0;
+}
+
+// A stopping node (srv->shutting_down) hands the metadata group to the
+// voter best placed to lead it that it has a link to, so the others need
+// not wait for an election timeout; the server's shutdown waits for the
+// new leader. Raft refuses proposals meanwhile and gives a transfer up
+// after an election timeout: the next tick tries again, maybe with
+// another voter.
+static void meta_handover(struct ox_meta *m)
+{
+	const struct ox_raft *r = ox_replica_raft(m->rep);
+	uint64_t to = ox_raft_successor(r, meta_linked, m->peer);
+
+	if (to == OX_RAFT_NONE || ox_raft_transferee(r) != OX_RAFT_NONE)
+		return; // not leading, alone, or under way
+	if (ox_replica_transfer(m->rep, to) == 0)
+		ox_slog(OX_SLOG_INFO, "handing the metadata group over to=%"
+			PRIu64, to);
+}
+
+static void note_rejoin(struct ox_meta *m);
+
 static void tick_fired(void *arg, int res)
 {
 	struct meta_tick *t = arg;
@@ -962,8 +1049,12 @@ static void tick_fired(void *arg, int res)
 		return;
 	}
 	ox_replica_tick(t->m->rep);
+	note_rejoin(t->m);
+	if (t->m->srv->shutting_down)
+		meta_handover(t->m);
 	tick_partitions(t->m->srv);
 	register_nodes(t->m);
+	offsets_topic_ensure(t->m);
 	admin_expire(t->m);
 	sweep_dirs(t->m);
 	tick_arm(t);
@@ -999,6 +1090,12 @@ static int open_group(struct ox_meta *m, char *err, size_t err_len)
 		.election_ticks = META_ELECTION_TICKS,
 		.heartbeat_ticks = META_HEARTBEAT_TICKS,
 		.inflight_max = META_INFLIGHT_MAX,
+		// raft.h R9: a node starting with no metadata log may be one
+		// whose disk was wiped; it votes once it has caught up, or,
+		// hearing no log for three election timeouts, takes the
+		// cluster for a new one.
+		.rejoin_if_new = OX_RAFT_REJOIN_FRESH,
+		.rejoin_grace_ticks = 3 * META_ELECTION_TICKS,
 		.seed = (uint64_t)cfg->node_id * 2654435761u ^
 			(uint64_t)ox_srv_now_ns(),
 		.hooks = { .send = meta_send, .committed = meta_committed,
@@ -1036,6 +1133,8 @@ static int open_peer(struct ox_meta *m, char *err, size_t err_len)
 		.listen = cfg->peer_listen,
 		.nodes = nodes,
 		.nodes_n = cfg->npeers,
+		// ox_server_poll flushes after every pass of the loop.
+		.owner_flushes = true,
 		.deliver = meta_deliver,
 		.forward = meta_forwarded,
 		.deliver_arg = m,
@@ -1182,6 +1281,36 @@ const struct ox_cluster *ox_meta_state(const struct ox_server *srv)
 struct ox_peer *ox_meta_peer(const struct ox_server *srv)
 {
 	return srv->meta ? srv->meta->peer : NULL;
+}
+
+// ---- raft.h R9 ----
+
+static void note_rejoin(struct ox_meta *m)
+{
+	int64_t t;
+
+	if (m == NULL || m->rep == NULL)
+		return;
+	t = ox_raft_rejoin_target(ox_replica_raft(m->rep));
+	if (t > m->forgot_before)
+		m->forgot_before = t;
+}
+
+bool ox_meta_rejoining(const struct ox_server *srv)
+{
+	const struct ox_meta *m = srv->meta;
+
+	return m != NULL && m->rep != NULL &&
+	       ox_raft_rejoining(ox_replica_raft(m->rep)) !=
+		       OX_RAFT_REJOIN_NONE;
+}
+
+bool ox_meta_may_have_held(struct ox_server *srv, int64_t created_index)
+{
+	struct ox_meta *m = srv->meta;
+
+	note_rejoin(m);
+	return m != NULL && created_index < m->forgot_before;
 }
 
 // ---- queries for CLUSTER_STATUS ----

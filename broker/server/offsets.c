@@ -2,7 +2,9 @@
 //
 // The __offsets record codec and the group-offset map (offsets.h). The
 // map is a chained hash table keyed by (group, topic, partition), grown by
-// doubling; entries own copies of their strings.
+// doubling; entries own copies of their strings and know their shard (the
+// partition of __offsets their group lives in), so a shard can be dropped
+// whole when this node stops coordinating it.
 #include "broker/server/offsets.h"
 
 #include <errno.h>
@@ -98,6 +100,7 @@ struct node {
 	char *topic;
 	char *metadata;
 	uint32_t partition;
+	uint32_t shard;
 	int64_t offset;
 };
 
@@ -105,6 +108,8 @@ struct ox_offsets {
 	struct node **slots;
 	size_t nslots; // a power of two
 	size_t count;
+	uint32_t shards;     // 1 until set
+	uint64_t *shard_term; // per shard: the term it was loaded in, 0 none
 };
 
 #define SLOTS_MIN 64u
@@ -147,6 +152,14 @@ int ox_offsets_create(struct ox_offsets **out)
 		return -ENOMEM;
 	}
 	m->nslots = SLOTS_MIN;
+	m->shards = 1;
+	m->shard_term = calloc(1, sizeof(*m->shard_term));
+	if (!m->shard_term) {
+		free(m->slots);
+		free(m);
+		return -ENOMEM;
+	}
+	m->shard_term[0] = 1; // one shard: held for good
 	*out = m;
 	return 0;
 }
@@ -171,6 +184,7 @@ void ox_offsets_destroy(struct ox_offsets *m)
 		}
 	}
 	free(m->slots);
+	free(m->shard_term);
 	free(m);
 }
 
@@ -247,6 +261,7 @@ int ox_offsets_put(struct ox_offsets *m, const struct ox_offset_key *k,
 	}
 	n->metadata = md;
 	n->hash = h;
+	n->shard = ox_offsets_shard_of(k->group, k->group_len, m->shards);
 	n->partition = k->partition;
 	n->offset = offset;
 	*p = n;
@@ -331,4 +346,72 @@ size_t ox_offsets_each(const struct ox_offsets *m, const char *group,
 size_t ox_offsets_count(const struct ox_offsets *m)
 {
 	return m->count;
+}
+
+uint32_t ox_offsets_shard_of(const char *group, size_t len, uint32_t shards)
+{
+	uint32_t h = 2166136261u; // FNV-1a, 32 bits (ox_cluster_group_partition)
+
+	OX_ASSERT(shards > 0);
+	for (size_t i = 0; i < len; i++) {
+		h ^= (uint8_t)group[i];
+		h *= 16777619u;
+	}
+	return h % shards;
+}
+
+int ox_offsets_set_shards(struct ox_offsets *m, uint32_t shards)
+{
+	if (shards == 0 || shards > OX_OFFSETS_SHARDS_MAX)
+		return -EINVAL;
+	if (m->count > 0)
+		return -EBUSY;
+	uint64_t *t = calloc(shards, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	free(m->shard_term);
+	m->shard_term = t;
+	m->shards = shards;
+	return 0;
+}
+
+uint32_t ox_offsets_shards(const struct ox_offsets *m)
+{
+	return m->shards;
+}
+
+uint32_t ox_offsets_shard(const struct ox_offsets *m, const char *group)
+{
+	return ox_offsets_shard_of(group, strlen(group), m->shards);
+}
+
+uint64_t ox_offsets_shard_term(const struct ox_offsets *m, uint32_t s)
+{
+	OX_ASSERT(s < m->shards);
+	return m->shard_term[s];
+}
+
+void ox_offsets_shard_hold(struct ox_offsets *m, uint32_t s, uint64_t term)
+{
+	OX_ASSERT(s < m->shards && term > 0);
+	m->shard_term[s] = term;
+}
+
+void ox_offsets_shard_drop(struct ox_offsets *m, uint32_t s)
+{
+	OX_ASSERT(s < m->shards);
+	m->shard_term[s] = 0;
+	for (size_t i = 0; i < m->nslots; i++) {
+		struct node **p = &m->slots[i];
+		while (*p) {
+			struct node *n = *p;
+			if (n->shard != s) {
+				p = &n->next;
+				continue;
+			}
+			*p = n->next;
+			node_free(n);
+			m->count--;
+		}
+	}
 }

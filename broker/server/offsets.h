@@ -98,4 +98,43 @@ size_t ox_offsets_each(const struct ox_offsets *m, const char *group,
 
 size_t ox_offsets_count(const struct ox_offsets *m);
 
+// ---- shards: the partitions of __offsets ----
+//
+// In a cluster __offsets has several partitions and a group's offsets
+// live in one of them, its shard: FNV-1a (32 bits) of the group name
+// modulo the partition count, the rule of ox_cluster_group_partition, so
+// every node and every client finds the same one. The map then holds the
+// shards this node coordinates (leads, with their records replayed) and
+// remembers, per shard, the Raft term it was loaded in: 0 while it is not
+// held. A node alone has one shard, held for good.
+
+// Partitions of the cluster's __offsets: enough that groups spread over
+// the nodes, few enough that a node replays a shard in one go.
+#define OX_OFFSETS_PARTITIONS 16u
+#define OX_OFFSETS_SHARDS_MAX 1024u
+
+uint32_t ox_offsets_shard_of(const char *group, size_t len, uint32_t shards);
+
+// Sets the number of shards (1..OX_OFFSETS_SHARDS_MAX) of an empty map;
+// every shard starts not held. -EINVAL, -EBUSY (entries present), -ENOMEM.
+int ox_offsets_set_shards(struct ox_offsets *m, uint32_t shards);
+uint32_t ox_offsets_shards(const struct ox_offsets *m);
+// The shard of a group under this map's shard count.
+uint32_t ox_offsets_shard(const struct ox_offsets *m, const char *group);
+// The term shard s was loaded in (0: not held); holding marks it loaded.
+uint64_t ox_offsets_shard_term(const struct ox_offsets *m, uint32_t s);
+void ox_offsets_shard_hold(struct ox_offsets *m, uint32_t s, uint64_t term);
+// Lets shard s go: removes its entries and marks it not held.
+void ox_offsets_shard_drop(struct ox_offsets *m, uint32_t s);
+
+// ---- handlers (groups.c) ----
+//
+// Declared here, beside the map they serve, for server.c's dispatch and
+// meta.c.
+struct ox_server;
+struct ox_net_req;
+
+// FIND_COORDINATOR: the node that serves a group's offsets.
+void ox_srv_find_coordinator(struct ox_server *srv, struct ox_net_req *req);
+
 #endif

@@ -283,6 +283,12 @@ static int open_replica(struct ox_server *srv, struct ox_partition *p,
 		o.hooks.send = replica_send_peer;
 		o.hooks.role = replica_role;
 		o.seed ^= ox_srv_now_ns();
+		// raft.h R9: a replica this node may have held before its
+		// disk was wiped holds its votes back until it has caught up.
+		o.rejoin_if_new =
+			ox_meta_may_have_held(srv, p->topic->created_index) ?
+				OX_RAFT_REJOIN_BEHIND :
+				OX_RAFT_REJOIN_NONE;
 	}
 	return ox_replica_open(&p->rep, srv->io, p->log, &o);
 }
@@ -463,6 +469,7 @@ int ox_srv_cluster_topic_open(struct ox_server *srv, uint64_t topic_id)
 		return -ENOMEM;
 	t->meta = m;
 	t->meta.partitions = 0;
+	t->created_index = ct.created_index;
 	t->internal = ox_topic_name_reserved(m.name);
 	t->assignment = calloc((size_t)m.partitions * m.replicas,
 			       sizeof(*t->assignment));
@@ -641,7 +648,9 @@ static void handle(void *arg, struct ox_net_req *req)
 	const struct ox_net_req_info *in = ox_net_req_info(req);
 	char why[128];
 
-	if (srv->shutting_down) {
+	// While it hands its groups over, a stopping node still tells
+	// clients who leads now.
+	if (srv->shutting_down && in->api_key != OXBOW__API_KEY__METADATA) {
 		ox_srv_respond_error(req, -OX_ESHUTDOWN,
 				     "the node is shutting down");
 		return;
@@ -700,6 +709,9 @@ static void handle(void *arg, struct ox_net_req *req)
 		return;
 	case OXBOW__API_KEY__INIT_PRODUCER_ID:
 		ox_srv_init_producer_id(srv, req);
+		return;
+	case OXBOW__API_KEY__FIND_COORDINATOR:
+		ox_srv_find_coordinator(srv, req);
 		return;
 	default:
 		snprintf(why, sizeof(why), "api %u is not served by this "
@@ -820,6 +832,10 @@ void ox_server_poll(struct ox_server *srv)
 		srv->tick->run_retention = false;
 		housekeep(srv, retention);
 	}
+	// The pass ends here: what it queued for other nodes goes out with
+	// the loop's next submission (owner_flushes in broker/peer).
+	if (ox_meta_peer(srv) != NULL)
+		ox_peer_flush(ox_meta_peer(srv));
 }
 
 // ---- start-up ----
@@ -1161,6 +1177,176 @@ uint16_t ox_server_port(const struct ox_server *srv)
 
 // ---- shutdown ----
 
+// How long a stopping node keeps serving the loop for the groups it leads
+// to elect the voters it hands them to. A hand-over takes a round trip or
+// two; the bound covers several election timeouts of the partitions (100
+// to 200 ms at the metadata tick), so a transfer whose target died in
+// between is given up by Raft and retried with another voter, and SIGTERM
+// still ends within a few seconds when nobody can take over.
+#define HANDOVER_WAIT_NS (2500ull * 1000000ull)
+
+// A voter the peer transport has a working link to: one that stopped
+// moments ago still counts as heard in Raft for up to an election timeout.
+static bool linked(void *arg, uint64_t id)
+{
+	return ox_peer_connected(arg, id) != 0;
+}
+
+// Whether the transport has a link to any of the voters ids[0, n) but
+// this node: without one no other node can take a group over soon.
+static bool others_linked(const struct ox_server *srv, const uint64_t *ids,
+			  uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (ids[i] != (uint64_t)srv->cfg.node_id &&
+		    ox_peer_connected(ox_meta_peer(srv), ids[i]))
+			return true;
+	return false;
+}
+
+// Where group rep stands in a hand-over: this node leads it (and a
+// transfer to the best placed voter it can reach is started unless one is
+// under way), another node leads it, nobody is known to (the vote that
+// elects the successor may still be on its way out), or no other voter
+// is reachable (nothing to wait for).
+enum handover_state {
+	HANDOVER_LEADS,
+	HANDOVER_DONE,
+	HANDOVER_NONE,
+	HANDOVER_CUT_OFF,
+	HANDOVER_STATES, // how many there are
+};
+
+static enum handover_state handover_group(struct ox_server *srv,
+					  struct ox_replica *rep)
+{
+	const struct ox_raft *r = ox_replica_raft(rep);
+	const struct ox_raft_conf *c = ox_raft_conf(r);
+	uint64_t to;
+	int rc;
+
+	if (ox_raft_role(r) != OX_RAFT_LEADER &&
+	    ox_raft_leader(r) != OX_RAFT_NONE)
+		return HANDOVER_DONE;
+	if (!others_linked(srv, c->voters, c->voters_n))
+		return HANDOVER_CUT_OFF;
+	if (ox_raft_role(r) != OX_RAFT_LEADER)
+		return HANDOVER_NONE;
+	if (ox_raft_transferee(r) != OX_RAFT_NONE)
+		return HANDOVER_LEADS; // under way (Raft gives up in time)
+	to = ox_raft_successor(r, linked, ox_meta_peer(srv));
+	if (to == OX_RAFT_NONE)
+		return HANDOVER_LEADS; // nobody reachable yet: next pass
+	rc = ox_replica_transfer(rep, to);
+	if (rc < 0)
+		ox_slog(OX_SLOG_WARN, "cannot hand leadership over to=%" PRIu64
+			" error=%s", to, ox_strerror_name(rc));
+	return HANDOVER_LEADS;
+}
+
+// The partitions of cluster topics this node leads with other voters, into
+// reps (room for srv->npartitions). Their replicas stay open until the
+// server is destroyed: a deleted topic's are closed by ox_server_poll,
+// which the hand-over does not call.
+static uint32_t handover_collect(struct ox_server *srv,
+				 struct ox_replica **reps)
+{
+	uint32_t n = 0;
+
+	for (size_t s = 0; s < OX_TOPIC_SLOTS; s++)
+		for (struct ox_topic *t = srv->topics[s]; t; t = t->next) {
+			if (t->assignment == NULL)
+				continue; // this node's alone
+			for (uint32_t i = 0; i < t->meta.partitions; i++) {
+				const struct ox_raft *r;
+
+				if (t->parts[i] == NULL)
+					continue;
+				r = ox_replica_raft(t->parts[i]->rep);
+				if (ox_raft_role(r) == OX_RAFT_LEADER &&
+				    ox_raft_conf(r)->voters_n > 1) {
+					OX_ASSERT(n < srv->npartitions);
+					reps[n++] = t->parts[i]->rep;
+				}
+			}
+		}
+	return n;
+}
+
+// One pass over the groups being handed over; counts[s] (HANDOVER_STATES
+// of them) gets how many are in state s. Returns whether any still waits
+// for a new leader.
+static bool handover_pass(struct ox_server *srv, struct ox_replica **reps,
+			  uint32_t n, uint32_t *counts)
+{
+	memset(counts, 0, HANDOVER_STATES * sizeof(*counts));
+	for (uint32_t i = 0; i < n; i++)
+		counts[handover_group(srv, reps[i])]++;
+	return counts[HANDOVER_LEADS] + counts[HANDOVER_NONE] > 0;
+}
+
+// The metadata group's state in the hand-over, as handover_group's.
+static enum handover_state meta_state(const struct ox_server *srv)
+{
+	uint64_t term, ids[OX_CONFIG_PEERS_MAX];
+	int64_t leader = ox_meta_leader(srv, &term);
+
+	if (leader >= 0 && leader != srv->cfg.node_id)
+		return HANDOVER_DONE;
+	for (unsigned i = 0; i < srv->cfg.npeers; i++)
+		ids[i] = (uint64_t)srv->cfg.peers[i].id;
+	if (!others_linked(srv, ids, srv->cfg.npeers))
+		return HANDOVER_CUT_OFF;
+	return leader < 0 ? HANDOVER_NONE : HANDOVER_LEADS;
+}
+
+// Whether a state still waits for a new leader.
+static bool handover_waits(enum handover_state st)
+{
+	return st == HANDOVER_LEADS || st == HANDOVER_NONE;
+}
+
+// Hands every group this node leads to another voter and serves the loop
+// until each has another leader, or HANDOVER_WAIT_NS passed. The metadata
+// group's transfer starts from its own tick once the server is shutting
+// down (meta.c). Appends waiting for a commit fail with NOT_LEADER when
+// their group changes hands (replica.h P4), new ones are refused
+// NOT_LEADER while a transfer is under way, and new requests are answered
+// SHUTTING_DOWN (METADATA excepted, so clients learn the new leaders):
+// all retriable, so idempotent producers carry on with the new leaders.
+static void handover(struct ox_server *srv)
+{
+	static const char *const names[HANDOVER_STATES] = {
+		"kept", "handed_over", "none", "cut_off"
+	};
+	uint64_t start = ox_srv_now_ns(), term;
+	struct ox_replica **reps = calloc(srv->npartitions + 1, sizeof(*reps));
+	uint32_t n, counts[HANDOVER_STATES];
+	bool meta_led = ox_meta_leader(srv, &term) == srv->cfg.node_id;
+	bool waiting;
+
+	if (reps == NULL) {
+		ox_slog(OX_SLOG_WARN, "no memory to hand leadership over");
+		return;
+	}
+	n = handover_collect(srv, reps);
+	waiting = handover_pass(srv, reps, n, counts);
+	while ((waiting || (meta_led && handover_waits(meta_state(srv)))) &&
+	       ox_srv_now_ns() - start < HANDOVER_WAIT_NS) {
+		if (ox_io_run(srv->io, 1) < 0)
+			break;
+		drain_busy(srv); // queued appends: refused NOT_LEADER
+		waiting = handover_pass(srv, reps, n, counts);
+	}
+	ox_slog(OX_SLOG_INFO, "leadership handed over partitions=%u of=%u "
+		"kept=%u leaderless=%u cut_off=%u meta=%s ms=%" PRIu64,
+		counts[HANDOVER_DONE], n, counts[HANDOVER_LEADS],
+		counts[HANDOVER_NONE], counts[HANDOVER_CUT_OFF],
+		meta_led ? names[meta_state(srv)] : "not_led",
+		(ox_srv_now_ns() - start) / 1000000u);
+	free(reps);
+}
+
 void ox_server_shutdown(struct ox_server *srv)
 {
 	if (srv->shutting_down)
@@ -1172,6 +1358,8 @@ void ox_server_shutdown(struct ox_server *srv)
 	ox_srv_fetch_answer_all(srv);
 	ox_slog(OX_SLOG_INFO, "shutting down node=%d appends_in_flight=%u",
 		srv->cfg.node_id, srv->appends_inflight + srv->appends_queued);
+	if (srv->meta != NULL)
+		handover(srv);
 }
 
 bool ox_server_stopped(const struct ox_server *srv)

@@ -75,6 +75,10 @@ struct ox_topic {
 	// preferred leader first (malloc'd); NULL for a topic of this node
 	// alone.
 	uint64_t *assignment;
+	// A cluster topic: the metadata entry that created it (raft.h R9:
+	// whether this node may have held its replicas before its disk was
+	// wiped).
+	int64_t created_index;
 	bool internal;               // name starts with "__"
 	struct ox_topic *next;       // hash chain, or the doomed list
 };
@@ -201,6 +205,13 @@ void ox_meta_stop(struct ox_server *srv);
 void ox_meta_poke(struct ox_server *srv);
 // The metadata leader (-1: none known) and the group's term.
 int64_t ox_meta_leader(const struct ox_server *srv, uint64_t *term);
+// raft.h R9: whether a replica of a topic created by the metadata entry at
+// created_index may have been on this node before it started with an
+// empty metadata log (its disk wiped): the topic predates what the
+// metadata leader held when this node first heard from it.
+bool ox_meta_may_have_held(struct ox_server *srv, int64_t created_index);
+// Whether this node's metadata replica is still rejoining (raft.h R9).
+bool ox_meta_rejoining(const struct ox_server *srv);
 // The node table, in id order; reachable: this node, or one it has a
 // link to.
 uint32_t ox_meta_nodes_n(const struct ox_server *srv);

@@ -21,6 +21,21 @@ struct status_build {
 	size_t n;
 };
 
+// Whether replica `id` of the group counts as in sync, as this node
+// knows it. Only a leader knows its followers' progress: a follower is in
+// sync when it holds the log up to the high watermark and answered
+// within the last election timeout (a killed follower keeps its last
+// match, so the match alone would vouch for it long after it died). A
+// node that does not lead names only the leader it follows.
+static bool in_sync_here(const struct ox_raft *r, uint64_t id, int64_t hw)
+{
+	if (ox_raft_role(r) != OX_RAFT_LEADER)
+		return id != OX_RAFT_NONE && id == ox_raft_leader(r);
+	if (ox_raft_match(r, id) < hw)
+		return false;
+	return ox_raft_leader(r) == id || ox_raft_heard(r, id);
+}
+
 static void status_partition(struct status_build *b, struct ox_topic *t,
 			     uint32_t i, int32_t *ids)
 {
@@ -41,11 +56,7 @@ static void status_partition(struct status_build *b, struct ox_topic *t,
 	p->in_sync = ids + c->voters_n;
 	for (uint32_t k = 0; k < c->voters_n; k++) {
 		p->replicas[k] = (int32_t)c->voters[k];
-		// Only a leader knows its followers' progress; a follower
-		// vouches for itself.
-		if (ox_raft_match(r, c->voters[k]) >= hw ||
-		    (ox_raft_role(r) != OX_RAFT_LEADER &&
-		     c->voters[k] == (uint64_t)p->leader))
+		if (in_sync_here(r, c->voters[k], hw))
 			p->in_sync[in_sync++] = (int32_t)c->voters[k];
 	}
 	p->n_in_sync = in_sync;
@@ -63,6 +74,7 @@ static int cluster_nodes(struct ox_server *srv,
 
 	resp->meta_leader = (int32_t)ox_meta_leader(srv, &term);
 	resp->meta_term = term;
+	resp->rejoining = ox_meta_rejoining(srv);
 	if (n == 0)
 		return 0;
 	*nodes = calloc(n, sizeof(**nodes));

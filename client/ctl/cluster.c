@@ -30,7 +30,7 @@ static const char status_help[] =
 	"or have no leader. A leader of -1 or `-` means none is known.\n"
 	"  --format text   tables for people (the default)\n"
 	"  --format json   one JSON object on one line: answering_node,\n"
-	"                  meta_leader, meta_term, nodes [{id, address,\n"
+	"                  meta_leader, meta_term, rejoining, nodes [{id, address,\n"
 	"                  peer_address, reachable}], partitions [{topic,\n"
 	"                  partition, leader, replicas, in_sync, high_watermark}],\n"
 	"                  under_replicated, without_leader\n";
@@ -170,7 +170,8 @@ static void print_text(const struct ox_cluster_status *s)
 	else
 		printf("metadata leader: none (term %llu)\n",
 		       (unsigned long long)s->meta_term);
-	printf("answering node: %d\n", (int)s->answering_node);
+	printf("answering node: %d%s\n", (int)s->answering_node,
+	       s->rejoining ? " (rejoining: catching up before it votes)" : "");
 	print_nodes(s);
 	printf("partitions: %zu (%zu under-replicated, %zu without leader)\n",
 	       s->partition_count, under, leaderless);
@@ -191,9 +192,10 @@ static void print_json(const struct ox_cluster_status *s)
 
 	status_counts(s, &under, &leaderless);
 	printf("{\"answering_node\":%d,\"meta_leader\":%d,\"meta_term\":%llu,"
-	       "\"nodes\":[",
+	       "\"rejoining\":%s,\"nodes\":[",
 	       (int)s->answering_node, (int)s->meta_leader,
-	       (unsigned long long)s->meta_term);
+	       (unsigned long long)s->meta_term,
+	       s->rejoining ? "true" : "false");
 	for (size_t i = 0; i < s->node_count; i++) {
 		const struct ox_node_status *n = &s->nodes[i];
 		printf("%s{\"id\":%d,\"address\":", i ? "," : "",

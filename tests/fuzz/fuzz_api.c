@@ -60,6 +60,12 @@ static const ProtobufCMessageDescriptor *const bodies[] = {
 	&oxbow__raft_hard_state__descriptor,
 	&oxbow__meta_entry__descriptor,
 	&oxbow__meta_snapshot__descriptor,
+	&oxbow__init_producer_id_request__descriptor,
+	&oxbow__init_producer_id_response__descriptor,
+	&oxbow__find_coordinator_request__descriptor,
+	&oxbow__find_coordinator_response__descriptor,
+	&oxbow__cluster_status_request__descriptor,
+	&oxbow__cluster_status_response__descriptor,
 };
 
 #define BODIES_N (sizeof(bodies) / sizeof(bodies[0]))

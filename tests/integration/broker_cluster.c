@@ -98,9 +98,13 @@ static int cluster_dirs(int i, uint64_t *ids, int max)
 		char *end;
 		unsigned long long id = strtoull(de->d_name, &end, 10);
 
+		char dir[BC_PATH_MAX + 300];
+
+		snprintf(dir, sizeof(dir), "%s/%s", path, de->d_name);
 		if (de->d_name[0] >= '0' && de->d_name[0] <= '9' && !*end &&
-		    id >= CLUSTER_ID_BASE && n < max)
-			ids[n++] = id;
+		    id >= CLUSTER_ID_BASE && n < max &&
+		    bc_dir_partitions(dir) != BC_OFFSETS_PARTITIONS)
+			ids[n++] = id; // the cluster's __offsets left out
 	}
 	closedir(d);
 	return n;

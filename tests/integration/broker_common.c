@@ -6,6 +6,7 @@
 // here (failure count, PRNG, the registry of brokers) is per program.
 #include "tests/integration/broker_common.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -423,6 +424,21 @@ bool bc_broker_alive(struct bc_broker *b)
 	return true;
 }
 
+void bc_broker_wipe(struct bc_broker *b)
+{
+	struct stat st;
+
+	if (b->pid > 0)
+		bc_dief("wiping %s while oxbowd %d runs on it", b->data_dir,
+			(int)b->pid);
+	if (nftw(b->data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+		bc_die("removing the data directory", -errno);
+	if (stat(b->data_dir, &st) == 0)
+		bc_dief("%s still exists after removing it", b->data_dir);
+	if (mkdir(b->data_dir, 0700) != 0)
+		bc_die("mkdir data", -errno);
+}
+
 long bc_broker_status_kib(const struct bc_broker *b, const char *field)
 {
 	char path[64], line[256];
@@ -836,6 +852,31 @@ void bc_cluster_start(struct bc_broker *nodes, int n, const char *tag,
 	}
 	for (int i = 0; i < n; i++)
 		bc_broker_start(&nodes[i]);
+	bc_cluster_settle(nodes, n);
+}
+
+void bc_cluster_settle(const struct bc_broker *nodes, int n)
+{
+	int64_t until = bc_now_ms() + 30000;
+
+	for (int i = 0; i < n && n > 1; i++) {
+		for (;;) {
+			Oxbow__ClusterStatusResponse *r =
+				bc_cluster_status(&nodes[i]);
+			bool done = r != NULL && !r->rejoining &&
+				    r->meta_leader > 0;
+
+			if (r != NULL)
+				oxbow__cluster_status_response__free_unpacked(
+					r, NULL);
+			if (done)
+				break;
+			if (bc_now_ms() > until)
+				bc_dief("node %d still rejoining the cluster "
+					"after 30 s", i + 1);
+			bc_sleep_ms(20);
+		}
+	}
 }
 
 void bc_cluster_bootstrap(const struct bc_broker *nodes, int n, char *out,
@@ -879,4 +920,107 @@ void bc_cluster_restart(struct bc_broker *nodes, int n)
 		bc_broker_spawn(&nodes[i]);
 	for (int i = 0; i < n; i++)
 		bc_broker_wait_ready(&nodes[i]);
+}
+
+int bc_broker_reap(struct bc_broker *b)
+{
+	int st;
+
+	if (b->pid <= 0)
+		return -1;
+	if (waitpid(b->pid, &st, WNOHANG) != b->pid)
+		return -1;
+	b->pid = 0;
+	return status_code(st);
+}
+
+bool bc_partition_status(const struct bc_broker *b, const char *topic,
+			 int p, int *leader, int64_t *hw, int *in_sync,
+			 int in_sync_max, int *n_in_sync)
+{
+	Oxbow__ClusterStatusResponse *m = bc_cluster_status(b);
+	bool found = false;
+
+	if (m == NULL)
+		return false;
+	for (size_t k = 0; k < m->n_partitions && !found; k++) {
+		const Oxbow__PartitionStatus *ps = m->partitions[k];
+
+		if (strcmp(ps->topic, topic) != 0 || ps->partition != p)
+			continue;
+		*leader = ps->leader;
+		*hw = ps->high_watermark;
+		*n_in_sync = (int)ps->n_in_sync;
+		for (size_t i = 0; i < ps->n_in_sync && (int)i < in_sync_max;
+		     i++)
+			in_sync[i] = ps->in_sync[i];
+		found = true;
+	}
+	oxbow__cluster_status_response__free_unpacked(m, NULL);
+	return found;
+}
+
+int bc_meta_leader(const struct bc_broker *b)
+{
+	Oxbow__ClusterStatusResponse *m = bc_cluster_status(b);
+	int leader;
+
+	if (m == NULL)
+		return -1;
+	leader = m->meta_leader > 0 ? m->meta_leader : -1;
+	oxbow__cluster_status_response__free_unpacked(m, NULL);
+	return leader;
+}
+
+int bc_find_coordinator(const struct bc_broker *b, const char *group)
+{
+	Oxbow__FindCoordinatorRequest req =
+		OXBOW__FIND_COORDINATOR_REQUEST__INIT;
+	struct bc_response r;
+	int node = -1;
+	size_t len;
+	int fd;
+
+	if (b->pid <= 0 || (fd = bc_connect(b->port, 2000)) < 0)
+		return -1;
+	req.group = (char *)group;
+	uint8_t *frame = bc_frame_build(OXBOW__API_KEY__FIND_COORDINATOR, 1, 1,
+					&req.base, NULL, 0, &len);
+	if (bc_send_all(fd, frame, len) == 0 &&
+	    bc_response_read(fd, 2000, &r) == 1) {
+		if (r.header->error_code == 0) {
+			Oxbow__FindCoordinatorResponse *m =
+				oxbow__find_coordinator_response__unpack(
+					NULL, r.body_len, r.body);
+			if (m != NULL) {
+				node = m->node_id;
+				oxbow__find_coordinator_response__free_unpacked(
+					m, NULL);
+			}
+		}
+		bc_response_free(&r);
+	}
+	free(frame);
+	close(fd);
+	return node;
+}
+
+int bc_dir_partitions(const char *topic_dir)
+{
+	struct dirent *de;
+	int n = 0;
+	DIR *d = opendir(topic_dir);
+
+	if (d == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		char *end;
+
+		errno = 0;
+		(void)strtoull(de->d_name, &end, 10);
+		n += de->d_name[0] >= '0' && de->d_name[0] <= '9' && !errno &&
+		     !*end;
+	}
+	closedir(d);
+	return n;
 }

@@ -125,6 +125,11 @@ void bc_broker_kill(struct bc_broker *b);
 // Whether the process is still running (reaps it when it is not, printing
 // how it ended).
 bool bc_broker_alive(struct bc_broker *b);
+// Empties b's data directory as a wiped or replaced disk would leave it
+// (everything under it removed, the directory itself left empty); its
+// port, arguments and output file stay, so it starts again as the same
+// node with no state. b must not be running; dies when something stays.
+void bc_broker_wipe(struct bc_broker *b);
 // VmRSS of the broker in KiB, or -1 when it cannot be read.
 long bc_broker_rss_kib(const struct bc_broker *b);
 // Any "Field: N kB" line of /proc/PID/status (RssAnon, RssFile, ...), or -1.
@@ -221,6 +226,11 @@ void bc_cluster_start(struct bc_broker *nodes, int n, const char *tag,
 // Starts every node (all stopped) at once on its data directory and port,
 // then waits until each is ready: a whole cluster coming back.
 void bc_cluster_restart(struct bc_broker *nodes, int n);
+// Waits (bounded) until every node names a metadata leader and its
+// metadata replica is done rejoining (a node that started on an empty
+// data directory holds its votes back until it has caught up: raft.h R9),
+// so the cluster survives losing any one node. bc_cluster_start calls it.
+void bc_cluster_settle(const struct bc_broker *nodes, int n);
 // "host:port,..." of every node's client listener.
 void bc_cluster_bootstrap(const struct bc_broker *nodes, int n, char *out,
 			  size_t cap);
@@ -228,5 +238,29 @@ void bc_cluster_bootstrap(const struct bc_broker *nodes, int n, char *out,
 // oxbow__cluster_status_response__free_unpacked), or NULL when it does
 // not answer.
 Oxbow__ClusterStatusResponse *bc_cluster_status(const struct bc_broker *b);
+// FIND_COORDINATOR of `group` asked of one node: the coordinator's node
+// id, or -1 when the node does not answer or names none now.
+int bc_find_coordinator(const struct bc_broker *b, const char *group);
+
+// Reaps b if it has exited, without waiting: returns its exit status as
+// bc_broker_stop does (pid then 0), or -1 while it still runs.
+int bc_broker_reap(struct bc_broker *b);
+
+// What node b says of partition p of topic (CLUSTER_STATUS): its leader
+// (-1: none known), high watermark, and the replicas it counts in sync
+// (up to in_sync_max ids into in_sync, the count into *n_in_sync). False
+// when b does not answer or holds no replica of p.
+bool bc_partition_status(const struct bc_broker *b, const char *topic,
+			 int p, int *leader, int64_t *hw, int *in_sync,
+			 int in_sync_max, int *n_in_sync);
+// The metadata leader node b names (-1: none known, or b does not answer).
+int bc_meta_leader(const struct bc_broker *b);
+
+// Partitions a cluster creates for its group offsets (__offsets): a topic
+// directory with this many partitions is that topic's in the tests,
+// whose own topics have fewer.
+#define BC_OFFSETS_PARTITIONS 16
+// The partition directories (0, 1, ...) under a topic directory.
+int bc_dir_partitions(const char *topic_dir);
 
 #endif

@@ -15,6 +15,7 @@
 #include <xxhash.h>
 
 #include "broker/io/io.h"
+#include "tests/integration/broker_common.h"
 #include "broker/log/log.h"
 #include "proto/error.h"
 
@@ -162,9 +163,13 @@ int ld_cluster_topic_dir(const char *data_dir, char *buf, size_t cap)
 		char *end;
 		errno = 0;
 		unsigned long long id = strtoull(e->d_name, &end, 10);
+		char dir[LD_PATH_MAX + 300];
+
+		snprintf(dir, sizeof(dir), "%s/%s", topics, e->d_name);
 		if (errno || *end || end == e->d_name ||
-		    id < LD_CLUSTER_TOPIC_ID_BASE)
-			continue;
+		    id < LD_CLUSTER_TOPIC_ID_BASE ||
+		    bc_dir_partitions(dir) == BC_OFFSETS_PARTITIONS)
+			continue; // the cluster's __offsets is not the test's
 		if (found++)
 			continue;
 		n = snprintf(buf, cap, "%s/%s", topics, e->d_name);

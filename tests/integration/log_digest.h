@@ -60,7 +60,8 @@ int ld_log_read(const char *dir, ld_record_cb fn, void *arg,
 void ld_log_free(struct ld_log *log);
 
 // Writes "<data_dir>/topics/<id>" into buf (cap bytes) for the one cluster
-// topic directory under data_dir. Returns 0, -ENOENT when there is none,
+// topic directory under data_dir other than the cluster's __offsets (a
+// directory of BC_OFFSETS_PARTITIONS partitions). Returns 0, -ENOENT when there is none,
 // -EEXIST when there are several (the caller must then name the topic's
 // directory another way), -ENAMETOOLONG, or -errno of opendir.
 int ld_cluster_topic_dir(const char *data_dir, char *buf, size_t cap);

@@ -181,8 +181,14 @@ static void check_acked(struct sim_world *w, uint32_t node, uint32_t g,
 		if (r->end <= from)
 			break;
 		uint32_t held = 0;
-		for (uint32_t v = 0; v < c->voters_n; v++)
-			held += durable_on(w, (uint32_t)c->voters[v] - 1, g, r);
+		for (uint32_t v = 0; v < c->voters_n; v++) {
+			uint32_t n = (uint32_t)c->voters[v] - 1;
+			// A wiped voter still rejoining stands for the copy
+			// it lost: it votes for nobody until it holds the
+			// log again (R9).
+			held += durable_on(w, n, g, r) ||
+				host_rejoining(&w->hosts[n][g]);
+		}
 		if (held < c->voters_n / 2 + 1)
 			sim_fail(w, "C5: g%u leader n%u acknowledges [%lld, %lld) "
 				 "durable on %u of %u voters (R5)", g, node + 1,

@@ -213,6 +213,37 @@ void host_crash(struct sim_world *w, uint32_t node, uint32_t g, int32_t torn)
 	h->hard_sync_busy = h->log_sync_busy = false;
 }
 
+// The crashed node's disk was wiped: no log, no hard state. It boots as a
+// new replica does, rejoining (R9), with the membership it last knew (the
+// broker takes it from the metadata, not from the lost disk).
+void host_wipe(struct sim_world *w, uint32_t node, uint32_t g)
+{
+	struct sim_host *h = &w->hosts[node][g];
+	struct ox_raft_conf conf = h->hard_durable.conf;
+
+	OX_ASSERT(h->raft == NULL);
+	sim_trace(w, "g%u n%u WIPE", g, node + 1);
+	h->log_n = 0;
+	h->start = 0;
+	h->start_term = 0;
+	h->wseq_synced = h->wseq_next - 1;
+	h->checked_end = 0;
+	h->commit_saved = 0;
+	memset(&h->hard_durable, 0, sizeof(h->hard_durable));
+	h->hard_durable.conf = conf;
+	h->hard_durable.conf_prev = conf;
+	h->hard_durable.rejoining = OX_RAFT_REJOIN_BEHIND;
+	h->hard_latest = h->hard_durable;
+	h->outq_n = 0;
+}
+
+bool host_rejoining(const struct sim_host *h)
+{
+	return h->raft != NULL ?
+		       ox_raft_rejoining(h->raft) != OX_RAFT_REJOIN_NONE :
+		       h->hard_durable.rejoining != OX_RAFT_REJOIN_NONE;
+}
+
 // ---- Membership of this node in the group. ----
 
 // A replica joining the group. A node that held one before keeps its
@@ -220,7 +251,7 @@ void host_crash(struct sim_world *w, uint32_t node, uint32_t g, int32_t torn)
 // some member may still count it in an older configuration (its vote
 // and log are what make that older majority overlap the newer one).
 void host_join(struct sim_world *w, uint32_t node, uint32_t g,
-	       const struct ox_raft_conf *conf)
+	       const struct ox_raft_conf *conf, bool fresh)
 {
 	struct sim_host *h = &w->hosts[node][g];
 	bool rejoin = h->log != NULL;
@@ -235,6 +266,11 @@ void host_join(struct sim_world *w, uint32_t node, uint32_t g,
 		memset(&h->hard_durable, 0, sizeof(h->hard_durable));
 		h->hard_durable.conf = *conf;
 		h->hard_durable.conf_prev = *conf;
+		// R9: a replica that may have voted before starts rejoining;
+		// the groups' first members and members added later never did
+		// (the wiped ones come from host_wipe).
+		h->hard_durable.rejoining = fresh ? OX_RAFT_REJOIN_BEHIND :
+						    OX_RAFT_REJOIN_NONE;
 	}
 	if (w->nodes[node].up && w->started)
 		host_boot(w, node, g);

@@ -17,6 +17,11 @@
 //   torn       Nodes restart with torn tails (unsynced batches partly on
 //              disk); every log converges and no acknowledged write is
 //              lost.
+//   wiped      An entry committed by the leader and one follower only;
+//              that follower's disk is wiped and the leader goes down: the
+//              wiped node and the third one (without the entry) must elect
+//              nobody (R9); once the leader is back, the entry is kept,
+//              the wiped node catches up and votes again.
 //
 // Exit status 0 on success, 1 with `scenario NAME: <message>`.
 #include <inttypes.h>
@@ -329,6 +334,48 @@ static void torn(struct sim_world *w)
 	converge(w, 60, "torn tails");
 }
 
+// ---- wiped ----
+
+static void wiped(struct sim_world *w)
+{
+	const uint32_t A = 0, W = 1, C = 2;
+	make_leader(w, A);
+	propose(w, A, 3);
+	sim_run_for(w, 10 * T);
+	// E reaches W but not C.
+	cut(w, A, C);
+	uint64_t e_payload = w->payload_next + 1;
+	int64_t e_end = propose(w, A, 2);
+	sim_run_for(w, 5 * T);
+	EXPECT(w, host(w, A)->commit >= e_end, "E not committed by A and W");
+	EXPECT(w, !holds_payload(host(w, C), e_payload, e_payload),
+	       "C holds E: not the case");
+	// W loses its disk; A goes down.
+	sim_crash(w, W, 0);
+	EXPECT(w, sim_wipe_safe(w, W), "the wipe is not a survivable fault");
+	sim_wipe(w, W);
+	sim_crash(w, A, 0);
+	set_sides(w, (const uint32_t[]){ 0, 0, 0 });
+	sim_restart(w, W);
+	sim_run_for(w, 200 * T);
+	EXPECT(w, leader(w) < 0,
+	       "R9: n%d leads without E, the wiped node's vote helping",
+	       leader(w) + 1);
+	EXPECT(w, host_rejoining(host(w, W)), "W stopped rejoining alone");
+	// A returns: E survives, W catches up and votes again.
+	sim_restart(w, A);
+	make_leader(w, A);
+	propose(w, A, 1); // an entry of its term commits E with it (R5)
+	converge(w, 400, "after A's return");
+	for (int k = 0; k < 100 && host_rejoining(host(w, W)); k++)
+		sim_run_for(w, T);
+	EXPECT(w, !host_rejoining(host(w, W)), "W never finished rejoining");
+	EXPECT(w, recorded_payload(w, e_payload, e_payload), "E not recorded");
+	EXPECT(w, holds_payload(host(w, W), e_payload, e_payload) &&
+		   holds_payload(host(w, C), e_payload, e_payload),
+	       "E not on every node");
+}
+
 struct scenario {
 	const char *name;
 	uint32_t nodes;
@@ -341,6 +388,7 @@ static const struct scenario scenarios[] = {
 	{ "isolated", 5, 1, 2, isolated },
 	{ "divergent", 3, 1, 2, divergent },
 	{ "torn", 3, 20, 40, torn },
+	{ "wiped", 3, 1, 2, wiped },
 };
 
 static int run(const struct scenario *s, uint64_t seed, bool verbose)

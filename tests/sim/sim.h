@@ -48,7 +48,10 @@
 //       commit equals the record (so any two nodes agree below the lower
 //       of their commits) (R3).
 //   C5  An acknowledged write (a leader's commit) is durable on a majority
-//       of the leader's voters at the moment it is acknowledged (R5).
+//       of the leader's voters at the moment it is acknowledged (R5); a
+//       wiped voter still rejoining counts for the copy it lost, as it
+//       votes for nobody until it holds the log again (R9). (Its new
+//       copy is not counted by leaders until it is done rejoining.)
 //   C6  A node's commit index never decreases within one life (R5).
 //   C7  Outputs are bounded and well formed: msgs_n <= OX_RAFT_OUTBOX_MAX,
 //       runs_n <= OX_RAFT_MSG_RUNS_MAX, messages from the node itself to a
@@ -63,6 +66,10 @@
 //       leader's log (R7).
 //   C13 Liveness: once faults stop and the network heals, every group
 //       elects a leader and commits a new proposal within a bounded time.
+//
+// A wipe (a crashed node's disk emptied, within sim_wipe_safe's bounds)
+// is a fault beyond a crash: the node comes back with no log and no hard
+// state, rejoining (raft.h R9). C2..C4 then catch a vote it must not give.
 #ifndef OX_TESTS_SIM_SIM_H
 #define OX_TESTS_SIM_SIM_H
 
@@ -249,6 +256,7 @@ struct sim_stats {
 	uint64_t log_starts;
 	uint64_t snapshots;  // snapshots installed
 	uint64_t rejects;    // APPEND_RESP not ok seen on the wire
+	uint64_t wipes;      // a crashed node's disk wiped (raft.h R9)
 };
 
 struct sim_world {
@@ -293,6 +301,14 @@ void sim_heal(struct sim_world *w);
 // batches, torn >= 0 keeps that many (at most all). Restart boots it.
 void sim_crash(struct sim_world *w, uint32_t n, int32_t torn);
 void sim_restart(struct sim_world *w, uint32_t n);
+// Wipes the disk of crashed node n (every replica it holds restarts
+// empty, rejoining: raft.h R9). sim_wipe_safe says whether the fault
+// stays within what Raft survives (R9 needs check-quorum on): no group
+// of n has another replica
+// still rejoining (one forgetful voter per group at a time) or fewer than
+// three voters.
+bool sim_wipe_safe(struct sim_world *w, uint32_t n);
+void sim_wipe(struct sim_world *w, uint32_t n);
 uint64_t sim_rand(struct sim_world *w, uint64_t n); // [0, n)
 void sim_trace(struct sim_world *w, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -302,6 +318,8 @@ _Noreturn void sim_fail(struct sim_world *w, const char *fmt, ...)
 // host.c: one (node, group) replica.
 void host_boot(struct sim_world *w, uint32_t node, uint32_t g);
 void host_crash(struct sim_world *w, uint32_t node, uint32_t g, int32_t torn);
+void host_wipe(struct sim_world *w, uint32_t node, uint32_t g);
+bool host_rejoining(const struct sim_host *h);
 void host_pump(struct sim_world *w, uint32_t node, uint32_t g);
 int host_propose(struct sim_world *w, uint32_t node, uint32_t g,
 		 int64_t count);
@@ -317,7 +335,7 @@ int host_log_start(struct sim_world *w, uint32_t node, uint32_t g,
 		   int64_t index);
 void host_leave(struct sim_world *w, uint32_t node, uint32_t g);
 void host_join(struct sim_world *w, uint32_t node, uint32_t g,
-	       const struct ox_raft_conf *conf);
+	       const struct ox_raft_conf *conf, bool fresh);
 int64_t host_log_end(const struct sim_host *h);
 int64_t host_durable_end(const struct sim_host *h);
 const struct sim_batch *host_find(const struct sim_host *h, int64_t end);

@@ -186,11 +186,12 @@ static void summary(const struct opts *o, uint64_t failed)
 	       ", partitions %" PRIu64 ", elections %" PRIu64 ", proposals %"
 	       PRIu64 ", commits %" PRIu64 ", conf changes %" PRIu64
 	       ", transfers %" PRIu64 ", log starts %" PRIu64 ", snapshots %"
-	       PRIu64 ", append rejects %" PRIu64 "; failed %" PRIu64 "\n",
+	       PRIu64 ", append rejects %" PRIu64 ", wipes %" PRIu64
+	       "; failed %" PRIu64 "\n",
 	       o->seeds, o->first, s->steps, s->messages, s->drops, s->dups,
 	       s->crashes, s->torn, s->pauses, s->partitions, s->elections,
 	       s->proposals, s->commits, s->conf_changes, s->transfers,
-	       s->log_starts, s->snapshots, s->rejects, failed);
+	       s->log_starts, s->snapshots, s->rejects, s->wipes, failed);
 }
 
 static int parse(int argc, char **argv, struct opts *o)

@@ -193,7 +193,7 @@ struct sim_world *sim_world_create(uint64_t seed, const struct sim_knobs *k)
 		initial_conf(w, &gr->conf0);
 		for (uint32_t n = 0; n < k->nodes_n; n++)
 			if (conf_has_member(&gr->conf0, n + 1))
-				host_join(w, n, g, &gr->conf0);
+				host_join(w, n, g, &gr->conf0, false);
 	}
 	for (uint32_t n = 0; n < k->nodes_n; n++)
 		w->nodes[n].up = true;
@@ -254,6 +254,57 @@ void sim_crash(struct sim_world *w, uint32_t n, int32_t torn)
 	nd->life++;
 	w->st.crashes++;
 	w->st.torn += torn != 0;
+}
+
+bool sim_wipe_safe(struct sim_world *w, uint32_t n)
+{
+	// R9 needs check-quorum: a stale leader must fall within an
+	// election timeout, or a wiped node could catch up from one.
+	if (w->nodes[n].up || !w->k.check_quorum)
+		return false;
+	for (uint32_t g = 0; g < w->k.groups_n; g++) {
+		const struct sim_host *h = &w->hosts[n][g];
+		const struct ox_raft_conf *c = &h->hard_durable.conf;
+
+		if (!h->member)
+			continue;
+		// Two voters need both: one that forgot waits for a leader
+		// that needs its vote (R9 trades that for safety), so only
+		// groups of three or more survive a wipe.
+		if (c->voters_n < 3 || h->hard_durable.conf_prev.voters_n < 3)
+			return false;
+		for (uint32_t m = 0; m < w->k.nodes_n; m++) {
+			const struct sim_host *o = &w->hosts[m][g];
+
+			if (m == n || !o->member)
+				continue;
+			if (host_rejoining(o))
+				return false;
+			// Any membership a replica knows, in force or not.
+			if (o->raft != NULL &&
+			    ox_raft_conf(o->raft)->voters_n < 3)
+				return false;
+			if (o->hard_latest.conf.voters_n < 3 ||
+			    o->hard_durable.conf.voters_n < 3)
+				return false;
+		}
+	}
+	return true;
+}
+
+void sim_wipe(struct sim_world *w, uint32_t n)
+{
+	OX_ASSERT(sim_wipe_safe(w, n));
+	sim_trace(w, "n%u WIPE", n + 1);
+	// A disk is replaced while the node is down for long: what it sent
+	// before is long delivered or lost, never counted after the wipe.
+	for (uint32_t to = 0; to < SIM_NODES_MAX; to++)
+		for (uint32_t s = 0; s < SIM_LINK_SLOTS; s++)
+			w->links[n][to].slots[s].used = false;
+	for (uint32_t g = 0; g < w->k.groups_n; g++)
+		if (w->hosts[n][g].member)
+			host_wipe(w, n, g);
+	w->st.wipes++;
 }
 
 static void node_restart(struct sim_world *w, uint32_t n)
@@ -334,13 +385,20 @@ static void conf_change(struct sim_world *w, uint32_t g)
 	for (uint32_t i = 0; i < w->k.nodes_n; i++)
 		if (!conf_has_member(&c, i + 1))
 			outside[out_n++] = i + 1;
+	// R9: a wiped voter rejoining votes for nobody until it follows a
+	// leader, so a group keeps three voters or more while one rejoins
+	// (two would need its vote to elect the leader it waits for).
+	uint32_t voters_min = 2;
+	for (uint32_t i = 0; i < w->k.nodes_n; i++)
+		if (w->hosts[i][g].member && host_rejoining(&w->hosts[i][g]))
+			voters_min = 3;
 	const char *what;
 	if (c.learners_n > 0 && chance(w, 70)) {
 		uint64_t id = c.learners[sim_rand(w, c.learners_n)];
 		conf_remove(c.learners, &c.learners_n, id);
 		c.voters[c.voters_n++] = id;
 		what = "promote";
-	} else if (c.voters_n > 2 && (out_n == 0 || chance(w, 40))) {
+	} else if (c.voters_n > voters_min && (out_n == 0 || chance(w, 40))) {
 		conf_remove(c.voters, &c.voters_n,
 			    c.voters[sim_rand(w, c.voters_n)]);
 		what = "remove";
@@ -357,7 +415,7 @@ static void conf_change(struct sim_world *w, uint32_t g)
 	if (rc == 0) {
 		w->st.conf_changes++;
 		if (added != 0)
-			host_join(w, (uint32_t)added - 1, g, &c);
+			host_join(w, (uint32_t)added - 1, g, &c, false);
 	}
 	host_pump(w, ln, g);
 }
@@ -429,6 +487,8 @@ static void chaos_node(struct sim_world *w, uint64_t roll)
 	if (roll < 12) {
 		if (w->nodes[n].up) {
 			sim_crash(w, n, chance(w, 50) ? -1 : 0);
+			if (chance(w, 10) && sim_wipe_safe(w, n))
+				sim_wipe(w, n);
 			int64_t down = (5 + (int64_t)sim_rand(w, 40)) * SIM_TICK_UNITS;
 			ev_push(w, w->now + down, EV_RESTART, n, 0, 0, 0);
 		}

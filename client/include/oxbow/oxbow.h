@@ -422,6 +422,9 @@ struct ox_cluster_status {
 	int32_t answering_node;   // the node that answered
 	int32_t meta_leader;      // the metadata group's leader, -1: none now
 	uint64_t meta_term;       // the metadata group's Raft term
+	// The answering node started with an empty metadata log (a new or
+	// wiped disk) and holds its votes back until it has caught up.
+	int rejoining;
 	struct ox_node_status *nodes;             // sorted by node_id
 	size_t node_count;
 	struct ox_partition_status *partitions;   // sorted by topic, partition

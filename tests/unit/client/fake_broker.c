@@ -423,8 +423,29 @@ static void dispatch(struct fb *fb, int fd, const uint8_t *frame,
 		break;
 	case OXBOW__API_KEY__OFFSET_COMMIT:
 	case OXBOW__API_KEY__OFFSET_FETCH:
+		fb->offset_requests++;
+		if (fb->offsets_not_leader > 0) {
+			fb->offsets_not_leader--;
+			respond(fd, h->correlation_id,
+				OXBOW__ERROR_CODE__NOT_LEADER, NULL, NULL, 0);
+			break;
+		}
 		on_offsets(fb, fd, h->correlation_id, h->api_key, body,
 			   body_len);
+		break;
+	case OXBOW__API_KEY__FIND_COORDINATOR:
+		fb->find_coordinator_requests++;
+		if (fb->coordinator_port != 0) {
+			Oxbow__FindCoordinatorResponse r =
+				OXBOW__FIND_COORDINATOR_RESPONSE__INIT;
+			r.node_id = fb->coordinator_id;
+			r.host = (char *)"127.0.0.1";
+			r.port = fb->coordinator_port;
+			respond(fd, h->correlation_id, 0, &r.base, NULL, 0);
+			break;
+		}
+		respond(fd, h->correlation_id,
+			OXBOW__ERROR_CODE__UNSUPPORTED_VERSION, NULL, NULL, 0);
 		break;
 	case OXBOW__API_KEY__CLUSTER_STATUS:
 		on_cluster_status(fb, fd, h->correlation_id);

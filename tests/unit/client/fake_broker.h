@@ -53,11 +53,19 @@ struct fb {
 	int64_t producer_id;       // INIT_PRODUCER_ID's answer; 0: unsupported
 	int lost_acks;             // store this many produce requests' batches
 				   // but answer NOT_LEADER (an ack lost)
+	uint16_t coordinator_port; // FIND_COORDINATOR names 127.0.0.1 at this
+				   // port (node coordinator_id); 0: the API
+				   // is unsupported
+	int32_t coordinator_id;
+	int offsets_not_leader;    // answer this many OFFSET_COMMIT and
+				   // OFFSET_FETCH requests NOT_LEADER
 	// Observations.
 	int produce_requests;
 	int produce_batches;
 	int metadata_requests;
 	int init_producer_requests;
+	int find_coordinator_requests;
+	int offset_requests;       // OFFSET_COMMIT and OFFSET_FETCH
 	int bad_batches;           // batches that failed ox_batch_verify
 	int64_t committed[FB_PARTITIONS_MAX];
 };

@@ -3,12 +3,14 @@
 // The consumer against the fake broker: decoding (control batches
 // skipped, records below the position skipped, a corrupt batch stops the
 // partition with -OX_ECORRUPT), positions from auto.offset.reset and
-// committed offsets, seek, headers produced and consumed back.
+// committed offsets, seek, headers produced and consumed back, and group
+// offsets routed to the group's coordinator.
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "proto/error.h"
 #include "client/include/oxbow/oxbow.h"
@@ -260,4 +262,100 @@ Test(consumer, produced_headers_come_back)
 	cr_expect_eq(memcmp(r[0].headers[0].value, "abc", 3), 0);
 	cr_expect_str_eq(r[0].headers[1].key, "empty");
 	cr_expect_null(r[0].headers[1].value);
+}
+
+// Commits and committed offsets go to the group's coordinator, which the
+// bootstrap broker names; a NOT_LEADER answer makes the client ask again
+// and retry, and asynchronous commits follow the coordinator too.
+Test(consumer, offsets_go_to_the_coordinator)
+{
+	struct fb *coord = fb_start("t", 2);
+	char err[256];
+	int64_t got = -5;
+
+	pthread_mutex_lock(&fb->lock);
+	fb->coordinator_port = coord->port;
+	fb->coordinator_id = 2;
+	pthread_mutex_unlock(&fb->lock);
+	cr_assert_eq(ox_conf_set(conf, "group.id", "g", err, sizeof(err)), 0);
+	cr_assert_eq(ox_conf_set(conf, "retry.backoff.ms", "10", err,
+				 sizeof(err)), 0);
+	create();
+	struct ox_topic_partition tp = { .topic = "t", .partition = 1,
+					 .offset = 9 };
+	cr_assert_eq(ox_consumer_commit(c, &tp, 1), 0);
+	cr_assert_eq(ox_consumer_committed(c, "t", 1, &got), 0);
+	cr_expect_eq(got, 9);
+	pthread_mutex_lock(&fb->lock);
+	pthread_mutex_lock(&coord->lock);
+	cr_expect_eq(coord->committed[1], 9);
+	cr_expect_eq(fb->committed[1], -1, "the bootstrap broker got no commit");
+	cr_expect_eq(fb->offset_requests, 0);
+	cr_expect_eq(fb->find_coordinator_requests, 1, "the answer is kept");
+	coord->offsets_not_leader = 2; // the coordinator moved (twice)
+	pthread_mutex_unlock(&coord->lock);
+	pthread_mutex_unlock(&fb->lock);
+
+	tp.offset = 11;
+	cr_assert_eq(ox_consumer_commit(c, &tp, 1), 0);
+	pthread_mutex_lock(&fb->lock);
+	pthread_mutex_lock(&coord->lock);
+	cr_expect_eq(coord->committed[1], 11);
+	cr_expect_eq(coord->offset_requests, 5);
+	cr_expect_eq(fb->find_coordinator_requests, 3);
+	pthread_mutex_unlock(&coord->lock);
+	pthread_mutex_unlock(&fb->lock);
+
+	tp.offset = 12;
+	cr_assert_eq(ox_consumer_commit_async(c, &tp, 1, on_commit, &async_err),
+		     0);
+	ox_consumer_destroy(c);
+	c = NULL;
+	cr_expect_eq(async_err, 0);
+	cr_expect_eq(coord->committed[1], 12);
+	cr_expect_eq(fb->committed[1], -1);
+	fb_stop(coord);
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+// A coordinator that keeps answering NOT_LEADER fails the commit with the
+// retriable error once the next backoff would pass request.timeout.ms.
+Test(consumer, coordinator_retries_end_at_the_request_timeout)
+{
+	struct fb *coord = fb_start("t", 2);
+	char err[256];
+
+	pthread_mutex_lock(&fb->lock);
+	fb->coordinator_port = coord->port;
+	fb->coordinator_id = 2;
+	pthread_mutex_unlock(&fb->lock);
+	pthread_mutex_lock(&coord->lock);
+	coord->offsets_not_leader = 1 << 30;
+	pthread_mutex_unlock(&coord->lock);
+	cr_assert_eq(ox_conf_set(conf, "group.id", "g", err, sizeof(err)), 0);
+	cr_assert_eq(ox_conf_set(conf, "request.timeout.ms", "300", err,
+				 sizeof(err)), 0);
+	cr_assert_eq(ox_conf_set(conf, "retry.backoff.ms", "20", err,
+				 sizeof(err)), 0);
+	create();
+	struct ox_topic_partition tp = { .topic = "t", .partition = 0,
+					 .offset = 3 };
+	int64_t t0 = mono_ms();
+	cr_expect_eq(ox_consumer_commit(c, &tp, 1), -OX_ENOTLEADER);
+	int64_t took = mono_ms() - t0;
+	cr_expect(took >= 100 && took <= 1500, "took %lld ms", (long long)took);
+	pthread_mutex_lock(&coord->lock);
+	cr_expect_gt(coord->offset_requests, 2);
+	cr_expect_eq(coord->committed[0], -1);
+	pthread_mutex_unlock(&coord->lock);
+	ox_consumer_destroy(c);
+	c = NULL;
+	fb_stop(coord);
 }

@@ -54,6 +54,7 @@ static struct node nodes[NODES];
 static struct ox_peer_node list[NODES];
 static enum ox_io_backend backend;
 static size_t send_bytes_max;
+static bool owner_flushes;
 static bool tick_armed;
 
 // Releases, per message index: how many times, and with what.
@@ -209,6 +210,7 @@ static void node_create(int k)
 		.send_bytes_max = send_bytes_max,
 		.reconnect_ms = 5,
 		.reconnect_max_ms = 40,
+		.owner_flushes = owner_flushes,
 		.deliver = deliver,
 		.forward = forwarded,
 		.deliver_arg = &nodes[k],
@@ -260,6 +262,7 @@ static void cluster_stop(void)
 	io = NULL;
 	tick_armed = false;
 	send_bytes_max = 0;
+	owner_flushes = false;
 }
 
 static bool all_connected(int up)
@@ -414,6 +417,42 @@ PEER_TEST(messages_of_many_groups_in_one_turn_go_in_one_frame)
 	RUN_UNTIL(nodes[0].got == 2);
 	RUN_UNTIL(stats(1).frames_sent == 1);
 	cr_assert_eq(stats(1).msgs_sent, 2);
+	cluster_stop();
+}
+
+// An owner that ends turns itself (P1 holds): its flush sends the turn
+// in one frame, and without a flush only the 1 ms backstop sends, never
+// the end of the loop's pass.
+PEER_TEST(an_owner_that_flushes_ends_the_turn)
+{
+	struct timespec t0, t1;
+
+	owner_flushes = true;
+	cluster_start(2);
+	RUN_UNTIL(all_connected(2));
+	for (uint32_t i = 0; i < MANY; i++)
+		cr_assert_eq(send_msg(0, 1, i), 0);
+	ox_peer_flush(nodes[0].p);
+	for (uint32_t i = 0; i < MANY; i++)
+		cr_assert_eq(released[i], 0); // P1: never inside flush
+	RUN_UNTIL(nodes[1].got == MANY);
+	RUN_UNTIL(stats(0).msgs_sent == MANY);
+	cr_assert_eq(stats(0).frames_sent, 1);
+	cr_assert_eq(stats(1).frames_received, 1);
+	cr_assert_eq(nodes[1].bad, 0);
+	for (uint32_t i = 0; i < MANY; i++)
+		cr_assert_eq(released_sent[i], 1);
+	// No flush: the backstop, armed at the send, cannot fire sooner
+	// (the one the first sends armed has fired by then).
+	run_for(5);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cr_assert_eq(send_msg(0, 1, 7), 0);
+	RUN_UNTIL(nodes[1].got == MANY + 1);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	cr_assert_geq((t1.tv_sec - t0.tv_sec) * 1000000000ll +
+			      (t1.tv_nsec - t0.tv_nsec),
+		      1000000ll);
+	cr_assert_eq(stats(0).frames_sent, 2);
 	cluster_stop();
 }
 

@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// The __offsets record encoding (round trip, every decode error) and the
-// group-offset map.
+// The __offsets record encoding (round trip, every decode error), the
+// group-offset map and its shards (the partitions of a cluster's
+// __offsets).
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "broker/cluster/cluster.h"
 #include "broker/server/offsets.h"
 #include "proto/error.h"
 
@@ -136,4 +139,93 @@ Test(offsets, group_names)
 	cr_assert_eq(ox_group_name_check(g, OX_GROUP_NAME_MAX + 1), -EINVAL);
 	cr_assert_eq(ox_group_name_check("", 0), -EINVAL);
 	cr_assert_eq(ox_group_name_check("a\0b", 3), -EINVAL);
+}
+
+// The shard of a group is the partition ox_cluster_group_partition names,
+// so a client, any node and the coordinator agree on it.
+Test(offsets, shards_follow_the_cluster_rule)
+{
+	struct ox_cluster *c;
+	struct ox_cluster_node n = {.id = 1, .client_address = "127.0.0.1:1",
+				    .peer_address = "127.0.0.1:2", .rack = ""};
+	uint64_t as[OX_OFFSETS_PARTITIONS];
+	struct ox_cluster_topic_spec spec = {
+		.name = OX_OFFSETS_TOPIC, .partitions = OX_OFFSETS_PARTITIONS,
+		.replication_factor = 1, .assignment = as};
+	struct ox_cluster_result res;
+	uint8_t *e;
+	size_t len;
+
+	for (size_t i = 0; i < OX_OFFSETS_PARTITIONS; i++)
+		as[i] = 1;
+	cr_assert_eq(ox_cluster_create(&c), 0);
+	cr_assert_eq(ox_cluster_entry_register_node(&n, &e, &len), 0);
+	cr_assert_eq(ox_cluster_apply(c, 1, e, len, &res), 0);
+	cr_assert_eq(res.verdict, 0);
+	free(e);
+	cr_assert_eq(ox_cluster_entry_create_topic(&spec, &e, &len), 0);
+	cr_assert_eq(ox_cluster_apply(c, 2, e, len, &res), 0);
+	cr_assert_eq(res.verdict, 0);
+	free(e);
+	char name[OX_GROUP_NAME_MAX + 1];
+	for (size_t i = 1; i <= OX_GROUP_NAME_MAX; i++) {
+		for (size_t k = 0; k < i; k++)
+			name[k] = (char)('a' + (k * 7 + i) % 26);
+		name[i] = '\0';
+		uint64_t tid;
+		uint32_t part;
+		cr_assert_eq(ox_cluster_group_partition(c, name, i, &tid, &part),
+			     0);
+		cr_assert_eq(ox_offsets_shard_of(name, i, OX_OFFSETS_PARTITIONS),
+			     part, "group of %zu bytes", i);
+	}
+	ox_cluster_destroy(c);
+}
+
+Test(offsets, shards_hold_and_drop)
+{
+	struct ox_offsets *m;
+	struct ox_offset_entry e;
+	const char *groups[] = {"billing", "audit", "search", "mail", "x",
+				"reports", "index", "ingest"};
+	size_t ng = sizeof(groups) / sizeof(groups[0]);
+
+	cr_assert_eq(ox_offsets_create(&m), 0);
+	// A node alone: one shard, held for good.
+	cr_assert_eq(ox_offsets_shards(m), 1u);
+	cr_assert_neq(ox_offsets_shard_term(m, 0), 0u);
+	cr_assert_eq(ox_offsets_set_shards(m, 0), -EINVAL);
+	cr_assert_eq(ox_offsets_set_shards(m, OX_OFFSETS_SHARDS_MAX + 1),
+		     -EINVAL);
+	cr_assert_eq(ox_offsets_set_shards(m, 4), 0);
+	for (uint32_t s = 0; s < 4; s++)
+		cr_assert_eq(ox_offsets_shard_term(m, s), 0u);
+	for (size_t i = 0; i < ng; i++) {
+		struct ox_offset_key k = key(groups[i], "orders", 0);
+		cr_assert_eq(ox_offsets_put(m, &k, (int64_t)i, "", 0), 0);
+		k = key(groups[i], "users", 3);
+		cr_assert_eq(ox_offsets_put(m, &k, 10 + (int64_t)i, "m", 1), 0);
+	}
+	cr_assert_eq(ox_offsets_set_shards(m, 8), -EBUSY);
+	uint32_t victim = ox_offsets_shard(m, "billing");
+	size_t in_victim = 0;
+	for (size_t i = 0; i < ng; i++)
+		in_victim += ox_offsets_shard(m, groups[i]) == victim;
+	ox_offsets_shard_hold(m, victim, 7);
+	cr_assert_eq(ox_offsets_shard_term(m, victim), 7u);
+	ox_offsets_shard_drop(m, victim);
+	cr_assert_eq(ox_offsets_shard_term(m, victim), 0u);
+	cr_assert_eq(ox_offsets_count(m), 2 * (ng - in_victim));
+	for (size_t i = 0; i < ng; i++) {
+		struct ox_offset_key k = key(groups[i], "users", 3);
+		int want = ox_offsets_shard(m, groups[i]) != victim;
+		cr_assert_eq(ox_offsets_get(m, &k, &e), want, "%s", groups[i]);
+		if (want)
+			cr_assert_eq(e.offset, 10 + (int64_t)i);
+	}
+	for (uint32_t s = 0; s < 4; s++)
+		ox_offsets_shard_drop(m, s);
+	cr_assert_eq(ox_offsets_count(m), 0u);
+	cr_assert_eq(ox_offsets_set_shards(m, 8), 0);
+	ox_offsets_destroy(m);
 }

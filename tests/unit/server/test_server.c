@@ -272,7 +272,7 @@ Test(server, ready_file_and_api_versions)
 	Oxbow__ApiVersionsResponse *m =
 		oxbow__api_versions_response__unpack(NULL, r.body_len, r.body);
 	cr_assert_not_null(m);
-	cr_assert_eq(m->n_apis, 14u);
+	cr_assert_eq(m->n_apis, 15u);
 	cr_assert_eq(m->node_id, 1);
 	cr_assert_str_eq(m->server_version, "oxbowd 0.1.0");
 	oxbow__api_versions_response__free_unpacked(m, NULL);
@@ -766,6 +766,40 @@ Test(server, group_offsets_survive_restart_and_topic_delete)
 	cr_assert_eq(n, 0u);
 	fetch_group(fd, "g0", &n, &sum);
 	cr_assert_eq(n, 1u);
+	close(fd);
+}
+
+// A node alone coordinates every group itself; a bad name is refused.
+Test(server, find_coordinator_of_one_node)
+{
+	int fd = tc_connect(H.port);
+	Oxbow__FindCoordinatorRequest req = OXBOW__FIND_COORDINATOR_REQUEST__INIT;
+	char longname[300];
+	struct tc_resp r;
+
+	req.group = "billing";
+	tc_call(fd, OXBOW__API_KEY__FIND_COORDINATOR, &req.base, NULL, 0, &r);
+	cr_assert_eq(r.error_code, 0);
+	Oxbow__FindCoordinatorResponse *m =
+		oxbow__find_coordinator_response__unpack(NULL, r.body_len,
+							 r.body);
+	cr_assert_not_null(m);
+	cr_assert_eq(m->node_id, 1);
+	cr_assert_str_eq(m->host, "127.0.0.1");
+	cr_assert_eq(m->port, H.port);
+	oxbow__find_coordinator_response__free_unpacked(m, NULL);
+	tc_resp_free(&r);
+
+	memset(longname, 'g', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	const char *bad[] = {"", longname};
+	for (size_t i = 0; i < 2; i++) {
+		req.group = (char *)bad[i];
+		tc_call(fd, OXBOW__API_KEY__FIND_COORDINATOR, &req.base, NULL,
+			0, &r);
+		cr_assert_eq(r.error_code, OXBOW__ERROR_CODE__INVALID_REQUEST);
+		tc_resp_free(&r);
+	}
 	close(fd);
 }
 

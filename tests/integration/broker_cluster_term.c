@@ -1,0 +1,527 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// SIGTERM of a leader hands its groups over. Three oxbowd processes form a
+// cluster; a topic of replication factor 3 takes a steady stream of keyed
+// records from an idempotent acks=all producer (its own thread). Then:
+//   1. the leader of one partition gets SIGTERM: another node must lead
+//      that partition well within the partitions' minimum election
+//      timeout of the signal (the stopping node transfers leadership; a
+//      new leader found by timeout takes longer), the node must exit 0
+//      within a few seconds, and the new leader must stop counting it in
+//      sync once it is gone; restarted, it must be counted in sync again;
+//   2. the same for the metadata leader: a new metadata leader within the
+//      metadata group's minimum election timeout;
+// and at the end no delivery may have failed, and every acknowledged
+// record must be stored once, intact, at the offset its callback gave.
+// It prints each hand-over's time. Every node then stops with status 0.
+// A plain program (exit 0 pass, 1 fail, 77 skip): argv[1] is oxbowd.
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tests/integration/broker_common.h"
+
+#define NODES 3
+#define PARTITIONS 3
+#define WATCHDOG_S 120
+// The minimum election timeouts of the cluster (10 and 15 ticks of the
+// 10 ms metadata tick): without a hand-over nobody campaigns sooner.
+#define PARTITION_ELECTION_MIN_MS 100
+#define META_ELECTION_MIN_MS 150
+#define EXIT_MAX_MS 5000       // a SIGTERM'd node is gone within this
+#define LEADER_WAIT_MS 10000   // looked for this long before failing
+#define OUT_OF_SYNC_MAX_MS 3000 // a gone follower leaves in_sync within
+#define SETTLE_TIMEOUT_MS 20000 // every replica in sync within this
+#define RECORDS_PER_MS 1       // the producer's steady rate
+#define RECORDS_MAX 200000
+#define KEYS 16
+#define VALUE_BYTES 64
+#define POLL_MAX 2000
+#define STALL_MS 20000
+
+static const char topic[] = "term";
+static struct bc_broker nodes[NODES];
+static char bootstrap[256];
+
+// Per record: 0 not answered yet, 1 acknowledged, 2 failed.
+static _Atomic uint8_t state[RECORDS_MAX];
+static int32_t acked_part[RECORDS_MAX];
+static int64_t acked_off[RECORDS_MAX];
+static int32_t found_part[RECORDS_MAX];
+static int64_t found_off[RECORDS_MAX];
+static atomic_int first_err;
+static atomic_bool stop_sending;
+static size_t sent;     // records handed to the producer (sender thread)
+static size_t refused;  // refused at send: no callback comes
+
+static void delivered(void *opaque, int err, const char *t, int32_t part,
+		      int64_t off)
+{
+	size_t i = (size_t)(uintptr_t)opaque;
+	int none = 0;
+
+	(void)t;
+	if (err == 0) {
+		acked_part[i] = part;
+		acked_off[i] = off;
+	} else {
+		atomic_compare_exchange_strong(&first_err, &none, err);
+	}
+	atomic_store(&state[i], err == 0 ? 1 : 2);
+}
+
+static size_t key_of(uint64_t i, char *buf, size_t cap)
+{
+	return (size_t)snprintf(buf, cap, "key-%u", (unsigned)(i % KEYS));
+}
+
+// Sends RECORDS_PER_MS records a millisecond until told to stop.
+static void *sender(void *arg)
+{
+	struct ox_producer *p = arg;
+	uint8_t value[VALUE_BYTES];
+	char key[16];
+	int64_t start = bc_now_ms();
+
+	while (!atomic_load(&stop_sending) && sent < RECORDS_MAX) {
+		int64_t due = (bc_now_ms() - start + 1) * RECORDS_PER_MS;
+
+		if ((int64_t)sent > due) {
+			bc_sleep_ms(1);
+			continue;
+		}
+		bc_value_fill(value, sent, sizeof(value));
+		struct ox_message m = {
+			.topic = topic,
+			.partition = OX_PARTITION_ANY,
+			.key = key,
+			.key_len = key_of(sent, key, sizeof(key)),
+			.value = value,
+			.value_len = sizeof(value),
+			.cb = delivered,
+			.opaque = (void *)(uintptr_t)sent,
+		};
+		if (ox_producer_send(p, &m) < 0) {
+			atomic_store(&state[sent], 2);
+			refused++;
+		}
+		sent++;
+	}
+	return NULL;
+}
+
+static struct ox_producer *producer(void)
+{
+	static const char *const kv[] = {
+		"acks", "all", "enable.idempotence", "true", "linger.ms", "2",
+		"request.timeout.ms", "5000", "delivery.timeout.ms", "30000",
+		"max.block.ms", "10000", "socket.connect.timeout.ms", "2000",
+		NULL
+	};
+	struct ox_producer *p = NULL;
+	struct ox_conf *c = bc_conf(&nodes[0], kv);
+	char err[256];
+
+	if (ox_conf_set(c, "bootstrap.servers", bootstrap, err,
+			sizeof(err)) < 0)
+		bc_dief("bootstrap.servers: %s", err);
+	if (ox_producer_create(&p, c, err, sizeof(err)) < 0)
+		bc_dief("ox_producer_create: %s", err);
+	ox_conf_destroy(c);
+	return p;
+}
+
+// The leader of partition q as a running node other than index `skip`
+// names it (-1: none known).
+static int leader_seen(int q, int skip)
+{
+	for (int i = 0; i < NODES; i++) {
+		int leader = -1, ids[NODES], n;
+		int64_t hw;
+
+		if (i != skip && nodes[i].pid > 0 &&
+		    bc_partition_status(&nodes[i], topic, q, &leader, &hw, ids,
+					NODES, &n) &&
+		    leader > 0)
+			return leader;
+	}
+	return -1;
+}
+
+// The metadata leader as a running node other than index `skip` names it.
+static int meta_seen(int skip)
+{
+	for (int i = 0; i < NODES; i++) {
+		int leader;
+
+		if (i != skip && nodes[i].pid > 0 &&
+		    (leader = bc_meta_leader(&nodes[i])) > 0)
+			return leader;
+	}
+	return -1;
+}
+
+// Waits until every node names one metadata leader and holds every node
+// in its node table (registered: topics can be placed); returns it.
+static int meta_agreed(void)
+{
+	int64_t until = bc_now_ms() + SETTLE_TIMEOUT_MS;
+
+	while (bc_now_ms() < until) {
+		int leader = -1;
+		bool same = true;
+
+		for (int i = 0; i < NODES && same; i++) {
+			Oxbow__ClusterStatusResponse *m =
+				bc_cluster_status(&nodes[i]);
+			int l = m != NULL ? m->meta_leader : -1;
+
+			same = l > 0 && (leader < 0 || l == leader) &&
+			       m->n_nodes == NODES;
+			leader = l;
+			if (m != NULL)
+				oxbow__cluster_status_response__free_unpacked(
+					m, NULL);
+		}
+		if (same)
+			return leader;
+		bc_sleep_ms(20);
+	}
+	bc_dief("the nodes do not agree on a metadata leader");
+}
+
+// Waits until, for every partition, the leader counts all NODES replicas
+// in sync and every node names that leader and high watermark; each
+// partition's high watermark goes into end (may be NULL). Returns whether
+// that happened within SETTLE_TIMEOUT_MS.
+static bool all_in_sync(int64_t *end)
+{
+	int64_t start = bc_now_ms();
+
+	while (bc_now_ms() - start < SETTLE_TIMEOUT_MS) {
+		int settled = 0;
+
+		for (int q = 0; q < PARTITIONS; q++) {
+			int leader = -1, in_sync = 0, ok = 0;
+			int64_t hw = -1;
+
+			for (int i = 0; i < NODES; i++) {
+				int l = -1, n = 0, ids[NODES];
+				int64_t h = -1;
+
+				if (!bc_partition_status(&nodes[i], topic, q,
+							 &l, &h, ids, NODES,
+							 &n) ||
+				    l <= 0 || (i && (l != leader || h != hw)))
+					break;
+				leader = l;
+				hw = h;
+				ok++;
+				if (l == i + 1)
+					in_sync = n;
+			}
+			if (ok < NODES || in_sync != NODES)
+				break;
+			if (end != NULL)
+				end[q] = hw;
+			settled++;
+		}
+		if (settled == PARTITIONS) {
+			printf("every replica in sync after %" PRId64 " ms\n",
+			       bc_now_ms() - start);
+			return true;
+		}
+		bc_sleep_ms(50);
+	}
+	return false;
+}
+
+// Whether node `leader`, leading q, counts node `id` among the replicas
+// of q in sync: 1 yes, 0 no, -1 no answer (or it does not lead q).
+static int counts_in_sync(int leader, int q, int id)
+{
+	int l = -1, ids[NODES], n = 0;
+	int64_t hw;
+
+	if (!bc_partition_status(&nodes[leader - 1], topic, q, &l, &hw, ids,
+				 NODES, &n) || l != leader)
+		return -1;
+	for (int k = 0; k < n && k < NODES; k++)
+		if (ids[k] == id)
+			return 1;
+	return 0;
+}
+
+// Waits until the leader of every partition counts node `victim` in
+// sync again (while the producer goes on, so the high watermarks move).
+static bool back_in_sync(const char *what, int victim)
+{
+	int64_t start = bc_now_ms();
+
+	while (bc_now_ms() - start < SETTLE_TIMEOUT_MS) {
+		int q = 0;
+
+		for (; q < PARTITIONS; q++) {
+			int leader = leader_seen(q, -1);
+
+			if (leader <= 0 || nodes[leader - 1].pid <= 0 ||
+			    counts_in_sync(leader, q, victim) != 1)
+				break;
+		}
+		if (q == PARTITIONS) {
+			printf("%s: node %d back in sync on every partition "
+			       "%" PRId64 " ms after its restart\n", what,
+			       victim, bc_now_ms() - start);
+			return true;
+		}
+		bc_sleep_ms(20);
+	}
+	return false;
+}
+
+// Sends SIGTERM to node `victim` (an id) and follows what happens: the
+// time until another node leads partition q (q < 0: until another node
+// leads the metadata group), and the time until the process exits with
+// its status. Then checks the new partition leader stops counting the
+// gone node in sync, and restarts it.
+static void term_round(const char *what, int victim, int q, int bound_ms)
+{
+	struct bc_broker *b = &nodes[victim - 1];
+	int64_t sent_at, led_ms = -1, exit_ms = -1;
+	int now_leader = -1, status = -1;
+
+	sent_at = bc_now_ms();
+	CHECK(kill(b->pid, SIGTERM) == 0, "SIGTERM node %d: %s", victim,
+	      strerror(errno));
+	while (bc_now_ms() - sent_at < LEADER_WAIT_MS &&
+	       (led_ms < 0 || exit_ms < 0)) {
+		if (led_ms < 0) {
+			int l = q >= 0 ? leader_seen(q, victim - 1) :
+					 meta_seen(victim - 1);
+
+			if (l > 0 && l != victim) {
+				led_ms = bc_now_ms() - sent_at;
+				now_leader = l;
+			}
+		}
+		if (exit_ms < 0 && (status = bc_broker_reap(b)) >= 0)
+			exit_ms = bc_now_ms() - sent_at;
+		bc_sleep_ms(1);
+	}
+	if (exit_ms < 0) {
+		status = bc_broker_stop(b);
+		exit_ms = bc_now_ms() - sent_at;
+	}
+	printf("%s: SIGTERM node %d; node %d leads %" PRId64 " ms later; "
+	       "node %d exited with status %d after %" PRId64 " ms\n", what,
+	       victim, now_leader, led_ms, victim, status, exit_ms);
+	fflush(stdout);
+	CHECK(now_leader > 0, "%s: no other node leads within %d ms", what,
+	      LEADER_WAIT_MS);
+	CHECK(led_ms >= 0 && led_ms < bound_ms, "%s: a new leader took %"
+	      PRId64 " ms, not under the minimum election timeout (%d ms): "
+	      "leadership was not handed over", what, led_ms, bound_ms);
+	CHECK(status == 0, "%s: node %d exited with status %d on SIGTERM",
+	      what, victim, status);
+	CHECK(exit_ms < EXIT_MAX_MS, "%s: node %d took %" PRId64 " ms to "
+	      "exit", what, victim, exit_ms);
+	if (q >= 0 && now_leader > 0) {
+		int64_t gone = bc_now_ms();
+
+		while (counts_in_sync(now_leader, q, victim) != 0 &&
+		       bc_now_ms() - gone < OUT_OF_SYNC_MAX_MS)
+			bc_sleep_ms(10);
+		printf("%s: node %d no longer in sync on node %d after %"
+		       PRId64 " ms\n", what, victim, now_leader,
+		       bc_now_ms() - gone);
+		CHECK(counts_in_sync(now_leader, q, victim) == 0, "%s: node %d "
+		      "still counts node %d in sync (or does not answer) %d "
+		      "ms after it stopped", what, now_leader, victim,
+		      OUT_OF_SYNC_MAX_MS);
+	}
+	bc_sleep_ms(500); // the producer carries on without it
+	bc_broker_start(b);
+	CHECK(back_in_sync(what, victim), "%s: node %d is not back in sync "
+	      "within %d ms of its restart", what, victim, SETTLE_TIMEOUT_MS);
+}
+
+// Reads every partition up to end and checks each record: one that was
+// sent, intact, stored once; then that every acknowledged record is where
+// its callback said.
+static void check_stored(const int64_t *end)
+{
+	static const char *const kv[] = { "auto.offset.reset", "earliest",
+					  NULL };
+	struct ox_consumer *c = NULL;
+	struct ox_conf *conf = bc_conf(&nodes[0], kv);
+	size_t got = 0, bad = 0, dups = 0, lost = 0, acked = 0;
+	int64_t idle_since = bc_now_ms();
+	char err[256];
+
+	if (ox_conf_set(conf, "bootstrap.servers", bootstrap, err,
+			sizeof(err)) < 0 ||
+	    ox_consumer_create(&c, conf, err, sizeof(err)) < 0)
+		bc_dief("consumer: %s", err);
+	ox_conf_destroy(conf);
+	if (ox_consumer_assign_topic(c, topic) < 0)
+		bc_dief("assign %s", topic);
+	for (;;) {
+		const struct ox_consumer_record *rs;
+		bool done = true;
+		int n;
+
+		for (int q = 0; q < PARTITIONS; q++) {
+			int64_t pos = 0;
+
+			ox_consumer_position(c, topic, q, &pos);
+			done = done && pos >= end[q];
+		}
+		if (done)
+			break;
+		n = ox_consumer_poll(c, 1000, &rs, POLL_MAX);
+		if (n < 0 || (n == 0 && bc_now_ms() - idle_since > STALL_MS)) {
+			CHECK(0, "reading back: %s", n < 0 ? ox_strerror(n) :
+			      "stalled below the high watermarks");
+			break;
+		}
+		if (n > 0)
+			idle_since = bc_now_ms();
+		for (int k = 0; k < n; k++) {
+			const struct ox_consumer_record *r = &rs[k];
+			int64_t i = bc_value_check(r->value, r->value_len);
+			char key[16];
+			size_t klen;
+
+			if (r->partition < 0 || r->partition >= PARTITIONS) {
+				CHECK(0, "a record in partition %d",
+				      r->partition);
+				continue;
+			}
+			if (r->offset >= end[r->partition])
+				continue; // past the watermark read then
+			got++;
+			klen = i >= 0 ? key_of((uint64_t)i, key, sizeof(key)) :
+					0;
+			if (i < 0 || (size_t)i >= sent ||
+			    r->value_len != VALUE_BYTES ||
+			    r->key_len != klen ||
+			    memcmp(r->key, key, klen) != 0) {
+				if (bad++ < 5)
+					CHECK(0, "record at %d/%" PRId64 " was "
+					      "never sent or is damaged",
+					      r->partition, r->offset);
+				continue;
+			}
+			if (found_off[i] >= 0) {
+				if (dups++ < 5)
+					CHECK(0, "record %" PRId64 " stored "
+					      "twice: at %d/%" PRId64
+					      " and %d/%" PRId64, i,
+					      found_part[i],
+					      found_off[i], r->partition,
+					      r->offset);
+				continue;
+			}
+			found_part[i] = r->partition;
+			found_off[i] = r->offset;
+		}
+	}
+	ox_consumer_destroy(c);
+	for (size_t i = 0; i < sent; i++) {
+		if (atomic_load(&state[i]) != 1)
+			continue;
+		acked++;
+		if ((found_part[i] != acked_part[i] ||
+		     found_off[i] != acked_off[i]) && lost++ < 5)
+			CHECK(0, "record %zu acknowledged at %d/%" PRId64
+			      " is not there", i, acked_part[i], acked_off[i]);
+	}
+	printf("read back %zu records: %zu acknowledged, %zu missing, %zu "
+	       "damaged, %zu stored twice\n", got, acked, lost, bad, dups);
+	CHECK(lost == 0 && bad == 0 && dups == 0, "the partitions do not hold "
+	      "exactly what was acknowledged");
+}
+
+// Every record got its callback, and none failed.
+static void check_deliveries(void)
+{
+	size_t acked = 0, failed = 0, open = 0;
+
+	for (size_t i = 0; i < sent; i++) {
+		uint8_t s = atomic_load(&state[i]);
+
+		acked += s == 1;
+		failed += s == 2;
+		open += s == 0;
+	}
+	printf("sent %zu records: %zu acknowledged, %zu failed (%zu refused "
+	       "at send), %zu unanswered\n", sent, acked, failed, refused,
+	       open);
+	CHECK(failed == 0, "%zu deliveries failed (first: %s)", failed,
+	      ox_strerror(atomic_load(&first_err)));
+	CHECK(open == 0, "%zu records never got a callback", open);
+	CHECK(acked > 0, "nothing was acknowledged");
+}
+
+int main(int argc, char **argv)
+{
+	static const char *const args[] = { "--log.segment.bytes", "1048576",
+					    NULL };
+	int64_t end[PARTITIONS];
+	struct ox_producer *p;
+	struct ox_admin *a;
+	pthread_t th;
+	int rc, victim;
+
+	bc_start("broker-cluster-term", argc, argv, WATCHDOG_S);
+	for (size_t i = 0; i < RECORDS_MAX; i++) {
+		found_off[i] = acked_off[i] = -1;
+		found_part[i] = -1;
+	}
+	bc_cluster_start(nodes, NODES, "term", args);
+	bc_cluster_bootstrap(nodes, NODES, bootstrap, sizeof(bootstrap));
+	a = bc_admin(&nodes[meta_agreed() - 1]);
+	rc = ox_admin_topic_create(a, topic, PARTITIONS, NODES, NULL, 0);
+	if (rc < 0)
+		bc_dief("create %s: %s (%s)", topic, ox_strerror(rc),
+			ox_admin_last_error(a));
+	ox_admin_destroy(a);
+	if (!all_in_sync(NULL))
+		bc_dief("the new topic's replicas never came in sync");
+
+	p = producer();
+	if (pthread_create(&th, NULL, sender, p) != 0)
+		bc_dief("pthread_create failed");
+	bc_sleep_ms(1000);
+
+	victim = leader_seen(0, -1);
+	CHECK(victim > 0, "partition 0 has no leader");
+	if (victim > 0)
+		term_round("partition 0 leader", victim, 0,
+			   PARTITION_ELECTION_MIN_MS);
+	bc_sleep_ms(500);
+	victim = meta_agreed();
+	term_round("metadata leader", victim, -1, META_ELECTION_MIN_MS);
+	bc_sleep_ms(500);
+
+	atomic_store(&stop_sending, true);
+	pthread_join(th, NULL);
+	rc = ox_producer_flush(p, 60000);
+	CHECK(rc == 0, "flush: %s", ox_strerror(rc));
+	ox_producer_destroy(p);
+	check_deliveries();
+	CHECK(all_in_sync(end), "the replicas did not settle");
+	check_stored(end);
+	for (int i = 0; i < NODES; i++) {
+		int st = bc_broker_stop(&nodes[i]);
+
+		CHECK(st == 0, "node %d exited with status %d on SIGTERM",
+		      i + 1, st);
+	}
+	bc_finish();
+}
