@@ -1209,6 +1209,29 @@ uint64_t ox_replica_committed_bytes(const struct ox_replica *rep)
 	return rep->committed_bytes;
 }
 
+int ox_replica_log_start_moved(struct ox_replica *rep)
+{
+	int64_t start = ox_log_start_offset(rep->log);
+	uint64_t term;
+	int rc;
+
+	OX_ASSERT(rep != NULL);
+	if (rep->failed || start <= ox_raft_start_index(rep->raft))
+		return 0;
+	if (start > ox_raft_commit(rep->raft))
+		return -EAGAIN; // raft moves its start over committed data only
+	rc = ox_raft_term_at(rep->raft, start, &term);
+	if (rc == 0)
+		rc = ox_raft_log_start(rep->raft, start, term);
+	if (rc < 0)
+		return rc;
+	rep->state.log_start = start;
+	rep->state.log_start_term = term;
+	rc = ox_replica_state_write(rep->state_path, &rep->state);
+	process_ready(rep);
+	return rc;
+}
+
 int ox_replica_transfer(struct ox_replica *rep, uint64_t target)
 {
 	int rc;

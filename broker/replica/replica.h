@@ -146,6 +146,14 @@ int64_t ox_replica_high_watermark(const struct ox_replica *rep);
 // are counted together, so the count may lag; it never runs ahead.
 uint64_t ox_replica_committed_bytes(const struct ox_replica *rep);
 
+// Retention deleted the log's oldest segments: Raft learns the new start
+// (a follower behind it then gets a SNAPSHOT: its log restarts there),
+// and the hard state file records it with the term before it, for the
+// next open. Returns 0 (nothing moved, or done), -EAGAIN (the new start is
+// past the commit index: call again once it commits), or the error of
+// writing the state file.
+int ox_replica_log_start_moved(struct ox_replica *rep);
+
 // Hands leadership to another voter (SIGTERM does this so a stopping
 // leader does not leave its partitions waiting for a timeout).
 // Returns 0, -OX_ENOTLEADER, -EINVAL.

@@ -794,6 +794,15 @@ static void housekeep(struct ox_server *srv, bool retention)
 						"segments topic=%s partition=%u "
 						"segments=%d", t->meta.name, i,
 						rc);
+				// Raft's start follows (an -EAGAIN start
+				// past the commit index is retried by the
+				// next pass).
+				rc = ox_replica_log_start_moved(p->rep);
+				if (rc < 0 && rc != -EAGAIN)
+					ox_slog(OX_SLOG_WARN, "raft log start not "
+						"moved topic=%s partition=%u "
+						"error=\"%s\"", t->meta.name, i,
+						ox_strerror(rc));
 				if (!(lc.cleanup & OX_LOG_CLEANUP_COMPACT))
 					continue;
 				rc = ox_log_compact_start(p->log,

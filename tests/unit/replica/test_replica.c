@@ -570,3 +570,53 @@ Test(replica, producers_survive_a_restart, .fini = teardown)
 	cr_assert_eq(r.res, 0);
 	cr_assert_eq(r.base, a.last + 1);
 }
+
+// Retention on the leader deletes what a cut-off follower still needs:
+// told of the new start, Raft sends that follower a SNAPSHOT, its log
+// restarts at the leader's start and it catches up from there.
+Test(replica, a_follower_behind_retention_restarts_from_the_leaders_start,
+     .fini = teardown)
+{
+	struct acked a[60] = { 0 };
+	static uint8_t buf[60000];
+	struct ox_log_config cfg;
+	size_t len;
+	int l, f;
+	int64_t end, start;
+
+	setup_n(3);
+	l = elect();
+	lead_node = l;
+	f = (l + 1) % 3;
+	W.cut[f + 1] = true;
+	for (int i = 0; i < 60; i++) {
+		build(buf, sizeof(buf), &len, 500, (uint32_t)i);
+		cr_assert_eq(ox_replica_append(W.nodes[l].rep, buf, len,
+					       OX_REPLICA_ACKS_ALL, acked_cb,
+					       &a[i]), 0);
+		if (i % 10 == 9)
+			wait_acked(a, i + 1);
+	}
+	wait_acked(a, 60);
+	end = a[59].last + 1;
+	// Keep about the last 1 MiB on the leader.
+	ox_log_config_default(&cfg);
+	cfg.segment_bytes = 256 * 1024;
+	cfg.retention_bytes = 1 << 20;
+	cr_assert_eq(ox_log_set_config(W.nodes[l].log, &cfg), 0);
+	cr_assert_gt(ox_log_enforce_retention(W.nodes[l].log), 0);
+	start = ox_log_start_offset(W.nodes[l].log);
+	cr_assert_gt(start, ox_log_end_offset(W.nodes[f].log),
+		     "the follower needs what retention deleted");
+	cr_assert_eq(ox_replica_log_start_moved(W.nodes[l].rep), 0);
+	cr_assert_eq(ox_raft_start_index(ox_replica_raft(W.nodes[l].rep)),
+		     start);
+	W.cut[f + 1] = false;
+	for (int k = 1; k < PASSES_MAX && W.nodes[f].hw < end; k++)
+		pass(k);
+	cr_assert_eq(W.nodes[f].hw, end, "the follower caught up");
+	cr_assert_eq(ox_log_start_offset(W.nodes[f].log), start,
+		     "its log restarted at the leader's start");
+	cr_assert_eq(ox_replica_log_start_moved(W.nodes[l].rep), 0,
+		     "nothing moved: a no-op");
+}
