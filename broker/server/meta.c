@@ -1310,7 +1310,9 @@ bool ox_meta_may_have_held(struct ox_server *srv, int64_t created_index)
 	struct ox_meta *m = srv->meta;
 
 	note_rejoin(m);
-	return m != NULL && created_index < m->forgot_before;
+	// Both are entry indices (an entry's offset + 1): the leader's log
+	// then ended with the entry at forgot_before, which counts.
+	return m != NULL && created_index <= m->forgot_before;
 }
 
 // ---- queries for CLUSTER_STATUS ----
