@@ -29,6 +29,8 @@ static void client_usage(FILE *f, const char *mode)
 		"  --replicas R      ... and R replicas (default the broker's)\n"
 		"  --linger-ms MS    producer linger.ms (default the library's)\n"
 		"  --batch-size B    producer batch.size (default the library's)\n"
+		"  --idempotence B   producer enable.idempotence: true | false\n"
+		"                    (default the library's)\n"
 		"  --timeout-s S     fail after S seconds without progress (default 30)\n",
 		mode,
 		strcmp(mode, "consume") == 0 ? "" :
@@ -48,6 +50,7 @@ static int parse_flag(struct ox_bench_client_opts *o, int c)
 	case 'T': return ox_bench_parse_u64(optarg, &o->timeout_s);
 	case 'l': o->linger_ms = optarg; return 0;
 	case 'B': o->batch_size = optarg; return 0;
+	case 'I': o->idempotence = optarg; return 0;
 	case 'a':
 		if (strcmp(optarg, "all") != 0 && strcmp(optarg, "leader") != 0 &&
 		    strcmp(optarg, "none") != 0)
@@ -74,6 +77,7 @@ int ox_bench_client_parse(int argc, char **argv, const char *mode,
 		{"replicas", required_argument, NULL, 'R'},
 		{"linger-ms", required_argument, NULL, 'l'},
 		{"batch-size", required_argument, NULL, 'B'},
+		{"idempotence", required_argument, NULL, 'I'},
 		{"timeout-s", required_argument, NULL, 'T'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -127,9 +131,11 @@ struct ox_conf *ox_bench_client_conf(const struct ox_bench_client_opts *o)
 		return NULL;
 	}
 	const char *keys[] = { "bootstrap.servers", "client.id", "acks",
-			       "linger.ms", "batch.size" };
+			       "linger.ms", "batch.size",
+			       "enable.idempotence" };
 	const char *values[] = { o->bootstrap, "oxbow-bench", o->acks,
-				 o->linger_ms, o->batch_size };
+				 o->linger_ms, o->batch_size,
+				 o->idempotence };
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		if (values[i] == NULL)
 			continue;

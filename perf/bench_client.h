@@ -27,6 +27,7 @@ struct ox_bench_client_opts {
 	const char *acks;       // NULL: the library's default (all)
 	const char *linger_ms;  // NULL: the library's default
 	const char *batch_size; // NULL: the library's default
+	const char *idempotence; // NULL: the library's default
 	uint64_t records;
 	uint64_t size;
 	uint64_t rate;          // records per second; 0: as fast as possible
