@@ -187,15 +187,15 @@ static int replay_log(struct ox_server *srv, struct ox_log *log, int64_t end,
 
 int ox_srv_offsets_replay(struct ox_server *srv)
 {
-	struct ox_log *log = srv->offsets_topic->parts[0]->log;
-
 	if (clustered(srv)) {
-		// The cluster's __offsets serves groups; this node's own
-		// one-partition topic stays as it is, unread.
+		// The cluster's __offsets serves groups; a node of a cluster
+		// has no one-partition topic of its own (one left by an older
+		// version stays as it is, unread).
 		ox_slog(OX_SLOG_INFO, "group offsets are served from the "
 			"cluster's %s", OX_OFFSETS_TOPIC);
 		return 0;
 	}
+	struct ox_log *log = srv->offsets_topic->parts[0]->log;
 	int rc = replay_log(srv, log, ox_log_written_offset(log), -1);
 	if (rc < 0)
 		return rc;
@@ -484,7 +484,7 @@ static struct ox_partition *shard_part(struct ox_server *srv,
 				       struct ox_topic *t, uint32_t s)
 {
 	if (!t)
-		return srv->offsets_topic->parts[0];
+		return clustered(srv) ? NULL : srv->offsets_topic->parts[0];
 	if (s >= t->meta.partitions ||
 	    ox_offsets_shard_term(srv->offsets, s) == 0)
 		return NULL;

@@ -981,8 +981,8 @@ static int ensure_offsets_topic(struct ox_server *srv, char *err,
 	char v[16];
 
 	srv->offsets_topic = ox_srv_topic_find(srv, OX_OFFSETS_TOPIC);
-	if (srv->offsets_topic)
-		return 0;
+	if (srv->offsets_topic || srv->cfg.npeers > 1)
+		return 0; // a cluster keeps its offsets in its own __offsets
 	memset(&m, 0, sizeof(m));
 	strcpy(m.name, OX_OFFSETS_TOPIC);
 	m.id = srv->next_topic_id++;
