@@ -494,3 +494,41 @@ Test(producer, idempotence_can_be_turned_off)
 	cr_expect_eq(fb->init_producer_requests, 0);
 	ox_producer_destroy(p);
 }
+
+// Requests of one partition fail while later ones are in flight: the
+// retries go out again in the partition's order, numbered as before, so
+// the records are stored in send order with contiguous sequences.
+Test(producer, retries_keep_the_partitions_order)
+{
+	enum { N = 300 };
+	static long vals[N];
+	size_t nb;
+
+	cset("linger.ms", "600000");
+	cset("batch.size", "1024");
+	cset("retry.backoff.ms", "1");
+	struct ox_producer *p = start(1);
+	pthread_mutex_lock(&fb->lock);
+	fb->producer_id = 11;
+	fb->produce_fail_code = 5; // NOT_LEADER
+	fb->produce_fail_times = 4;
+	pthread_mutex_unlock(&fb->lock);
+	for (size_t i = 0; i < N; i++)
+		cr_assert_eq(send_one(p, i, 0, NULL, 100), 0);
+	cr_assert_eq(ox_producer_flush(p, 10000), 0);
+	cr_assert_eq(stored_values(0, vals, N, &nb), N);
+	for (size_t i = 0; i < N; i++) {
+		cr_expect_eq(dl.err[i], 0);
+		cr_expect_eq(vals[i], (long)i, "record %zu stored out of order",
+			     i);
+	}
+	int32_t seq = 0;
+	for (size_t b = 0; b < nb; b++) {
+		struct ox_batch_header h = stored_header(0, b);
+		cr_expect_eq(h.producer_id, 11);
+		cr_expect_eq(h.base_sequence, seq, "batch %zu", b);
+		seq += (int32_t)h.record_count;
+	}
+	cr_expect_gt(fb->produce_requests, 4, "the failures were retried");
+	ox_producer_destroy(p);
+}
