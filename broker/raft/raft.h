@@ -83,7 +83,10 @@
 //       heard of yet; and a FRESH replica hearing nobody for the grace
 //       period while the others are down takes its group for a new one.
 //       A group whose only voter is this node ignores all this. R9
-//       relies on check_quorum (the broker always sets it).
+//       relies on check_quorum (the broker always sets it), and a group
+//       stays live while a majority of its voters are not rejoining: so
+//       a learner still rejoining is not promoted, nor a voter removed
+//       if that left fewer than three while one rejoins.
 //
 // Entries are carried by the host: raft says which (an APPEND names the
 // index range it wants to send; ox_raft_append_fill fixes it to the whole

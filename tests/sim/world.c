@@ -395,6 +395,10 @@ static void conf_change(struct sim_world *w, uint32_t g)
 	const char *what;
 	if (c.learners_n > 0 && chance(w, 70)) {
 		uint64_t id = c.learners[sim_rand(w, c.learners_n)];
+		// A learner still rejoining (R9) is not promoted: a voter
+		// that votes for nobody yet would weigh on every majority.
+		if (host_rejoining(&w->hosts[id - 1][g]))
+			return;
 		conf_remove(c.learners, &c.learners_n, id);
 		c.voters[c.voters_n++] = id;
 		what = "promote";
