@@ -195,66 +195,19 @@ static int meta_agreed(void)
 	bc_dief("the nodes do not agree on a metadata leader");
 }
 
-// Waits until, for every partition, the leader counts all NODES replicas
-// in sync and every node names that leader and high watermark; each
-// partition's high watermark goes into end (may be NULL). Returns whether
-// that happened within SETTLE_TIMEOUT_MS.
+// Every partition's replicas in sync, on every node's word (the high
+// watermarks into end, may be NULL).
 static bool all_in_sync(int64_t *end)
 {
-	int64_t start = bc_now_ms();
-
-	while (bc_now_ms() - start < SETTLE_TIMEOUT_MS) {
-		int settled = 0;
-
-		for (int q = 0; q < PARTITIONS; q++) {
-			int leader = -1, in_sync = 0, ok = 0;
-			int64_t hw = -1;
-
-			for (int i = 0; i < NODES; i++) {
-				int l = -1, n = 0, ids[NODES];
-				int64_t h = -1;
-
-				if (!bc_partition_status(&nodes[i], topic, q,
-							 &l, &h, ids, NODES,
-							 &n) ||
-				    l <= 0 || (i && (l != leader || h != hw)))
-					break;
-				leader = l;
-				hw = h;
-				ok++;
-				if (l == i + 1)
-					in_sync = n;
-			}
-			if (ok < NODES || in_sync != NODES)
-				break;
-			if (end != NULL)
-				end[q] = hw;
-			settled++;
-		}
-		if (settled == PARTITIONS) {
-			printf("every replica in sync after %" PRId64 " ms\n",
-			       bc_now_ms() - start);
-			return true;
-		}
-		bc_sleep_ms(50);
-	}
-	return false;
+	return bc_partitions_in_sync(nodes, NODES, topic, PARTITIONS,
+				     SETTLE_TIMEOUT_MS, end);
 }
 
-// Whether node `leader`, leading q, counts node `id` among the replicas
-// of q in sync: 1 yes, 0 no, -1 no answer (or it does not lead q).
+// Whether node `leader`, leading q, counts node `id` in sync (1), not
+// (0), or does not answer or lead q (-1).
 static int counts_in_sync(int leader, int q, int id)
 {
-	int l = -1, ids[NODES], n = 0;
-	int64_t hw;
-
-	if (!bc_partition_status(&nodes[leader - 1], topic, q, &l, &hw, ids,
-				 NODES, &n) || l != leader)
-		return -1;
-	for (int k = 0; k < n && k < NODES; k++)
-		if (ids[k] == id)
-			return 1;
-	return 0;
+	return bc_counts_in_sync(nodes, leader, topic, q, id);
 }
 
 // Waits until the leader of every partition counts node `victim` in

@@ -1024,3 +1024,62 @@ int bc_dir_partitions(const char *topic_dir)
 	closedir(d);
 	return n;
 }
+
+int bc_counts_in_sync(const struct bc_broker *nodes, int leader,
+		      const char *topic, int q, int id)
+{
+	int l = -1, ids[BC_NODES_MAX], n = 0;
+	int64_t hw;
+
+	if (!bc_partition_status(&nodes[leader - 1], topic, q, &l, &hw, ids,
+				 BC_NODES_MAX, &n) || l != leader)
+		return -1;
+	for (int k = 0; k < n && k < BC_NODES_MAX; k++)
+		if (ids[k] == id)
+			return 1;
+	return 0;
+}
+
+bool bc_partitions_in_sync(const struct bc_broker *nodes, int n,
+			   const char *topic, int partitions,
+			   int64_t timeout_ms, int64_t *end)
+{
+	int64_t start = bc_now_ms();
+
+	while (bc_now_ms() - start < timeout_ms) {
+		int settled = 0;
+
+		for (int q = 0; q < partitions; q++) {
+			int leader = -1, in_sync = 0, ok = 0;
+			int64_t hw = -1;
+
+			for (int i = 0; i < n; i++) {
+				int l = -1, k = 0, ids[BC_NODES_MAX];
+				int64_t h = -1;
+
+				if (!bc_partition_status(&nodes[i], topic, q,
+							 &l, &h, ids,
+							 BC_NODES_MAX, &k) ||
+				    l <= 0 || (i && (l != leader || h != hw)))
+					break;
+				leader = l;
+				hw = h;
+				ok++;
+				if (l == i + 1)
+					in_sync = k;
+			}
+			if (ok < n || in_sync != n)
+				break;
+			if (end != NULL)
+				end[q] = hw;
+			settled++;
+		}
+		if (settled == partitions) {
+			printf("every replica in sync after %" PRId64 " ms\n",
+			       bc_now_ms() - start);
+			return true;
+		}
+		bc_sleep_ms(50);
+	}
+	return false;
+}

@@ -256,6 +256,22 @@ bool bc_partition_status(const struct bc_broker *b, const char *topic,
 // The metadata leader node b names (-1: none known, or b does not answer).
 int bc_meta_leader(const struct bc_broker *b);
 
+// Nodes a test cluster has at most (status answers are read into arrays
+// of this size).
+#define BC_NODES_MAX 8
+// Whether node `leader` (an id, nodes[leader - 1]), leading partition q
+// of topic, counts node `id` among the replicas in sync: 1 yes, 0 no, -1
+// no answer (or it does not lead q).
+int bc_counts_in_sync(const struct bc_broker *nodes, int leader,
+		      const char *topic, int q, int id);
+// Waits up to timeout_ms until, for every partition of topic, its leader
+// counts all n nodes in sync and every node names that leader and high
+// watermark; each partition's high watermark goes into end (may be NULL).
+// Prints how long it took; returns whether it happened.
+bool bc_partitions_in_sync(const struct bc_broker *nodes, int n,
+			   const char *topic, int partitions,
+			   int64_t timeout_ms, int64_t *end);
+
 // Partitions a cluster creates for its group offsets (__offsets): a topic
 // directory with this many partitions is that topic's in the tests,
 // whose own topics have fewer.

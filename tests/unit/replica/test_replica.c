@@ -212,7 +212,20 @@ static int elect(void)
 			return l; // its no-op committed too
 		pass(k);
 	}
-	for (int i = 0; i < W.n; i++) if (W.nodes[i].rep) fprintf(stderr, "node %d: role %d term %llu hw %lld last %lld log end %lld durable %lld\n", i + 1, ox_raft_role(ox_replica_raft(W.nodes[i].rep)), (unsigned long long)ox_raft_term(ox_replica_raft(W.nodes[i].rep)), (long long)W.nodes[i].hw, (long long)ox_raft_last_index(ox_replica_raft(W.nodes[i].rep)), (long long)ox_log_end_offset(W.nodes[i].log), (long long)ox_log_durable_offset(W.nodes[i].log));
+	for (int i = 0; i < W.n; i++) {
+		const struct ox_raft *r;
+
+		if (W.nodes[i].rep == NULL)
+			continue;
+		r = ox_replica_raft(W.nodes[i].rep);
+		fprintf(stderr, "node %d: role %d term %llu hw %lld last %lld "
+			"log end %lld durable %lld\n", i + 1, ox_raft_role(r),
+			(unsigned long long)ox_raft_term(r),
+			(long long)W.nodes[i].hw,
+			(long long)ox_raft_last_index(r),
+			(long long)ox_log_end_offset(W.nodes[i].log),
+			(long long)ox_log_durable_offset(W.nodes[i].log));
+	}
 	cr_assert_fail("no leader");
 	return -1;
 }
