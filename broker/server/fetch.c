@@ -168,6 +168,16 @@ static int fetch_try(struct ox_server *srv, struct ox_net_req *req,
 		free(pp);
 		return 0;
 	}
+	// Each target was read into room for its whole budget: the response
+	// holds only what was read (the net's memory budget counts those
+	// bytes, so the buffer must not keep more).
+	if (c.used > 0 && c.cap > c.used) {
+		uint8_t *fit = realloc(c.buf, c.used);
+		if (fit != NULL) {
+			c.buf = fit;
+			c.cap = c.used;
+		}
+	}
 	Oxbow__FetchResponse resp = OXBOW__FETCH_RESPONSE__INIT;
 	resp.n_partitions = n;
 	resp.partitions = pp;
