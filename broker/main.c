@@ -7,7 +7,6 @@
 // SIGINT, which arrive through a signalfd polled by the loop. On a signal
 // it stops the server in order (see server.h) and exits 0.
 #include <errno.h>
-#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -94,12 +93,6 @@ int main(int argc, char **argv)
 	struct ox_io *io = NULL;
 	bool help;
 
-	// Request and response buffers of a few hundred KiB to tens of MiB
-	// come and go with the load: mapped on their own, they go back to the
-	// kernel when freed. glibc would otherwise raise its mmap threshold
-	// after the first frees and serve them from the heap, where freed
-	// space stays resident.
-	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 	ox_config_default(&cfg);
 	if (ox_config_parse_args(&cfg, argc, argv, &help, err, sizeof(err)) < 0 ||
 	    (!help && ox_config_check(&cfg, err, sizeof(err)) < 0)) {
