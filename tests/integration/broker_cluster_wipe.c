@@ -231,33 +231,10 @@ static int leader_seen(int q, int skip)
 	return -1;
 }
 
-// Waits until every node names one metadata leader and holds every node
-// in its node table; returns it.
+// Every node names one metadata leader and knows every node.
 static int meta_agreed(void)
 {
-	int64_t until = bc_now_ms() + SETTLE_TIMEOUT_MS;
-
-	while (bc_now_ms() < until) {
-		int leader = -1;
-		bool same = true;
-
-		for (int i = 0; i < NODES && same; i++) {
-			Oxbow__ClusterStatusResponse *m =
-				bc_cluster_status(&nodes[i]);
-			int l = m != NULL ? m->meta_leader : -1;
-
-			same = l > 0 && (leader < 0 || l == leader) &&
-			       m->n_nodes == NODES;
-			leader = l;
-			if (m != NULL)
-				oxbow__cluster_status_response__free_unpacked(
-					m, NULL);
-		}
-		if (same)
-			return leader;
-		bc_sleep_ms(20);
-	}
-	bc_dief("the nodes do not agree on a metadata leader");
+	return bc_meta_agreed(nodes, NODES, SETTLE_TIMEOUT_MS);
 }
 
 // Whether node `leader`, leading q, counts node `id` in sync (1), not

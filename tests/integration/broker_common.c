@@ -1083,3 +1083,30 @@ bool bc_partitions_in_sync(const struct bc_broker *nodes, int n,
 	}
 	return false;
 }
+
+int bc_meta_agreed(const struct bc_broker *nodes, int n, int64_t timeout_ms)
+{
+	int64_t until = bc_now_ms() + timeout_ms;
+
+	while (bc_now_ms() < until) {
+		int leader = -1;
+		bool same = true;
+
+		for (int i = 0; i < n && same; i++) {
+			Oxbow__ClusterStatusResponse *m =
+				bc_cluster_status(&nodes[i]);
+			int l = m != NULL ? m->meta_leader : -1;
+
+			same = l > 0 && (leader < 0 || l == leader) &&
+			       m->n_nodes == (size_t)n;
+			leader = l;
+			if (m != NULL)
+				oxbow__cluster_status_response__free_unpacked(
+					m, NULL);
+		}
+		if (same)
+			return leader;
+		bc_sleep_ms(20);
+	}
+	bc_dief("the nodes do not agree on a metadata leader");
+}

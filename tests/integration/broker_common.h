@@ -256,6 +256,11 @@ bool bc_partition_status(const struct bc_broker *b, const char *topic,
 // The metadata leader node b names (-1: none known, or b does not answer).
 int bc_meta_leader(const struct bc_broker *b);
 
+// Waits up to timeout_ms until every one of the n nodes names one
+// metadata leader and holds all n in its node table (registered: topics
+// can be placed); returns that leader, or ends the test.
+int bc_meta_agreed(const struct bc_broker *nodes, int n, int64_t timeout_ms);
+
 // Nodes a test cluster has at most (status answers are read into arrays
 // of this size).
 #define BC_NODES_MAX 8
