@@ -588,3 +588,26 @@ int ox_log_enforce_retention(struct ox_log *log)
 	}
 	return deleted;
 }
+
+int ox_log_delete_before(struct ox_log *log, int64_t offset)
+{
+	int deleted = 0;
+
+	OX_ASSERT(log != NULL);
+	if (log->failed)
+		return -OX_EFAILED;
+	while (log->nsegs > 1) {
+		struct ox_segment *s = log->segs[0];
+
+		// I5, as retention: never the active segment nor bytes not
+		// yet durable.
+		if (s->next_offset > offset || s->next_offset > log->durable)
+			break;
+		OX_ASSERT(s != ox_log_active(log) && s->sealed);
+		int rc = ox_log_remove_segment(log, 0);
+		if (rc < 0)
+			return rc;
+		deleted++;
+	}
+	return deleted;
+}

@@ -210,6 +210,14 @@ int ox_log_reset(struct ox_log *log, int64_t offset);
 // negative error.
 int ox_log_enforce_retention(struct ox_log *log);
 
+// Deletes the oldest whole segments holding only offsets below `offset`
+// (a snapshot covers them), whatever the cleanup policy; never the
+// active segment, nor one holding bytes not yet durable. The start moves
+// to the first segment kept, so it stays at or below `offset`. Returns the
+// number of segments deleted or a negative error (-OX_EFAILED after a
+// failure).
+int ox_log_delete_before(struct ox_log *log, int64_t offset);
+
 // Compaction (cleanup.policy contains compact). Keeps the latest record per
 // key in the sealed segments below `limit_offset`, drops tombstones older
 // than delete.retention.ms, keeps offsets, and swaps each cleaned segment in

@@ -6,16 +6,11 @@
 // elections, votes, membership changes and log-start moves.
 #include "broker/replica/replica_int.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <libgen.h>
-#include <limits.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <xxhash.h>
 
+#include "broker/io/file.h"
 #include "proto/assert.h"
 #include "proto/error.h"
 #include "proto/raft.pb-c.h"
@@ -51,23 +46,14 @@ static int conf_from_pb(const Oxbow__RaftConf *pb, struct ox_raft_conf *c)
 	return 0;
 }
 
-int ox_replica_state_read(const char *path, struct replica_state *st)
+// The file's bytes: magic, length, protobuf, checksum.
+static int decode(const uint8_t *buf, size_t n, struct replica_state *st)
 {
-	uint8_t buf[STATE_BYTES_MAX];
-	ssize_t n;
+	Oxbow__RaftHardState *pb;
 	uint32_t len;
 	uint64_t sum;
-	Oxbow__RaftHardState *pb;
-	int fd, rc;
+	int rc;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno; // -ENOENT: a new replica
-	n = read(fd, buf, sizeof(buf));
-	rc = n < 0 ? -errno : 0;
-	close(fd);
-	if (rc < 0)
-		return rc;
 	if (n < 16 || memcmp(buf, MAGIC, 4) != 0)
 		return -OX_ECORRUPT;
 	memcpy(&len, buf + 4, 4);
@@ -97,35 +83,19 @@ int ox_replica_state_read(const char *path, struct replica_state *st)
 	return rc;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
+int ox_replica_state_read(const char *path, struct replica_state *st)
 {
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
+	uint8_t *buf;
+	size_t n;
+	int rc;
 
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-static int fsync_dir_of(const char *path)
-{
-	char copy[PATH_MAX];
-	int fd, rc = 0;
-
-	if (strlen(path) >= sizeof(copy))
-		return -ENAMETOOLONG;
-	strcpy(copy, path);
-	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		rc = -errno;
-	close(fd);
+	rc = ox_file_read(path, STATE_BYTES_MAX, &buf, &n);
+	if (rc == -OX_ETOOBIG)
+		return -OX_ECORRUPT;
+	if (rc < 0)
+		return rc; // -ENOENT: a new replica
+	rc = decode(buf, n, st);
+	free(buf);
 	return rc;
 }
 
@@ -136,11 +106,9 @@ int ox_replica_state_write(const char *path, const struct replica_state *st)
 	Oxbow__RaftConf conf, prev;
 	Oxbow__RaftHardState pb;
 	uint8_t buf[STATE_BYTES_MAX];
-	char tmp[PATH_MAX];
 	size_t len;
 	uint32_t len32;
 	uint64_t sum;
-	int fd, rc;
 
 	oxbow__raft_hard_state__init(&pb);
 	conf_to_pb(&st->hard.conf, &conf, v, l);
@@ -161,22 +129,5 @@ int ox_replica_state_write(const char *path, const struct replica_state *st)
 	OX_ASSERT(oxbow__raft_hard_state__pack(&pb, buf + 8) == len);
 	sum = XXH3_64bits(buf + 8, len);
 	memcpy(buf + 8 + len, &sum, 8);
-
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	rc = write_all(fd, buf, len + 16);
-	if (rc == 0 && fdatasync(fd) < 0)
-		rc = -errno;
-	if (close(fd) < 0 && rc == 0)
-		rc = -errno;
-	if (rc == 0 && rename(tmp, path) < 0)
-		rc = -errno;
-	if (rc == 0)
-		rc = fsync_dir_of(path);
-	if (rc < 0)
-		unlink(tmp);
-	return rc;
+	return ox_file_replace(path, buf, len + 16);
 }

@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "broker/io/file.h"
 #include "proto/assert.h"
 #include "proto/batch.h"
 #include "proto/error.h"
@@ -273,43 +274,17 @@ static int put_topic(char *buf, size_t cap, size_t *len,
 	return 0;
 }
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t w = write(fd, buf, len);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		buf += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
-static int sync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	int rc = fsync(fd) < 0 ? -errno : 0;
-	close(fd);
-	return rc;
-}
-
 int ox_topics_file_write(const char *dir, uint64_t next_id,
 			 const struct ox_topic_meta *const *topics, size_t n)
 {
-	char path[PATH_MAX], tmp[PATH_MAX];
+	char path[PATH_MAX];
 	size_t cap = 4096 + n * 1024, len = 0;
-	int rc = -ENOMEM, fd = -1;
+	int rc;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, OX_TOPICS_FILE);
-	snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, OX_TOPICS_FILE);
 	char *buf = malloc(cap);
 	if (!buf)
-		goto fail;
+		return -ENOMEM;
 	len = (size_t)snprintf(buf, cap, FILE_MAGIC "\nnext-id %" PRIu64 "\n",
 			       next_id);
 	for (size_t i = 0; i < n; i++) {
@@ -319,65 +294,9 @@ int ox_topics_file_write(const char *dir, uint64_t next_id,
 	uint64_t sum = XXH3_64bits(buf, len);
 	len += (size_t)snprintf(buf + len, cap - len, "checksum %016" PRIx64 "\n",
 				sum);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		rc = -errno;
-		goto fail;
-	}
-	rc = write_all(fd, buf, len);
-	if (rc == 0 && fsync(fd) < 0)
-		rc = -errno;
-	if (close(fd) < 0 && rc == 0)
-		rc = -errno;
-	fd = -1;
-	if (rc == 0 && rename(tmp, path) < 0)
-		rc = -errno;
-	if (rc == 0)
-		rc = sync_dir(dir);
-	if (rc < 0)
-		goto fail;
-	free(buf);
-	return 0;
-fail:
-	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
+	rc = ox_file_replace(path, buf, len);
 	free(buf);
 	return rc;
-}
-
-static int read_file(const char *path, char **out, size_t *len)
-{
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	int rc = fstat(fd, &st) < 0 ? -errno : 0;
-	if (rc == 0 && (st.st_size < 0 || st.st_size > OX_TOPICS_FILE_BYTES_MAX))
-		rc = -OX_ETOOBIG;
-	char *buf = rc == 0 ? malloc((size_t)st.st_size + 1) : NULL;
-	if (rc == 0 && !buf)
-		rc = -ENOMEM;
-	size_t got = 0;
-	while (rc == 0 && got < (size_t)st.st_size) {
-		ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			rc = r < 0 ? -errno : -OX_ECORRUPT;
-			break;
-		}
-		got += (size_t)r;
-	}
-	close(fd);
-	if (rc < 0) {
-		free(buf);
-		return rc;
-	}
-	buf[got] = '\0';
-	*out = buf;
-	*len = got;
-	return 0;
 }
 
 // Parses "topic ID NAME PARTITIONS REPLICAS [key=value]...".
@@ -487,7 +406,8 @@ int ox_topics_file_read(const char *dir, uint64_t *next_id,
 	*n = 0;
 	*next_id = 1;
 	snprintf(path, sizeof(path), "%s/%s", dir, OX_TOPICS_FILE);
-	int rc = read_file(path, &buf, &len);
+	int rc = ox_file_read(path, OX_TOPICS_FILE_BYTES_MAX, (uint8_t **)&buf,
+			      &len);
 	if (rc == -ENOENT)
 		return 0;
 	if (rc < 0) {

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // Truncation (within a segment, across segments, to zero, then appending
-// again; durable before it returns), reset to a new start and retention by time and size (I5:
-// never the active segment, never bytes not durable; slices survive).
+// again; durable before it returns), reset to a new start, retention by
+// time and size, and deleting the segments a snapshot covers (I5: never
+// the active segment, never bytes not durable; slices survive).
 #include <criterion/criterion.h>
 
 #include <errno.h>
@@ -196,6 +197,31 @@ LOG_TEST(retention, by_size_never_the_active_segment)
 	size_t n;
 	cr_assert_eq(ox_log_read(T.log, 0, 10, INT64_MAX, buf, sizeof(buf), &n),
 		     -OX_EOFFSET, "below the start offset");
+	tl_reopen();
+	tl_check_model();
+}
+
+LOG_TEST(delete_before, whole_segments_below_the_offset_only)
+{
+	T.cfg.segment_bytes = 1000;
+	T.cfg.cleanup = OX_LOG_CLEANUP_COMPACT; // no retention policy needed
+	tl_open();
+	batches(20);
+	unsigned segs = ox_log_segment_count(T.log);
+	cr_assert_geq(segs, 4);
+	int64_t seg1_base = T.log->segs[1]->base_offset;
+	int64_t seg2_base = T.log->segs[2]->base_offset;
+	// An offset inside segment 1: only segment 0 lies wholly below it.
+	cr_assert_eq(ox_log_delete_before(T.log, seg2_base - 1), 1);
+	cr_assert_eq(ox_log_start_offset(T.log), seg1_base);
+	cr_assert_eq(ox_log_delete_before(T.log, seg2_base - 1), 0, "again");
+	cr_assert_eq(ox_log_delete_before(T.log, 0), 0, "below the start");
+	// Past the end: every sealed segment goes, the active one stays.
+	cr_assert_eq(ox_log_delete_before(T.log, INT64_MAX), (int)segs - 2);
+	cr_assert_eq(ox_log_segment_count(T.log), 1);
+	cr_assert_leq(ox_log_start_offset(T.log), ox_log_end_offset(T.log));
+	tl_model_trim_start();
+	tl_check_model();
 	tl_reopen();
 	tl_check_model();
 }
