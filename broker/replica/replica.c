@@ -232,10 +232,36 @@ drop:
 	ox_raft_append_dropped(rep->raft, m);
 }
 
+// A SNAPSHOT carries the owner's state snapshot, when it keeps one (P6).
+static void send_snapshot(struct ox_replica *rep, const struct ox_raft_msg *m)
+{
+	ox_replica_release_cb release = NULL;
+	void *release_arg = NULL;
+	struct iovec raw;
+	int rc;
+
+	rc = rep->opts.hooks.snapshot_get(rep->opts.hooks.arg, &raw, &release,
+					  &release_arg);
+	if (rc < 0) {
+		ox_slog(OX_SLOG_WARN, "no snapshot to send to=%llu error=%s",
+			(unsigned long long)m->to, ox_strerror_name(rc));
+		return;
+	}
+	rc = rep->opts.hooks.send(rep->opts.hooks.arg, m, &raw, 1, release,
+				  release_arg);
+	if (rc < 0 && release != NULL)
+		release(release_arg, 0);
+}
+
 static void send_msg(struct ox_replica *rep, const struct ox_raft_msg *in)
 {
 	struct ox_raft_msg m = *in;
 
+	if (m.type == OX_RAFT_MSG_SNAPSHOT &&
+	    rep->opts.hooks.snapshot_get != NULL) {
+		send_snapshot(rep, &m);
+		return;
+	}
 	if (!m.wants_entries) {
 		rep->opts.hooks.send(rep->opts.hooks.arg, &m, NULL, 0, NULL,
 				     NULL);
@@ -603,6 +629,25 @@ static int op_submit(struct ox_replica *rep, struct op *op)
 	return -EINVAL;
 }
 
+// The log restarted at op->at: the state file records the new start
+// and the term before it, so the next open knows it (else Raft would
+// take the term for 0, refuse the leader's next APPEND there and need
+// another snapshot), and Raft learns the reset log is durable.
+static int reset_done(struct ox_replica *rep, const struct op *op)
+{
+	int rc;
+
+	rep->state.log_start = op->at;
+	rep->state.log_start_term = op->term;
+	rc = ox_replica_state_write(rep->state_path, &rep->state);
+	if (rc < 0) {
+		fail(rep, rc, "saving the log start");
+		return rc;
+	}
+	ox_raft_persisted(rep->raft, op->at, op->term);
+	return 0;
+}
+
 static void pump(struct ox_replica *rep)
 {
 	while (rep->ops_head != NULL && !rep->failed) {
@@ -637,8 +682,10 @@ static void pump(struct ox_replica *rep)
 			continue;
 		}
 		sizes_cut(rep, op->at);
-		if (op->kind == OP_RESET)
-			ox_raft_persisted(rep->raft, op->at, op->term);
+		if (op->kind == OP_RESET && reset_done(rep, op) < 0) {
+			op_free(op);
+			return;
+		}
 		op_free(op);
 	}
 }
@@ -924,6 +971,13 @@ int ox_replica_deliver(struct ox_replica *rep, const struct ox_raft_msg *msg,
 		return -OX_EFAILED;
 	if (msg->type == OX_RAFT_MSG_APPEND) {
 		rc = check_entries(msg, raw, raw_len);
+		if (rc < 0)
+			return rc;
+	}
+	if (msg->type == OX_RAFT_MSG_SNAPSHOT &&
+	    rep->opts.hooks.snapshot_put != NULL) {
+		rc = rep->opts.hooks.snapshot_put(rep->opts.hooks.arg, raw,
+						  raw_len); // P6
 		if (rc < 0)
 			return rc;
 	}

@@ -25,6 +25,12 @@
 //       harmless).
 //   P5  Consumers never see past the high watermark (the commit index,
 //       clamped to what the log has written here).
+//   P6  With snapshot hooks, a state snapshot always covers the log up to
+//       its start: the owner deletes log segments only below a snapshot
+//       it saved, and a follower installs the leader's snapshot (durably)
+//       before its log restarts at the leader's start. A snapshot holds
+//       only committed entries, so installing one that is ahead of the
+//       state is safe whatever Raft then makes of the message.
 //
 // The hard state lives in one small file (state_path): "OXRS", u32 LE
 // length, a RaftHardState protobuf (proto/raft.proto), XXH3-64 of the
@@ -67,6 +73,20 @@ struct ox_replica_hooks {
 	// Role, term or leader changed.
 	void (*role)(void *arg, enum ox_raft_role role, uint64_t term,
 		     uint64_t leader);
+	// A group whose log feeds a state machine (the metadata group) sets
+	// both; a partition sets neither, and its SNAPSHOT carries nothing:
+	// the follower's log restarts empty at the leader's start.
+	// snapshot_get: a SNAPSHOT is going out: *raw is the state as a
+	// snapshot covering at least the log up to its start (P6), borrowed
+	// until *release runs (as send's raw; release may be NULL). An error
+	// skips this SNAPSHOT (Raft sends another later).
+	int (*snapshot_get)(void *arg, struct iovec *raw,
+			    ox_replica_release_cb *release, void **release_arg);
+	// snapshot_put: a SNAPSHOT arrived carrying raw (maybe empty):
+	// before Raft sees the message the owner checks it whole and, if it
+	// is ahead of its state, installs it durably (P6). An error refuses
+	// the message, which Raft then never sees.
+	int (*snapshot_put)(void *arg, const uint8_t *raw, size_t raw_len);
 	void *arg;
 };
 

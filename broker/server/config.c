@@ -257,6 +257,22 @@ static int k_segment_bytes(struct ox_config *c, const char *v, char *e,
 	return rc;
 }
 
+static int k_meta_segment_bytes(struct ox_config *c, const char *v, char *e,
+				size_t n)
+{
+	int64_t x;
+	int rc = set_int(v, 1, (int64_t)OX_LOG_SEGMENT_BYTES_MAX, &x, e, n);
+	if (rc == 0)
+		c->meta_segment_bytes = (uint64_t)x;
+	return rc;
+}
+
+static int k_meta_snapshot_entries(struct ox_config *c, const char *v,
+				   char *e, size_t n)
+{
+	return set_u32(v, 1, INT32_MAX, &c->meta_snapshot_entries, e, n);
+}
+
 static int k_segment_ms(struct ox_config *c, const char *v, char *e, size_t n)
 {
 	return set_int(v, 1, MS_MAX, &c->segment_ms, e, n);
@@ -381,6 +397,11 @@ static const struct key keys[] = {
 	 "ID@HOST:PORT,... every node's peer listener, this one's too"},
 	{"cluster.id", "oxbow", k_cluster_id,
 	 "name shared by the cluster's nodes; frames of others are refused"},
+	{"meta.log.segment.bytes", "1048576", k_meta_segment_bytes,
+	 "roll a segment of the cluster's metadata log at this size"},
+	{"meta.snapshot.entries", "4096", k_meta_snapshot_entries,
+	 "metadata entries applied between two snapshots, after which the "
+	 "metadata log's older segments are deleted"},
 	{"log.segment.bytes", "1073741824", k_segment_bytes,
 	 "roll a segment at this size"},
 	{"log.segment.ms", "604800000", k_segment_ms,

@@ -48,6 +48,8 @@ struct ox_config {
 	struct ox_config_peer peers[OX_CONFIG_PEERS_MAX];
 	unsigned npeers;
 	char cluster_id[OX_CONFIG_CLUSTER_ID_MAX];
+	uint64_t meta_segment_bytes;     // segments of the __meta log
+	uint32_t meta_snapshot_entries;  // __meta entries between snapshots
 	uint64_t segment_bytes;
 	int64_t segment_ms;
 	uint32_t index_interval_bytes;

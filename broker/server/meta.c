@@ -29,9 +29,26 @@
 // topic directories that no topic of the state names (a delete a crash
 // interrupted) are removed.
 //
+// Snapshots. Once meta.snapshot.entries entries were applied since the
+// last snapshot, a node saves its whole state (broker/cluster's
+// MetaSnapshot) as data.dir/meta.snap and deletes the metadata log's
+// segments that lie wholly below it (replica.h P6); every node does so
+// on its own. At start the snapshot is the state, and the log after it is
+// applied as usual. A follower behind the leader's log start gets a
+// SNAPSHOT carrying the leader's meta.snap bytes: it checks them whole,
+// saves them and takes them as its state before its log restarts.
+// Whenever the state jumps so (at start, or installing), this node's
+// replicas follow it whole: topics the state holds open, those it no
+// longer holds go, configs and partition counts catch up.
+//
+// meta.snap: "OXMS", u32 LE length, the MetaSnapshot, XXH3-64 of it
+// (u64 LE); replaced by temp file, fsync and rename (broker/io/file.h).
+// A damaged one stops the node from starting: the log before it is gone.
+//
 // Invariants:
 //   M1 The state only ever holds committed entries, applied in log order,
-//      each exactly once (applied_offset only grows).
+//      each exactly once (applied_offset only grows); a snapshot taken or
+//      installed holds exactly the entries up to its index.
 //   M2 A timer callback never touches freed memory: the tick owns a small
 //      heap object that the layer lets go of at stop (as S7).
 //   M3 Every admin request handed to ox_meta_admin is answered exactly
@@ -41,6 +58,10 @@
 //   M4 A cluster topic directory is removed only for a topic the applied
 //      state does not hold: on applying its delete, or once the node has
 //      caught up with the group's commit index.
+//   M5 meta.snap covers the log up to its start (replica.h P6): segments
+//      go only below the snapshot saved last, and a SNAPSHOT that makes
+//      the log restart is covered by the snapshot it carries, or by one
+//      of this node's own state, which is further along.
 #include "broker/server/server_int.h"
 
 #include <dirent.h>
@@ -53,8 +74,10 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <xxhash.h>
 
 #include "broker/cluster/cluster.h"
+#include "broker/io/file.h"
 #include "broker/io/io.h"
 #include "broker/peer/peer.h"
 #include "broker/slog/slog.h"
@@ -74,6 +97,18 @@
 // Admin requests waiting for their entries: each holds a client request
 // and its message; admin changes are rare, so more are refused at once.
 #define META_ADMINS_MAX 256u
+
+// A state snapshot in memory: the MetaSnapshot bytes meta.snap holds,
+// shared with the SNAPSHOTs being sent.
+struct snap {
+	uint32_t refs;
+	int64_t index; // the applied index it was taken at
+	size_t len;
+	uint8_t bytes[];
+};
+
+// A snapshot that could not be saved is tried again this much later.
+#define SNAP_RETRY_NS (1000ull * 1000000ull)
 
 struct meta_tick {
 	struct ox_meta *m; // NULL once the layer let go (M2)
@@ -103,6 +138,9 @@ struct ox_meta {
 	uint64_t next_seq;
 	struct admin *admins; // M3: admin requests waiting for entries
 	unsigned admins_n;
+	char snap_path[PATH_MAX];
+	struct snap *snap;       // M5: the one meta.snap holds; NULL: none
+	uint64_t snap_retry_ns;  // no new snapshot before this (a save failed)
 };
 
 // One topic of an admin request: its entry's request id while it waits.
@@ -312,6 +350,18 @@ static void topic_drop(struct ox_meta *m, uint64_t topic_id)
 	ox_srv_topic_doom(m->srv, t);
 }
 
+static bool configs_equal(const struct ox_topic_config *a,
+			  const struct ox_topic_config *b)
+{
+	return a->set == b->set && a->cleanup == b->cleanup &&
+	       a->delete_retention_ms == b->delete_retention_ms &&
+	       a->max_message_bytes == b->max_message_bytes &&
+	       a->retention_bytes == b->retention_bytes &&
+	       a->retention_ms == b->retention_ms &&
+	       a->segment_bytes == b->segment_bytes &&
+	       a->segment_ms == b->segment_ms;
+}
+
 // Altered configs: the overrides the state now holds, whole, reach every
 // open log of the topic (as ALTER_CONFIGS does on a single node).
 static void topic_reconfigure(struct ox_meta *m, uint64_t topic_id)
@@ -335,6 +385,8 @@ static void topic_reconfigure(struct ox_meta *m, uint64_t topic_id)
 				"key=%s reason=\"%s\"", t->meta.name, kv.key,
 				why);
 	}
+	if (configs_equal(&cfg, &t->meta.cfg))
+		return; // nothing changed (a state installed whole)
 	t->meta.cfg = cfg;
 	ox_topic_log_config(&cfg, &m->srv->cfg, &lc);
 	for (uint32_t i = 0; i < t->meta.partitions; i++) {
@@ -922,6 +974,256 @@ static void sweep_dirs(struct ox_meta *m)
 	closedir(d);
 }
 
+// ---- snapshots (M5) ----
+
+#define SNAP_MAGIC "OXMS"
+
+static struct snap *snap_new(const uint8_t *p, size_t len, int64_t index)
+{
+	struct snap *sn = malloc(sizeof(*sn) + len);
+
+	if (sn == NULL)
+		return NULL;
+	sn->refs = 1;
+	sn->index = index;
+	sn->len = len;
+	memcpy(sn->bytes, p, len);
+	return sn;
+}
+
+static void snap_unref(struct snap *sn)
+{
+	if (sn != NULL && --sn->refs == 0)
+		free(sn);
+}
+
+// Saves MetaSnapshot bytes as meta.snap, durably, and keeps them.
+static int snap_save(struct ox_meta *m, const uint8_t *p, size_t len,
+		     int64_t index)
+{
+	struct snap *sn = snap_new(p, len, index);
+	uint8_t *file = malloc(len + 16);
+	uint32_t len32 = (uint32_t)len;
+	uint64_t sum = XXH3_64bits(p, len);
+	int rc = -ENOMEM;
+
+	OX_ASSERT(len <= OX_CLUSTER_SNAPSHOT_BYTES_MAX);
+	if (sn != NULL && file != NULL) {
+		memcpy(file, SNAP_MAGIC, 4);
+		memcpy(file + 4, &len32, 4);
+		memcpy(file + 8, p, len);
+		memcpy(file + 8 + len, &sum, 8);
+		rc = ox_file_replace(m->snap_path, file, len + 16);
+	}
+	free(file);
+	if (rc < 0) {
+		free(sn);
+		return rc;
+	}
+	snap_unref(m->snap);
+	m->snap = sn;
+	return 0;
+}
+
+// At start: the snapshot saved last, if any, is the state to apply the
+// log after.
+static int snap_load(struct ox_meta *m, char *err, size_t err_len)
+{
+	uint8_t *buf = NULL;
+	uint32_t len = 0;
+	uint64_t sum = 0;
+	size_t n = 0;
+	int rc;
+
+	rc = ox_file_read(m->snap_path, OX_CLUSTER_SNAPSHOT_BYTES_MAX + 16,
+			  &buf, &n);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0 && rc != -OX_ETOOBIG) {
+		ox_srv_fmt_err(err, err_len, "cannot read %s: %s",
+			       m->snap_path, ox_strerror(rc));
+		return rc;
+	}
+	if (rc == 0 && n >= 16) {
+		memcpy(&len, buf + 4, 4);
+		memcpy(&sum, buf + n - 8, 8);
+	}
+	if (rc < 0 || n < 16 || memcmp(buf, SNAP_MAGIC, 4) != 0 ||
+	    (size_t)len + 16 != n || XXH3_64bits(buf + 8, len) != sum)
+		rc = -OX_ECORRUPT;
+	if (rc == 0)
+		rc = ox_cluster_restore(m->state, buf + 8, len);
+	if (rc == 0) {
+		int64_t at = ox_cluster_applied_index(m->state);
+
+		m->snap = snap_new(buf + 8, len, at);
+		m->applied_offset = at;
+		rc = m->snap ? 0 : -ENOMEM;
+	}
+	free(buf);
+	if (rc < 0)
+		ox_srv_fmt_err(err, err_len, "%s is damaged or unreadable (%s); "
+			       "the metadata log before it is gone: remove "
+			       "%s/meta, %s/meta.raft and %s and the node "
+			       "rejoins as one whose metadata was wiped",
+			       m->snap_path, ox_strerror(rc),
+			       m->srv->cfg.data_dir, m->srv->cfg.data_dir,
+			       m->snap_path);
+	else
+		ox_slog(OX_SLOG_INFO, "metadata snapshot loaded index=%" PRId64
+			" bytes=%u topics=%u", m->applied_offset, len,
+			ox_cluster_topics_n(m->state));
+	return rc;
+}
+
+// The state jumped (a snapshot loaded or installed): this node's replicas
+// follow it whole.
+static void reconcile(struct ox_meta *m)
+{
+	struct ox_server *srv = m->srv;
+	uint32_t n = ox_cluster_topics_n(m->state);
+	struct ox_cluster_topic ct;
+	struct ox_topic *t, *next;
+
+	for (size_t sl = 0; sl < OX_TOPIC_SLOTS; sl++)
+		for (t = srv->topics[sl]; t != NULL; t = next) {
+			next = t->next; // topic_drop unlinks t
+			if (t->assignment != NULL &&
+			    t->meta.id >= OX_CLUSTER_TOPIC_ID_BASE &&
+			    ox_cluster_topic_by_id(m->state, t->meta.id -
+						   OX_CLUSTER_TOPIC_ID_BASE,
+						   &ct) < 0)
+				topic_drop(m, t->meta.id -
+						      OX_CLUSTER_TOPIC_ID_BASE);
+		}
+	for (uint32_t i = 0; i < n; i++) {
+		if (ox_cluster_topic_at(m->state, i, &ct) < 0)
+			continue;
+		if (cluster_topic(m, ct.id) == NULL) {
+			ox_srv_cluster_topic_open(srv, ct.id);
+			continue;
+		}
+		topic_reconfigure(m, ct.id);
+		topic_grow(m, ct.id);
+	}
+}
+
+// Once meta.snapshot.entries entries were applied since the last
+// snapshot: a new one is saved, and the log segments it covers go (M5).
+static void snap_take(struct ox_meta *m)
+{
+	int64_t at = ox_cluster_applied_index(m->state);
+	int64_t since = m->snap != NULL ? m->snap->index : 0;
+	uint8_t *bytes = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (at - since < (int64_t)m->srv->cfg.meta_snapshot_entries ||
+	    ox_srv_now_ns() < m->snap_retry_ns)
+		return;
+	rc = ox_cluster_snapshot(m->state, &bytes, &len);
+	if (rc == 0)
+		rc = snap_save(m, bytes, len, at);
+	free(bytes);
+	if (rc < 0) {
+		ox_slog(OX_SLOG_ERROR, "cannot save a metadata snapshot path=%s "
+			"index=%" PRId64 " error=%s", m->snap_path, at,
+			ox_strerror_name(rc));
+		m->snap_retry_ns = ox_srv_now_ns() + SNAP_RETRY_NS;
+		return;
+	}
+	rc = ox_log_delete_before(m->log, at);
+	if (rc > 0)
+		rc = ox_replica_log_start_moved(m->rep);
+	if (rc < 0)
+		ox_slog(OX_SLOG_WARN, "metadata log not cut after a snapshot "
+			"index=%" PRId64 " error=%s", at, ox_strerror_name(rc));
+	ox_slog(OX_SLOG_INFO, "metadata snapshot saved index=%" PRId64
+		" bytes=%zu log_start=%" PRId64, at, len,
+		ox_log_start_offset(m->log));
+}
+
+// Replica hook: the leader sends its snapshot to a follower behind its
+// log start.
+static void snap_release(void *arg, int sent)
+{
+	(void)sent;
+	snap_unref(arg);
+}
+
+static int meta_snapshot_get(void *arg, struct iovec *raw,
+			     ox_replica_release_cb *release,
+			     void **release_arg)
+{
+	struct ox_meta *m = arg;
+
+	if (m->snap == NULL)
+		return -ENOENT; // M5: a log cut holds one; never so
+	m->snap->refs++;
+	raw->iov_base = m->snap->bytes;
+	raw->iov_len = m->snap->len;
+	*release = snap_release;
+	*release_arg = m->snap;
+	return 0;
+}
+
+// Replica hook: a SNAPSHOT from the leader, before Raft sees it (M5).
+// Bytes that do not restore whole refuse the message. A snapshot ahead
+// of the state is saved and becomes the state; one behind it is covered
+// by a snapshot of this node's own state, taken now if the one saved is
+// older (the log may restart at the leader's start, past it).
+static int meta_snapshot_put(void *arg, const uint8_t *raw, size_t raw_len)
+{
+	struct ox_meta *m = arg;
+	struct ox_cluster *next;
+	uint8_t *own = NULL;
+	size_t own_len = 0;
+	int64_t at;
+	int rc;
+
+	if (raw_len == 0 || raw_len > OX_CLUSTER_SNAPSHOT_BYTES_MAX)
+		return -OX_ECORRUPT;
+	rc = ox_cluster_create(&next);
+	if (rc < 0)
+		return rc;
+	rc = ox_cluster_restore(next, raw, raw_len);
+	if (rc < 0) {
+		ox_cluster_destroy(next);
+		return rc;
+	}
+	at = ox_cluster_applied_index(next);
+	if (m->snap != NULL && at <= m->snap->index) {
+		ox_cluster_destroy(next); // covered already
+		return 0;
+	}
+	if (at <= ox_cluster_applied_index(m->state)) {
+		ox_cluster_destroy(next);
+		at = ox_cluster_applied_index(m->state);
+		rc = ox_cluster_snapshot(m->state, &own, &own_len);
+		if (rc == 0)
+			rc = snap_save(m, own, own_len, at);
+		free(own);
+		return rc;
+	}
+	rc = snap_save(m, raw, raw_len, at);
+	if (rc < 0) {
+		ox_slog(OX_SLOG_ERROR, "cannot save the leader's metadata "
+			"snapshot path=%s error=%s", m->snap_path,
+			ox_strerror_name(rc));
+		ox_cluster_destroy(next);
+		return rc;
+	}
+	ox_cluster_destroy(m->state);
+	m->state = next;
+	if (m->applied_offset < at)
+		m->applied_offset = at;
+	ox_slog(OX_SLOG_INFO, "metadata snapshot installed index=%" PRId64
+		" bytes=%zu topics=%u", at, raw_len,
+		ox_cluster_topics_n(m->state));
+	reconcile(m);
+	return 0;
+}
+
 // ---- transport and Raft plumbing ----
 
 static int meta_send(void *arg, const struct ox_raft_msg *msg,
@@ -1057,6 +1359,7 @@ static void tick_fired(void *arg, int res)
 	offsets_topic_ensure(t->m);
 	admin_expire(t->m);
 	sweep_dirs(t->m);
+	snap_take(t->m);
 	tick_arm(t);
 }
 
@@ -1099,7 +1402,9 @@ static int open_group(struct ox_meta *m, char *err, size_t err_len)
 		.seed = (uint64_t)cfg->node_id * 2654435761u ^
 			(uint64_t)ox_srv_now_ns(),
 		.hooks = { .send = meta_send, .committed = meta_committed,
-			   .role = meta_role, .arg = m },
+			   .role = meta_role,
+			   .snapshot_get = meta_snapshot_get,
+			   .snapshot_put = meta_snapshot_put, .arg = m },
 	};
 	int rc;
 
@@ -1109,6 +1414,10 @@ static int open_group(struct ox_meta *m, char *err, size_t err_len)
 	snprintf(state, sizeof(state), "%s/meta.raft", cfg->data_dir);
 	ox_log_config_default(&lc);
 	lc.fsync = OX_LOG_FSYNC_ALWAYS; // metadata is never lost
+	// Snapshots, not time, bound the log (M5).
+	lc.segment_bytes = cfg->meta_segment_bytes;
+	lc.retention_ms = -1;
+	lc.retention_bytes = -1;
 	rc = ox_log_open(&m->log, m->srv->io, dir, &lc);
 	if (rc < 0) {
 		ox_srv_fmt_err(err, err_len, "cannot open %s: %s", dir,
@@ -1214,13 +1523,19 @@ int ox_meta_start(struct ox_server *srv, char *err, size_t err_len)
 		 srv->adv_host, srv->adv_port);
 	m->nonce = draw_nonce();
 	srv->meta = m;
+	snprintf(m->snap_path, sizeof(m->snap_path), "%s/meta.snap",
+		 srv->cfg.data_dir);
 	rc = open_peer(m, err, err_len);
+	if (rc == 0)
+		rc = snap_load(m, err, err_len);
 	if (rc == 0)
 		rc = open_group(m, err, err_len);
 	if (rc < 0) {
 		ox_meta_stop(srv);
 		return rc;
 	}
+	if (m->snap != NULL)
+		reconcile(m);
 	m->tick->m = m;
 	tick_arm(m->tick);
 	ox_slog(OX_SLOG_INFO, "metadata group open voters=%u peer_listen=%s "
@@ -1268,6 +1583,7 @@ void ox_meta_stop(struct ox_server *srv)
 	}
 	ox_peer_destroy(m->peer);
 	ox_cluster_destroy(m->state);
+	snap_unref(m->snap); // sends in flight went with the peer
 	free(m->buf);
 	free(m);
 	srv->meta = NULL;

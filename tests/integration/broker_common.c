@@ -843,9 +843,11 @@ void bc_cluster_start(struct bc_broker *nodes, int n, const char *tag,
 		a[k++] = listen[i];
 		a[k++] = "--peers";
 		a[k++] = peers;
-		for (; args && args[0] && args[1] && k < BC_ARGS_MAX; args += 2) {
-			a[k++] = args[0];
-			a[k++] = args[1];
+		// Every node gets every extra pair.
+		for (const char *const *x = args;
+		     x && x[0] && x[1] && k < BC_ARGS_MAX; x += 2) {
+			a[k++] = x[0];
+			a[k++] = x[1];
 		}
 		a[k] = NULL;
 		bc_broker_init(&nodes[i], tag, a);

@@ -18,6 +18,7 @@
 #include "broker/io/io.h"
 #include "broker/log/log.h"
 #include "broker/replica/replica.h"
+#include "broker/replica/replica_int.h"
 #include "proto/batch.h"
 #include "proto/error.h"
 
@@ -38,6 +39,12 @@ struct node {
 	char state[128];
 	int64_t hw;
 	enum ox_raft_role role;
+	// Snapshot hooks (replica.h P6), when W.snapshots is set: what this
+	// node would send, and what reached it.
+	char snap[32];
+	int snap_puts;
+	int64_t put_log_start; // its log start when the last SNAPSHOT came
+	bool refuse;           // snapshot_put refuses
 };
 
 static struct {
@@ -46,6 +53,7 @@ static struct {
 	int n;
 	struct node nodes[NODES];
 	bool cut[NODES + 1]; // messages to and from this node are lost
+	bool snapshots;      // replicas open with snapshot hooks
 	struct qmsg q[QUEUE_MAX];
 	int qn;
 } W;
@@ -94,6 +102,32 @@ static void hook_role(void *arg, enum ox_raft_role role, uint64_t term,
 	nd->role = role;
 }
 
+static int hook_snapshot_get(void *arg, struct iovec *raw,
+			     ox_replica_release_cb *release, void **release_arg)
+{
+	struct node *nd = arg;
+
+	raw->iov_base = nd->snap;
+	raw->iov_len = strlen(nd->snap);
+	*release = NULL;
+	*release_arg = NULL;
+	return 0;
+}
+
+static int hook_snapshot_put(void *arg, const uint8_t *raw, size_t raw_len)
+{
+	struct node *nd = arg;
+
+	nd->snap_puts++;
+	nd->put_log_start = ox_log_start_offset(nd->log);
+	if (nd->refuse)
+		return -OX_ECORRUPT;
+	cr_assert_lt(raw_len, sizeof(nd->snap));
+	memcpy(nd->snap, raw, raw_len);
+	nd->snap[raw_len] = '\0';
+	return 0;
+}
+
 static void open_node(int i)
 {
 	struct node *nd = &W.nodes[i];
@@ -113,6 +147,10 @@ static void open_node(int i)
 
 	for (int k = 0; k < W.n; k++)
 		o.conf.voters[o.conf.voters_n++] = (uint64_t)k + 1;
+	if (W.snapshots) {
+		o.hooks.snapshot_get = hook_snapshot_get;
+		o.hooks.snapshot_put = hook_snapshot_put;
+	}
 	ox_log_config_default(&cfg);
 	cfg.segment_bytes = 256 * 1024;
 	rc = ox_log_open(&nd->log, W.io, nd->dir, &cfg);
@@ -139,8 +177,10 @@ static void close_node(int i)
 static void setup_n(int n)
 {
 	struct ox_io_opts o = { .backend = OX_IO_BACKEND_SYNC };
+	bool snapshots = W.snapshots;
 
 	memset(&W, 0, sizeof(W));
+	W.snapshots = snapshots;
 	W.n = n;
 	strcpy(W.root, "/tmp/ox-replica-XXXXXX");
 	cr_assert_not_null(mkdtemp(W.root));
@@ -632,4 +672,96 @@ Test(replica, a_follower_behind_retention_restarts_from_the_leaders_start,
 		     "its log restarted at the leader's start");
 	cr_assert_eq(ox_replica_log_start_moved(W.nodes[l].rep), 0,
 		     "nothing moved: a no-op");
+}
+
+// With snapshot hooks (replica.h P6), the SNAPSHOT a follower behind the
+// leader's start gets carries the leader's state: the follower's owner
+// sees it before Raft does and before the log restarts, and may refuse
+// it (the log then stays as it was). The restarted log's start and the
+// term before it are in the state file: reopened, the follower keeps up
+// without another SNAPSHOT.
+Test(replica, a_snapshot_reaches_the_owner_before_the_log_restarts,
+     .fini = teardown)
+{
+	struct acked a[70] = { 0 };
+	static uint8_t buf[60000];
+	struct replica_state st;
+	uint64_t lt, ft;
+	size_t len;
+	int l, f, puts;
+	int64_t end, start, old_start;
+
+	W.snapshots = true;
+	setup_n(3);
+	l = elect();
+	lead_node = l;
+	f = (l + 1) % 3;
+	W.cut[f + 1] = true;
+	for (int i = 0; i < 60; i++) {
+		build(buf, sizeof(buf), &len, 500, (uint32_t)i);
+		cr_assert_eq(ox_replica_append(W.nodes[l].rep, buf, len,
+					       OX_REPLICA_ACKS_ALL, acked_cb,
+					       &a[i]), 0);
+		if (i % 10 == 9)
+			wait_acked(a, i + 1);
+	}
+	wait_acked(a, 60);
+	end = a[59].last + 1;
+	snprintf(W.nodes[l].snap, sizeof(W.nodes[l].snap), "state@%lld",
+		 (long long)end);
+	cr_assert_gt(ox_log_delete_before(W.nodes[l].log, end - 100), 0);
+	start = ox_log_start_offset(W.nodes[l].log);
+	old_start = ox_log_start_offset(W.nodes[f].log);
+	cr_assert_gt(start, ox_log_end_offset(W.nodes[f].log));
+	cr_assert_eq(ox_replica_log_start_moved(W.nodes[l].rep), 0);
+
+	// Refused: the follower's log stays, and it does not catch up.
+	W.nodes[f].refuse = true;
+	W.cut[f + 1] = false;
+	for (int k = 1; k < 4000; k++)
+		pass(k);
+	cr_assert_gt(W.nodes[f].snap_puts, 0, "a SNAPSHOT came");
+	cr_assert_eq(ox_log_start_offset(W.nodes[f].log), old_start);
+	cr_assert_lt(W.nodes[f].hw, end);
+
+	// Taken: the owner had it before the log restarted.
+	W.nodes[f].refuse = false;
+	puts = W.nodes[f].snap_puts;
+	for (int k = 1; k < PASSES_MAX && W.nodes[f].hw < end; k++)
+		pass(k);
+	cr_assert_eq(W.nodes[f].hw, end, "the follower caught up");
+	cr_assert_gt(W.nodes[f].snap_puts, puts);
+	cr_assert_str_eq(W.nodes[f].snap, W.nodes[l].snap);
+	cr_assert_eq(W.nodes[f].put_log_start, old_start,
+		     "the owner saw the snapshot before the log restarted");
+	cr_assert_eq(ox_log_start_offset(W.nodes[f].log), start);
+
+	// Reopened: the start's term came back from the state file.
+	cr_assert_eq(ox_raft_term_at(ox_replica_raft(W.nodes[l].rep), start,
+				     &lt), 0);
+	cr_assert_eq(ox_replica_state_read(W.nodes[f].state, &st), 0);
+	cr_assert_eq(st.log_start, start);
+	cr_assert_eq(st.log_start_term, lt);
+	close_node(f);
+	open_node(f);
+	cr_assert_eq(ox_raft_start_index(ox_replica_raft(W.nodes[f].rep)),
+		     start);
+	cr_assert_eq(ox_raft_term_at(ox_replica_raft(W.nodes[f].rep), start,
+				     &ft), 0);
+	cr_assert_eq(ft, lt);
+	puts = W.nodes[f].snap_puts;
+	l = elect();
+	lead_node = l;
+	for (int i = 60; i < 70; i++) {
+		build(buf, sizeof(buf), &len, 500, (uint32_t)i);
+		cr_assert_eq(ox_replica_append(W.nodes[l].rep, buf, len,
+					       OX_REPLICA_ACKS_ALL, acked_cb,
+					       &a[i]), 0);
+	}
+	wait_acked(a, 70);
+	end = a[69].last + 1;
+	for (int k = 1; k < PASSES_MAX && W.nodes[f].hw < end; k++)
+		pass(k);
+	cr_assert_eq(W.nodes[f].hw, end);
+	cr_assert_eq(W.nodes[f].snap_puts, puts, "no SNAPSHOT was needed");
 }
