@@ -14,6 +14,8 @@
 //      loads its snapshot, and every node lists the same topics.
 //   3. That node's data directory is wiped: it rejoins through a
 //      snapshot again.
+//   4. Its meta.snap is damaged: it refuses to start, saying so; with its
+//      metadata files removed it rejoins, its partition data kept.
 // A plain program (exit 0 pass, 1 fail, 77 skip): argv[1] is oxbowd.
 #include <dirent.h>
 #include <stdatomic.h>
@@ -176,6 +178,40 @@ static void wait_compacted(int i)
 	CHECK(cut, "node %d kept its metadata log's first segment", i + 1);
 }
 
+// Flips one byte in the middle of node i's meta.snap.
+static void damage_snapshot(int i)
+{
+	char path[BC_PATH_MAX + 16];
+	struct stat st;
+	uint8_t b;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/meta.snap", nodes[i].data_dir);
+	if (stat(path, &st) < 0 || st.st_size < 32 ||
+	    (f = fopen(path, "r+b")) == NULL)
+		bc_dief("cannot open %s", path);
+	fseek(f, st.st_size / 2, SEEK_SET);
+	if (fread(&b, 1, 1, f) != 1)
+		bc_dief("cannot read %s", path);
+	b ^= 0x5a;
+	fseek(f, st.st_size / 2, SEEK_SET);
+	if (fwrite(&b, 1, 1, f) != 1 || fclose(f) != 0)
+		bc_dief("cannot write %s", path);
+}
+
+// Removes node i's metadata files, as the message of a damaged meta.snap
+// tells the operator to.
+static void remove_metadata(int i)
+{
+	char cmd[BC_PATH_MAX * 3 + 64];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s/meta' '%s/meta.raft' "
+		 "'%s/meta.snap'", nodes[i].data_dir, nodes[i].data_dir,
+		 nodes[i].data_dir);
+	if (system(cmd) != 0)
+		bc_dief("%s failed", cmd);
+}
+
 static void delivered(void *opaque, int err, const char *t, int32_t part,
 		      int64_t off)
 {
@@ -327,6 +363,31 @@ int main(int argc, char **argv)
 	CHECK(bc_partitions_in_sync(nodes, NODES, "kept-early", 1, WAIT_MS,
 				    NULL),
 	      "kept-early's replicas did not come in sync after the wipe");
+
+	// 4. A damaged meta.snap stops the node at start, saying so; without
+	// its metadata files it rejoins as a node whose metadata was wiped.
+	CHECK(bc_broker_stop(&nodes[victim]) == 0, "node %d: SIGTERM",
+	      victim + 1);
+	damage_snapshot(victim);
+	bc_broker_spawn(&nodes[victim]);
+	int64_t until = bc_now_ms() + WAIT_MS;
+	int st = -1;
+	while ((st = bc_broker_reap(&nodes[victim])) < 0 &&
+	       bc_now_ms() < until)
+		bc_sleep_ms(20);
+	CHECK(st > 0, "node %d started on a damaged meta.snap (status %d)",
+	      victim + 1, st);
+	if (st < 0)
+		bc_broker_kill(&nodes[victim]);
+	CHECK(log_count(&nodes[victim], "meta.snap is damaged") >= 1,
+	      "node %d did not say its meta.snap is damaged", victim + 1);
+	remove_metadata(victim);
+	bc_broker_start(&nodes[victim]);
+	bc_cluster_settle(nodes, NODES);
+	wait_node_caught_up(victim, "metadata removed");
+	CHECK(bc_partitions_in_sync(nodes, NODES, "kept-early", 1, WAIT_MS,
+				    NULL),
+	      "kept-early's replicas did not come in sync at the end");
 	stop_all("at the end");
 	bc_finish();
 }
