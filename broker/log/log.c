@@ -564,21 +564,20 @@ static bool expired(const struct ox_log *log, const struct ox_segment *s,
 	       (uint64_t)c->retention_ms;
 }
 
-int ox_log_enforce_retention(struct ox_log *log)
+// Deletes the oldest segments while gone(log, segment, arg) says so.
+// I5: never the active segment (nsegs > 1 keeps it), never bytes not yet
+// durable. Returns the number deleted or a negative error.
+static int delete_oldest(struct ox_log *log,
+			 bool (*gone)(const struct ox_log *log,
+				      const struct ox_segment *s, int64_t arg),
+			 int64_t arg)
 {
 	int deleted = 0;
 
-	OX_ASSERT(log != NULL);
-	if (log->failed)
-		return -OX_EFAILED;
-	if (!(log->cfg.cleanup & OX_LOG_CLEANUP_DELETE))
-		return 0;
-	int64_t now = ox_log_now_ms(log);
 	while (log->nsegs > 1) {
 		struct ox_segment *s = log->segs[0];
-		// I5: never the active segment (nsegs > 1 keeps it), never
-		// bytes not yet durable.
-		if (s->next_offset > log->durable || !expired(log, s, now))
+
+		if (s->next_offset > log->durable || !gone(log, s, arg))
 			break;
 		OX_ASSERT(s != ox_log_active(log) && s->sealed);
 		int rc = ox_log_remove_segment(log, 0);
@@ -589,25 +588,27 @@ int ox_log_enforce_retention(struct ox_log *log)
 	return deleted;
 }
 
-int ox_log_delete_before(struct ox_log *log, int64_t offset)
+int ox_log_enforce_retention(struct ox_log *log)
 {
-	int deleted = 0;
-
 	OX_ASSERT(log != NULL);
 	if (log->failed)
 		return -OX_EFAILED;
-	while (log->nsegs > 1) {
-		struct ox_segment *s = log->segs[0];
+	if (!(log->cfg.cleanup & OX_LOG_CLEANUP_DELETE))
+		return 0;
+	return delete_oldest(log, expired, ox_log_now_ms(log));
+}
 
-		// I5, as retention: never the active segment nor bytes not
-		// yet durable.
-		if (s->next_offset > offset || s->next_offset > log->durable)
-			break;
-		OX_ASSERT(s != ox_log_active(log) && s->sealed);
-		int rc = ox_log_remove_segment(log, 0);
-		if (rc < 0)
-			return rc;
-		deleted++;
-	}
-	return deleted;
+static bool below(const struct ox_log *log, const struct ox_segment *s,
+		  int64_t offset)
+{
+	(void)log;
+	return s->next_offset <= offset;
+}
+
+int ox_log_delete_before(struct ox_log *log, int64_t offset)
+{
+	OX_ASSERT(log != NULL);
+	if (log->failed)
+		return -OX_EFAILED;
+	return delete_oldest(log, below, offset);
 }

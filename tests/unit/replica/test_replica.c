@@ -395,6 +395,25 @@ static void check_logs_agree(int64_t upto)
 	}
 }
 
+// Appends batches [from, to) of 500 records each on leader l with
+// acks=all, waiting every ten; returns the end offset of the last.
+static int64_t append_batches(int l, struct acked *a, int from, int to)
+{
+	static uint8_t buf[60000];
+	size_t len;
+
+	for (int i = from; i < to; i++) {
+		build(buf, sizeof(buf), &len, 500, (uint32_t)i);
+		cr_assert_eq(ox_replica_append(W.nodes[l].rep, buf, len,
+					       OX_REPLICA_ACKS_ALL, acked_cb,
+					       &a[i]), 0);
+		if (i % 10 == 9)
+			wait_acked(a, i + 1);
+	}
+	wait_acked(a, to);
+	return a[to - 1].last + 1;
+}
+
 Test(replica, three_replicas_ack_all_and_agree, .fini = teardown)
 {
 	struct acked a[40] = { 0 };
@@ -439,8 +458,6 @@ Test(replica, three_replicas_ack_all_and_agree, .fini = teardown)
 Test(replica, a_follower_cut_off_catches_up_from_the_log, .fini = teardown)
 {
 	struct acked a[120] = { 0 };
-	static uint8_t buf[60000];
-	size_t len;
 	int l, f;
 	int64_t end;
 
@@ -450,16 +467,7 @@ Test(replica, a_follower_cut_off_catches_up_from_the_log, .fini = teardown)
 	f = (l + 1) % 3;
 	W.cut[f + 1] = true;
 	// More than the leader caches (16 MiB): the rest comes from its log.
-	for (int i = 0; i < 120; i++) {
-		build(buf, sizeof(buf), &len, 500, (uint32_t)i);
-		cr_assert_eq(ox_replica_append(W.nodes[l].rep, buf, len,
-					       OX_REPLICA_ACKS_ALL, acked_cb,
-					       &a[i]), 0);
-		if (i % 10 == 9)
-			wait_acked(a, i + 1);
-	}
-	wait_acked(a, 120);
-	end = a[119].last + 1;
+	end = append_batches(l, a, 0, 120);
 	cr_assert_lt(ox_log_end_offset(W.nodes[f].log), end);
 	W.cut[f + 1] = false;
 	for (int k = 1; k < PASSES_MAX && W.nodes[f].hw < end; k++)
@@ -631,9 +639,7 @@ Test(replica, a_follower_behind_retention_restarts_from_the_leaders_start,
      .fini = teardown)
 {
 	struct acked a[60] = { 0 };
-	static uint8_t buf[60000];
 	struct ox_log_config cfg;
-	size_t len;
 	int l, f;
 	int64_t end, start;
 
@@ -642,16 +648,7 @@ Test(replica, a_follower_behind_retention_restarts_from_the_leaders_start,
 	lead_node = l;
 	f = (l + 1) % 3;
 	W.cut[f + 1] = true;
-	for (int i = 0; i < 60; i++) {
-		build(buf, sizeof(buf), &len, 500, (uint32_t)i);
-		cr_assert_eq(ox_replica_append(W.nodes[l].rep, buf, len,
-					       OX_REPLICA_ACKS_ALL, acked_cb,
-					       &a[i]), 0);
-		if (i % 10 == 9)
-			wait_acked(a, i + 1);
-	}
-	wait_acked(a, 60);
-	end = a[59].last + 1;
+	end = append_batches(l, a, 0, 60);
 	// Keep about the last 1 MiB on the leader.
 	ox_log_config_default(&cfg);
 	cfg.segment_bytes = 256 * 1024;
@@ -684,10 +681,8 @@ Test(replica, a_snapshot_reaches_the_owner_before_the_log_restarts,
      .fini = teardown)
 {
 	struct acked a[70] = { 0 };
-	static uint8_t buf[60000];
 	struct replica_state st;
 	uint64_t lt, ft;
-	size_t len;
 	int l, f, puts;
 	int64_t end, start, old_start;
 
@@ -697,16 +692,7 @@ Test(replica, a_snapshot_reaches_the_owner_before_the_log_restarts,
 	lead_node = l;
 	f = (l + 1) % 3;
 	W.cut[f + 1] = true;
-	for (int i = 0; i < 60; i++) {
-		build(buf, sizeof(buf), &len, 500, (uint32_t)i);
-		cr_assert_eq(ox_replica_append(W.nodes[l].rep, buf, len,
-					       OX_REPLICA_ACKS_ALL, acked_cb,
-					       &a[i]), 0);
-		if (i % 10 == 9)
-			wait_acked(a, i + 1);
-	}
-	wait_acked(a, 60);
-	end = a[59].last + 1;
+	end = append_batches(l, a, 0, 60);
 	snprintf(W.nodes[l].snap, sizeof(W.nodes[l].snap), "state@%lld",
 		 (long long)end);
 	cr_assert_gt(ox_log_delete_before(W.nodes[l].log, end - 100), 0);
@@ -752,14 +738,7 @@ Test(replica, a_snapshot_reaches_the_owner_before_the_log_restarts,
 	puts = W.nodes[f].snap_puts;
 	l = elect();
 	lead_node = l;
-	for (int i = 60; i < 70; i++) {
-		build(buf, sizeof(buf), &len, 500, (uint32_t)i);
-		cr_assert_eq(ox_replica_append(W.nodes[l].rep, buf, len,
-					       OX_REPLICA_ACKS_ALL, acked_cb,
-					       &a[i]), 0);
-	}
-	wait_acked(a, 70);
-	end = a[69].last + 1;
+	end = append_batches(l, a, 60, 70);
 	for (int k = 1; k < PASSES_MAX && W.nodes[f].hw < end; k++)
 		pass(k);
 	cr_assert_eq(W.nodes[f].hw, end);
