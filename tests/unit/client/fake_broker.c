@@ -209,6 +209,25 @@ static void on_produce(struct fb *fb, int fd, uint64_t corr,
 			off += pb->bytes;
 			continue;
 		}
+		struct fb_part *fp = &fb->parts[pb->partition];
+		if (h.producer_id > 0) {
+			if (h.producer_id != fp->producer_id ||
+			    h.producer_epoch != fp->producer_epoch) {
+				fp->producer_id = h.producer_id;
+				fp->producer_epoch = h.producer_epoch;
+				fp->next_sequence = h.base_sequence;
+			}
+			if (h.base_sequence > fp->next_sequence) {
+				res[i].error_code =
+				    OXBOW__ERROR_CODE__OUT_OF_ORDER_SEQUENCE;
+				off += pb->bytes;
+				continue;
+			}
+			if (h.base_sequence + (int32_t)h.record_count >
+			    fp->next_sequence)
+				fp->next_sequence = h.base_sequence +
+						    (int32_t)h.record_count;
+		}
 		copy = malloc(pb->bytes);
 		if (copy == NULL)
 			continue;

@@ -30,6 +30,11 @@ struct fb_part {
 	struct fb_batch batches[FB_BATCHES_MAX];
 	size_t n;
 	int64_t next_offset;
+	// An idempotent producer's next sequence here, as a broker checks
+	// it: a batch past it is refused (OUT_OF_ORDER_SEQUENCE).
+	int64_t producer_id;
+	int32_t producer_epoch;
+	int32_t next_sequence;
 };
 
 struct fb {
