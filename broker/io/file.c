@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "proto/error.h"
 
@@ -106,5 +107,60 @@ int ox_file_read(const char *path, size_t max, uint8_t **out, size_t *len)
 	buf[got] = '\0';
 	*out = buf;
 	*len = got;
+	return 0;
+}
+
+// Magic, length, payload, checksum.
+#define SEALED_OVERHEAD 16u
+
+int ox_file_replace_sealed(const char *path, const char magic[4],
+			   const void *payload, size_t len)
+{
+	uint8_t *buf;
+	uint32_t len32 = (uint32_t)len;
+	uint64_t sum = XXH3_64bits(payload, len);
+	int rc;
+
+	if (len > UINT32_MAX)
+		return -EINVAL;
+	buf = malloc(len + SEALED_OVERHEAD);
+	if (buf == NULL)
+		return -ENOMEM;
+	memcpy(buf, magic, 4);
+	memcpy(buf + 4, &len32, 4);
+	memcpy(buf + 8, payload, len);
+	memcpy(buf + 8 + len, &sum, 8);
+	rc = ox_file_replace(path, buf, len + SEALED_OVERHEAD);
+	free(buf);
+	return rc;
+}
+
+int ox_file_read_sealed(const char *path, const char magic[4], size_t max,
+			uint8_t **out, size_t *len)
+{
+	uint8_t *buf;
+	uint32_t len32;
+	uint64_t sum;
+	size_t n;
+	int rc = ox_file_read(path, max + SEALED_OVERHEAD, &buf, &n);
+
+	if (rc == -OX_ETOOBIG)
+		return -OX_ECORRUPT;
+	if (rc < 0)
+		return rc;
+	if (n < SEALED_OVERHEAD || memcmp(buf, magic, 4) != 0) {
+		free(buf);
+		return -OX_ECORRUPT;
+	}
+	memcpy(&len32, buf + 4, 4);
+	memcpy(&sum, buf + n - 8, 8);
+	if ((size_t)len32 + SEALED_OVERHEAD != n ||
+	    XXH3_64bits(buf + 8, len32) != sum) {
+		free(buf);
+		return -OX_ECORRUPT;
+	}
+	memmove(buf, buf + 8, len32);
+	*out = buf;
+	*len = len32;
 	return 0;
 }

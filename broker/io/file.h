@@ -26,4 +26,17 @@ int ox_file_replace(const char *path, const void *buf, size_t len);
 // or -ENOMEM.
 int ox_file_read(const char *path, size_t max, uint8_t **out, size_t *len);
 
+// A sealed file: a 4-byte magic, the payload's length (u32 LE), the
+// payload, and the XXH3-64 of the payload (u64 LE); replaced as above.
+// Returns what ox_file_replace returns; len must fit in u32.
+int ox_file_replace_sealed(const char *path, const char magic[4],
+			   const void *payload, size_t len);
+
+// Reads a sealed file whole: *out (malloc'd; the caller frees it) holds
+// its payload of *len bytes. Returns 0, -ENOENT (no such file), -errno,
+// -OX_ECORRUPT (another magic, a length or checksum that does not match,
+// or a payload over max bytes), or -ENOMEM.
+int ox_file_read_sealed(const char *path, const char magic[4], size_t max,
+			uint8_t **out, size_t *len);
+
 #endif

@@ -499,6 +499,20 @@ static int frame_room(struct peer_link *l, size_t entry_max, uint64_t raw,
 	return 0;
 }
 
+// need bytes went into frame f: the link counts them and is flushed at
+// the end of the turn.
+static void queued(struct peer_link *l, struct peer_frame *f, size_t need)
+{
+	f->bytes += need;
+	l->queued_bytes += need;
+	if (!l->dirty) {
+		l->dirty = true;
+		l->dirty_next = l->p->dirty;
+		l->p->dirty = l;
+	}
+	ox_peer_arm_turn(l->p);
+}
+
 int ox_peer_link_send(struct peer_link *l, const struct ox_peer_group *g,
 		      const struct ox_raft_msg *msg, const struct iovec *raw,
 		      int iovcnt, ox_peer_release_cb release, void *arg)
@@ -537,14 +551,7 @@ int ox_peer_link_send(struct peer_link *l, const struct ox_peer_group *g,
 	if (release)
 		f->rel[f->rel_n++] = (struct peer_release){ release, arg };
 	f->msgs_n++;
-	f->bytes += need;
-	l->queued_bytes += need;
-	if (!l->dirty) {
-		l->dirty = true;
-		l->dirty_next = l->p->dirty;
-		l->p->dirty = l;
-	}
-	ox_peer_arm_turn(l->p);
+	queued(l, f, need);
 	return 0;
 }
 
@@ -567,13 +574,6 @@ int ox_peer_link_forward(struct peer_link *l, const uint8_t *entry,
 	f->body_len += ox_peer_forward_encode(f->body + f->body_len, entry,
 					      len);
 	f->forwards_n++;
-	f->bytes += need; // P3: counted at its bound, like a message
-	l->queued_bytes += need;
-	if (!l->dirty) {
-		l->dirty = true;
-		l->dirty_next = l->p->dirty;
-		l->p->dirty = l;
-	}
-	ox_peer_arm_turn(l->p);
+	queued(l, f, need); // P3: counted at its bound, like a message
 	return 0;
 }

@@ -8,7 +8,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 
 #include "broker/io/file.h"
 #include "proto/assert.h"
@@ -46,23 +45,13 @@ static int conf_from_pb(const Oxbow__RaftConf *pb, struct ox_raft_conf *c)
 	return 0;
 }
 
-// The file's bytes: magic, length, protobuf, checksum.
-static int decode(const uint8_t *buf, size_t n, struct replica_state *st)
+// The file's payload: the RaftHardState protobuf.
+static int decode(const uint8_t *buf, size_t len, struct replica_state *st)
 {
 	Oxbow__RaftHardState *pb;
-	uint32_t len;
-	uint64_t sum;
 	int rc;
 
-	if (n < 16 || memcmp(buf, MAGIC, 4) != 0)
-		return -OX_ECORRUPT;
-	memcpy(&len, buf + 4, 4);
-	if ((size_t)len + 16 != (size_t)n)
-		return -OX_ECORRUPT;
-	memcpy(&sum, buf + 8 + len, 8);
-	if (XXH3_64bits(buf + 8, len) != sum)
-		return -OX_ECORRUPT;
-	pb = oxbow__raft_hard_state__unpack(NULL, len, buf + 8);
+	pb = oxbow__raft_hard_state__unpack(NULL, len, buf);
 	if (pb == NULL)
 		return -OX_ECORRUPT;
 	memset(st, 0, sizeof(*st));
@@ -89,9 +78,7 @@ int ox_replica_state_read(const char *path, struct replica_state *st)
 	size_t n;
 	int rc;
 
-	rc = ox_file_read(path, STATE_BYTES_MAX, &buf, &n);
-	if (rc == -OX_ETOOBIG)
-		return -OX_ECORRUPT;
+	rc = ox_file_read_sealed(path, MAGIC, STATE_BYTES_MAX, &buf, &n);
 	if (rc < 0)
 		return rc; // -ENOENT: a new replica
 	rc = decode(buf, n, st);
@@ -107,8 +94,6 @@ int ox_replica_state_write(const char *path, const struct replica_state *st)
 	Oxbow__RaftHardState pb;
 	uint8_t buf[STATE_BYTES_MAX];
 	size_t len;
-	uint32_t len32;
-	uint64_t sum;
 
 	oxbow__raft_hard_state__init(&pb);
 	conf_to_pb(&st->hard.conf, &conf, v, l);
@@ -122,12 +107,7 @@ int ox_replica_state_write(const char *path, const struct replica_state *st)
 	pb.log_start = st->log_start;
 	pb.log_start_term = st->log_start_term;
 	len = oxbow__raft_hard_state__get_packed_size(&pb);
-	OX_ASSERT(len + 16 <= sizeof(buf));
-	memcpy(buf, MAGIC, 4);
-	len32 = (uint32_t)len;
-	memcpy(buf + 4, &len32, 4);
-	OX_ASSERT(oxbow__raft_hard_state__pack(&pb, buf + 8) == len);
-	sum = XXH3_64bits(buf + 8, len);
-	memcpy(buf + 8 + len, &sum, 8);
-	return ox_file_replace(path, buf, len + 16);
+	OX_ASSERT(len <= sizeof(buf));
+	OX_ASSERT(oxbow__raft_hard_state__pack(&pb, buf) == len);
+	return ox_file_replace_sealed(path, MAGIC, buf, len);
 }

@@ -41,8 +41,9 @@
 // replicas follow it whole: topics the state holds open, those it no
 // longer holds go, configs and partition counts catch up.
 //
-// meta.snap: "OXMS", u32 LE length, the MetaSnapshot, XXH3-64 of it
-// (u64 LE); replaced by temp file, fsync and rename (broker/io/file.h).
+// meta.snap: the MetaSnapshot in a sealed file of magic "OXMS"
+// (broker/io/file.h: length, checksum; replaced by temp file, fsync and
+// rename).
 // A damaged one stops the node from starting: the log before it is gone.
 //
 // Invariants:
@@ -66,7 +67,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -74,7 +74,6 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
-#include <xxhash.h>
 
 #include "broker/cluster/cluster.h"
 #include "broker/io/file.h"
@@ -906,16 +905,6 @@ static void meta_forwarded(void *arg, uint64_t from, const uint8_t *entry,
 
 // ---- cluster topic directories (M4) ----
 
-static int rm_entry(const char *path, const struct stat *st, int flag,
-		    struct FTW *ftw)
-{
-	(void)st, (void)flag, (void)ftw;
-	if (remove(path) < 0 && errno != ENOENT)
-		ox_slog(OX_SLOG_WARN, "cannot remove path=%s error=\"%s\"", path,
-			strerror(errno));
-	return 0;
-}
-
 static bool doomed(const struct ox_server *srv, uint64_t id)
 {
 	for (const struct ox_topic *t = srv->doomed; t != NULL; t = t->next)
@@ -969,7 +958,7 @@ static void sweep_dirs(struct ox_meta *m)
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		ox_slog(OX_SLOG_INFO, "removing a cluster topic directory no "
 			"topic names path=%s", path);
-		nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		ox_srv_rm_tree(path);
 	}
 	closedir(d);
 }
@@ -997,25 +986,18 @@ static void snap_unref(struct snap *sn)
 		free(sn);
 }
 
-// Saves MetaSnapshot bytes as meta.snap, durably, and keeps them.
+// Saves MetaSnapshot bytes taken at `index` as meta.snap, durably, and
+// keeps them.
 static int snap_save(struct ox_meta *m, const uint8_t *p, size_t len,
 		     int64_t index)
 {
 	struct snap *sn = snap_new(p, len, index);
-	uint8_t *file = malloc(len + 16);
-	uint32_t len32 = (uint32_t)len;
-	uint64_t sum = XXH3_64bits(p, len);
-	int rc = -ENOMEM;
+	int rc;
 
 	OX_ASSERT(len <= OX_CLUSTER_SNAPSHOT_BYTES_MAX);
-	if (sn != NULL && file != NULL) {
-		memcpy(file, SNAP_MAGIC, 4);
-		memcpy(file + 4, &len32, 4);
-		memcpy(file + 8, p, len);
-		memcpy(file + 8 + len, &sum, 8);
-		rc = ox_file_replace(m->snap_path, file, len + 16);
-	}
-	free(file);
+	if (sn == NULL)
+		return -ENOMEM;
+	rc = ox_file_replace_sealed(m->snap_path, SNAP_MAGIC, p, len);
 	if (rc < 0) {
 		free(sn);
 		return rc;
@@ -1025,53 +1007,55 @@ static int snap_save(struct ox_meta *m, const uint8_t *p, size_t len,
 	return 0;
 }
 
+// Saves this node's state as a snapshot (M5).
+static int snap_save_state(struct ox_meta *m)
+{
+	uint8_t *bytes = NULL;
+	size_t len = 0;
+	int rc = ox_cluster_snapshot(m->state, &bytes, &len);
+
+	if (rc == 0)
+		rc = snap_save(m, bytes, len,
+			       ox_cluster_applied_index(m->state));
+	free(bytes);
+	return rc;
+}
+
 // At start: the snapshot saved last, if any, is the state to apply the
 // log after.
 static int snap_load(struct ox_meta *m, char *err, size_t err_len)
 {
 	uint8_t *buf = NULL;
-	uint32_t len = 0;
-	uint64_t sum = 0;
-	size_t n = 0;
+	size_t len = 0;
 	int rc;
 
-	rc = ox_file_read(m->snap_path, OX_CLUSTER_SNAPSHOT_BYTES_MAX + 16,
-			  &buf, &n);
+	rc = ox_file_read_sealed(m->snap_path, SNAP_MAGIC,
+				 OX_CLUSTER_SNAPSHOT_BYTES_MAX, &buf, &len);
 	if (rc == -ENOENT)
 		return 0;
-	if (rc < 0 && rc != -OX_ETOOBIG) {
-		ox_srv_fmt_err(err, err_len, "cannot read %s: %s",
-			       m->snap_path, ox_strerror(rc));
-		return rc;
-	}
-	if (rc == 0 && n >= 16) {
-		memcpy(&len, buf + 4, 4);
-		memcpy(&sum, buf + n - 8, 8);
-	}
-	if (rc < 0 || n < 16 || memcmp(buf, SNAP_MAGIC, 4) != 0 ||
-	    (size_t)len + 16 != n || XXH3_64bits(buf + 8, len) != sum)
-		rc = -OX_ECORRUPT;
 	if (rc == 0)
-		rc = ox_cluster_restore(m->state, buf + 8, len);
+		rc = ox_cluster_restore(m->state, buf, len);
 	if (rc == 0) {
 		int64_t at = ox_cluster_applied_index(m->state);
 
-		m->snap = snap_new(buf + 8, len, at);
+		m->snap = snap_new(buf, len, at);
 		m->applied_offset = at;
 		rc = m->snap ? 0 : -ENOMEM;
 	}
 	free(buf);
-	if (rc < 0)
-		ox_srv_fmt_err(err, err_len, "%s is damaged or unreadable (%s); "
-			       "the metadata log before it is gone: remove "
-			       "%s/meta, %s/meta.raft and %s and the node "
-			       "rejoins as one whose metadata was wiped",
-			       m->snap_path, ox_strerror(rc),
-			       m->srv->cfg.data_dir, m->srv->cfg.data_dir,
-			       m->snap_path);
+	if (rc == -OX_ECORRUPT)
+		ox_srv_fmt_err(err, err_len, "%s is damaged (%s); the metadata "
+			       "log before it is gone: remove %s/meta, "
+			       "%s/meta.raft and %s and the node rejoins as one "
+			       "whose metadata was wiped", m->snap_path,
+			       ox_strerror(rc), m->srv->cfg.data_dir,
+			       m->srv->cfg.data_dir, m->snap_path);
+	else if (rc < 0)
+		ox_srv_fmt_err(err, err_len, "cannot read %s: %s",
+			       m->snap_path, ox_strerror(rc));
 	else
 		ox_slog(OX_SLOG_INFO, "metadata snapshot loaded index=%" PRId64
-			" bytes=%u topics=%u", m->applied_offset, len,
+			" bytes=%zu topics=%u", m->applied_offset, len,
 			ox_cluster_topics_n(m->state));
 	return rc;
 }
@@ -1114,17 +1098,12 @@ static void snap_take(struct ox_meta *m)
 {
 	int64_t at = ox_cluster_applied_index(m->state);
 	int64_t since = m->snap != NULL ? m->snap->index : 0;
-	uint8_t *bytes = NULL;
-	size_t len = 0;
 	int rc;
 
 	if (at - since < (int64_t)m->srv->cfg.meta_snapshot_entries ||
 	    ox_srv_now_ns() < m->snap_retry_ns)
 		return;
-	rc = ox_cluster_snapshot(m->state, &bytes, &len);
-	if (rc == 0)
-		rc = snap_save(m, bytes, len, at);
-	free(bytes);
+	rc = snap_save_state(m);
 	if (rc < 0) {
 		ox_slog(OX_SLOG_ERROR, "cannot save a metadata snapshot path=%s "
 			"index=%" PRId64 " error=%s", m->snap_path, at,
@@ -1139,7 +1118,7 @@ static void snap_take(struct ox_meta *m)
 		ox_slog(OX_SLOG_WARN, "metadata log not cut after a snapshot "
 			"index=%" PRId64 " error=%s", at, ox_strerror_name(rc));
 	ox_slog(OX_SLOG_INFO, "metadata snapshot saved index=%" PRId64
-		" bytes=%zu log_start=%" PRId64, at, len,
+		" bytes=%zu log_start=%" PRId64, at, m->snap->len,
 		ox_log_start_offset(m->log));
 }
 
@@ -1176,8 +1155,6 @@ static int meta_snapshot_put(void *arg, const uint8_t *raw, size_t raw_len)
 {
 	struct ox_meta *m = arg;
 	struct ox_cluster *next;
-	uint8_t *own = NULL;
-	size_t own_len = 0;
 	int64_t at;
 	int rc;
 
@@ -1198,12 +1175,7 @@ static int meta_snapshot_put(void *arg, const uint8_t *raw, size_t raw_len)
 	}
 	if (at <= ox_cluster_applied_index(m->state)) {
 		ox_cluster_destroy(next);
-		at = ox_cluster_applied_index(m->state);
-		rc = ox_cluster_snapshot(m->state, &own, &own_len);
-		if (rc == 0)
-			rc = snap_save(m, own, own_len, at);
-		free(own);
-		return rc;
+		return snap_save_state(m);
 	}
 	rc = snap_save(m, raw, raw_len, at);
 	if (rc < 0) {

@@ -197,7 +197,7 @@ static int rm_entry(const char *path, const struct stat *st, int flag,
 	return 0;
 }
 
-static void rm_tree(const char *path)
+void ox_srv_rm_tree(const char *path)
 {
 	nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
@@ -368,7 +368,7 @@ void ox_srv_partitions_drop_fresh(struct ox_server *srv, struct ox_topic *t,
 		close_partition(t->parts[i], t->meta.name);
 		t->parts[i] = NULL;
 		ox_srv_partition_dir(srv, t->meta.id, i, dir, sizeof(dir));
-		rm_tree(dir);
+		ox_srv_rm_tree(dir);
 	}
 }
 
@@ -429,7 +429,7 @@ void ox_srv_topic_close(struct ox_topic *t, bool remove_dir,
 	if (remove_dir) {
 		snprintf(dir, sizeof(dir), "%s/topics/%" PRIu64, data_dir,
 			 t->meta.id);
-		rm_tree(dir);
+		ox_srv_rm_tree(dir);
 	}
 	free(t->parts);
 	free(t->assignment);
@@ -932,7 +932,7 @@ static void remove_orphans(struct ox_server *srv, const struct ox_topic_meta *m,
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		ox_slog(OX_SLOG_INFO, "removing a topic directory no topic "
 			"names path=%s", path);
-		rm_tree(path);
+		ox_srv_rm_tree(path);
 	}
 	closedir(d);
 }

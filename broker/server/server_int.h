@@ -178,6 +178,9 @@ void ox_srv_partitions_drop_fresh(struct ox_server *srv, struct ox_topic *t,
 // Takes a deleted topic, already unlinked, out of service: fails its queued appends, ends
 // its long-polls, and leaves its logs for ox_server_poll to close.
 void ox_srv_topic_doom(struct ox_server *srv, struct ox_topic *t);
+// Removes a directory and everything under it; what cannot be removed is
+// logged and left.
+void ox_srv_rm_tree(const char *path);
 int ox_srv_meta_save(struct ox_server *srv);
 void ox_srv_respond_msg(struct ox_net_req *req, const ProtobufCMessage *msg);
 // Unpacks the request's body as a message of type d; the caller frees it
