@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "tests/integration/broker_common.h"
+#include "tests/integration/ledger.h"
 
 #define NODES 3
 #define PARTITIONS 3
@@ -41,39 +42,15 @@
 #define RECORDS_MAX 200000
 #define KEYS 16
 #define VALUE_BYTES 64
-#define POLL_MAX 2000
 #define STALL_MS 20000
 
 static const char topic[] = "term";
 static struct bc_broker nodes[NODES];
 static char bootstrap[256];
 
-// Per record: 0 not answered yet, 1 acknowledged, 2 failed.
-static _Atomic uint8_t state[RECORDS_MAX];
-static int32_t acked_part[RECORDS_MAX];
-static int64_t acked_off[RECORDS_MAX];
-static int32_t found_part[RECORDS_MAX];
-static int64_t found_off[RECORDS_MAX];
-static atomic_int first_err;
 static atomic_bool stop_sending;
 static size_t sent;     // records handed to the producer (sender thread)
 static size_t refused;  // refused at send: no callback comes
-
-static void delivered(void *opaque, int err, const char *t, int32_t part,
-		      int64_t off)
-{
-	size_t i = (size_t)(uintptr_t)opaque;
-	int none = 0;
-
-	(void)t;
-	if (err == 0) {
-		acked_part[i] = part;
-		acked_off[i] = off;
-	} else {
-		atomic_compare_exchange_strong(&first_err, &none, err);
-	}
-	atomic_store(&state[i], err == 0 ? 1 : 2);
-}
 
 static size_t key_of(uint64_t i, char *buf, size_t cap)
 {
@@ -103,11 +80,11 @@ static void *sender(void *arg)
 			.key_len = key_of(sent, key, sizeof(key)),
 			.value = value,
 			.value_len = sizeof(value),
-			.cb = delivered,
+			.cb = bc_delivered,
 			.opaque = (void *)(uintptr_t)sent,
 		};
 		if (ox_producer_send(p, &m) < 0) {
-			atomic_store(&state[sent], 2);
+			atomic_store(&bc_led.state[sent], BC_FAILED);
 			refused++;
 		}
 		sent++;
@@ -280,101 +257,33 @@ static void term_round(const char *what, int victim, int q, int bound_ms)
 	      "within %d ms of its restart", what, victim, SETTLE_TIMEOUT_MS);
 }
 
+// Whether a stored record is record i's, intact.
+static bool record_ok(void *arg, int64_t i, const void *key, size_t key_len,
+		      size_t value_len)
+{
+	char want[16];
+	size_t n = key_of((uint64_t)i, want, sizeof(want));
+
+	(void)arg;
+	return value_len == VALUE_BYTES && key != NULL && key_len == n &&
+	       memcmp(key, want, n) == 0;
+}
+
 // Reads every partition up to end and checks each record: one that was
 // sent, intact, stored once; then that every acknowledged record is where
 // its callback said.
 static void check_stored(const int64_t *end)
 {
-	static const char *const kv[] = { "auto.offset.reset", "earliest",
-					  NULL };
-	struct ox_consumer *c = NULL;
-	struct ox_conf *conf = bc_conf(&nodes[0], kv);
-	size_t got = 0, bad = 0, dups = 0, lost = 0, acked = 0;
-	int64_t idle_since = bc_now_ms();
-	char err[256];
+	struct bc_read rd = bc_read_back(&nodes[0], bootstrap, topic,
+					 PARTITIONS, end, sent, record_ok,
+					 NULL, STALL_MS);
+	size_t acked, lost = bc_ledger_missing("read back", sent, &acked);
 
-	if (ox_conf_set(conf, "bootstrap.servers", bootstrap, err,
-			sizeof(err)) < 0 ||
-	    ox_consumer_create(&c, conf, err, sizeof(err)) < 0)
-		bc_dief("consumer: %s", err);
-	ox_conf_destroy(conf);
-	if (ox_consumer_assign_topic(c, topic) < 0)
-		bc_dief("assign %s", topic);
-	for (;;) {
-		const struct ox_consumer_record *rs;
-		bool done = true;
-		int n;
-
-		for (int q = 0; q < PARTITIONS; q++) {
-			int64_t pos = 0;
-
-			ox_consumer_position(c, topic, q, &pos);
-			done = done && pos >= end[q];
-		}
-		if (done)
-			break;
-		n = ox_consumer_poll(c, 1000, &rs, POLL_MAX);
-		if (n < 0 || (n == 0 && bc_now_ms() - idle_since > STALL_MS)) {
-			CHECK(0, "reading back: %s", n < 0 ? ox_strerror(n) :
-			      "stalled below the high watermarks");
-			break;
-		}
-		if (n > 0)
-			idle_since = bc_now_ms();
-		for (int k = 0; k < n; k++) {
-			const struct ox_consumer_record *r = &rs[k];
-			int64_t i = bc_value_check(r->value, r->value_len);
-			char key[16];
-			size_t klen;
-
-			if (r->partition < 0 || r->partition >= PARTITIONS) {
-				CHECK(0, "a record in partition %d",
-				      r->partition);
-				continue;
-			}
-			if (r->offset >= end[r->partition])
-				continue; // past the watermark read then
-			got++;
-			klen = i >= 0 ? key_of((uint64_t)i, key, sizeof(key)) :
-					0;
-			if (i < 0 || (size_t)i >= sent ||
-			    r->value_len != VALUE_BYTES ||
-			    r->key_len != klen ||
-			    memcmp(r->key, key, klen) != 0) {
-				if (bad++ < 5)
-					CHECK(0, "record at %d/%" PRId64 " was "
-					      "never sent or is damaged",
-					      r->partition, r->offset);
-				continue;
-			}
-			if (found_off[i] >= 0) {
-				if (dups++ < 5)
-					CHECK(0, "record %" PRId64 " stored "
-					      "twice: at %d/%" PRId64
-					      " and %d/%" PRId64, i,
-					      found_part[i],
-					      found_off[i], r->partition,
-					      r->offset);
-				continue;
-			}
-			found_part[i] = r->partition;
-			found_off[i] = r->offset;
-		}
-	}
-	ox_consumer_destroy(c);
-	for (size_t i = 0; i < sent; i++) {
-		if (atomic_load(&state[i]) != 1)
-			continue;
-		acked++;
-		if ((found_part[i] != acked_part[i] ||
-		     found_off[i] != acked_off[i]) && lost++ < 5)
-			CHECK(0, "record %zu acknowledged at %d/%" PRId64
-			      " is not there", i, acked_part[i], acked_off[i]);
-	}
 	printf("read back %zu records: %zu acknowledged, %zu missing, %zu "
-	       "damaged, %zu stored twice\n", got, acked, lost, bad, dups);
-	CHECK(lost == 0 && bad == 0 && dups == 0, "the partitions do not hold "
-	      "exactly what was acknowledged");
+	       "damaged, %zu stored twice\n", rd.got, acked, lost, rd.bad,
+	       rd.dups);
+	CHECK(lost == 0 && rd.bad == 0 && rd.dups == 0, "the partitions do not "
+	      "hold exactly what was acknowledged");
 }
 
 // Every record got its callback, and none failed.
@@ -383,17 +292,17 @@ static void check_deliveries(void)
 	size_t acked = 0, failed = 0, open = 0;
 
 	for (size_t i = 0; i < sent; i++) {
-		uint8_t s = atomic_load(&state[i]);
+		uint8_t s = atomic_load(&bc_led.state[i]);
 
-		acked += s == 1;
-		failed += s == 2;
-		open += s == 0;
+		acked += s == BC_ACKED;
+		failed += s == BC_FAILED;
+		open += s == BC_UNANSWERED;
 	}
 	printf("sent %zu records: %zu acknowledged, %zu failed (%zu refused "
 	       "at send), %zu unanswered\n", sent, acked, failed, refused,
 	       open);
 	CHECK(failed == 0, "%zu deliveries failed (first: %s)", failed,
-	      ox_strerror(atomic_load(&first_err)));
+	      ox_strerror(atomic_load(&bc_led.first_err)));
 	CHECK(open == 0, "%zu records never got a callback", open);
 	CHECK(acked > 0, "nothing was acknowledged");
 }
@@ -409,10 +318,7 @@ int main(int argc, char **argv)
 	int rc, victim;
 
 	bc_start("broker-cluster-term", argc, argv, WATCHDOG_S);
-	for (size_t i = 0; i < RECORDS_MAX; i++) {
-		found_off[i] = acked_off[i] = -1;
-		found_part[i] = -1;
-	}
+	bc_ledger_init(RECORDS_MAX);
 	bc_cluster_start(nodes, NODES, "term", args);
 	bc_cluster_bootstrap(nodes, NODES, bootstrap, sizeof(bootstrap));
 	a = bc_admin(&nodes[meta_agreed() - 1]);

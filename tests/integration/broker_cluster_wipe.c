@@ -45,7 +45,9 @@
 #include <sys/stat.h>
 
 #include "tests/integration/broker_common.h"
+#include "tests/integration/ledger.h"
 #include "tests/integration/log_digest.h"
+#include "tests/integration/replicas.h"
 
 #define NODES 3
 #define PARTITIONS 3
@@ -76,7 +78,6 @@
 // W's vote would stay. The window is watched after this grace.
 #define WINDOW_GRACE_MS 1500
 #define WINDOW_MS 3000
-#define POLL_MAX 2000
 #define STALL_MS 20000
 #define FLUSH_TIMEOUT_MS 60000
 
@@ -84,36 +85,10 @@ static const char topic[] = "wipe";
 static struct bc_broker nodes[NODES];
 static char bootstrap[256];
 
-// Per record: 0 not answered yet, 1 acknowledged, 2 failed.
-static _Atomic uint8_t state[RECORDS_MAX];
-static int32_t acked_part[RECORDS_MAX];
-static int64_t acked_off[RECORDS_MAX];
-static int32_t found_part[RECORDS_MAX];
-static int64_t found_off[RECORDS_MAX];
-static atomic_size_t acked_n, failed_n;
-static atomic_int first_err;
 static atomic_bool stop_sending;
 static size_t sent;    // records handed to the producer
 static size_t refused; // refused at send: no callback comes
 static pthread_t sender_thread;
-
-static void delivered(void *opaque, int err, const char *t, int32_t part,
-		      int64_t off)
-{
-	size_t i = (size_t)(uintptr_t)opaque;
-	int none = 0;
-
-	(void)t;
-	if (err == 0) {
-		acked_part[i] = part;
-		acked_off[i] = off;
-		atomic_fetch_add(&acked_n, 1);
-	} else {
-		atomic_compare_exchange_strong(&first_err, &none, err);
-		atomic_fetch_add(&failed_n, 1);
-	}
-	atomic_store(&state[i], err == 0 ? 1 : 2);
-}
 
 static size_t key_of(uint64_t i, char *buf, size_t cap)
 {
@@ -121,12 +96,13 @@ static size_t key_of(uint64_t i, char *buf, size_t cap)
 }
 
 // Whether a stored record (value, key) is record i's, intact.
-static bool record_is(int64_t i, const void *key, size_t key_len,
-		      size_t value_len)
+static bool record_is(void *arg, int64_t i, const void *key,
+		      size_t key_len, size_t value_len)
 {
 	char want[16];
 	size_t n;
 
+	(void)arg;
 	if (i < 0 || (size_t)i >= sent || value_len != VALUE_BYTES)
 		return false;
 	n = key_of((uint64_t)i, want, sizeof(want));
@@ -147,11 +123,11 @@ static void send_next(struct ox_producer *p)
 		.key_len = key_of(sent, key, sizeof(key)),
 		.value = value,
 		.value_len = sizeof(value),
-		.cb = delivered,
+		.cb = bc_delivered,
 		.opaque = (void *)(uintptr_t)sent,
 	};
 	if (ox_producer_send(p, &m) < 0) {
-		atomic_store(&state[sent], 2);
+		atomic_store(&bc_led.state[sent], BC_FAILED);
 		refused++;
 	}
 	sent++;
@@ -326,7 +302,7 @@ static uint64_t dir_bytes(const char *dir)
 // Records acknowledged so far and the bytes their values take.
 static size_t acked_count(uint64_t *bytes)
 {
-	size_t n = atomic_load(&acked_n);
+	size_t n = atomic_load(&bc_led.acked_n);
 
 	*bytes = (uint64_t)n * VALUE_BYTES;
 	return n;
@@ -388,7 +364,7 @@ static void wipe_restart(const char *what, int w, int64_t *started_ms)
 // must catch up while writes go on.
 static void wipe_round(const char *what, int w, struct ox_producer *p)
 {
-	size_t failed0 = atomic_load(&failed_n), acked0;
+	size_t failed0 = atomic_load(&bc_led.failed_n), acked0;
 	uint64_t bytes;
 	int64_t started;
 
@@ -400,14 +376,14 @@ static void wipe_round(const char *what, int w, struct ox_producer *p)
 	      "within %d ms", what, w, REJOIN_TIMEOUT_MS);
 	size_t during = acked_count(&bytes) - acked0;
 	sender_stop(p);
-	size_t failed = atomic_load(&failed_n) - failed0;
+	size_t failed = atomic_load(&bc_led.failed_n) - failed0;
 	printf("%s: %zu records acknowledged while node %d rejoined, %zu "
 	       "failed\n", what, during, w, failed);
 	CHECK(during > 0, "%s: no record was acknowledged while node %d "
 	      "rejoined", what, w);
 	CHECK(failed == 0, "%s: %zu deliveries failed while node %d rejoined "
 	      "(first: %s)", what, failed, w,
-	      ox_strerror(atomic_load(&first_err)));
+	      ox_strerror(atomic_load(&bc_led.first_err)));
 	CHECK(all_in_sync(NULL), "%s: the replicas did not settle", what);
 	check_on_disk(what, w);
 }
@@ -417,206 +393,23 @@ static void wipe_round(const char *what, int w, struct ox_producer *p)
 // its callback said.
 static void check_stored(const int64_t *end)
 {
-	static const char *const kv[] = { "auto.offset.reset", "earliest",
-					  NULL };
-	struct ox_consumer *c = NULL;
-	struct ox_conf *conf = bc_conf(&nodes[0], kv);
-	size_t got = 0, bad = 0, dups = 0, lost = 0, acked = 0;
-	int64_t idle_since = bc_now_ms(), start = bc_now_ms();
-	char err[256];
+	int64_t start = bc_now_ms();
+	struct bc_read rd;
+	size_t acked, lost;
 
-	for (size_t i = 0; i < sent; i++)
-		found_off[i] = found_part[i] = -1;
-	if (ox_conf_set(conf, "bootstrap.servers", bootstrap, err,
-			sizeof(err)) < 0 ||
-	    ox_consumer_create(&c, conf, err, sizeof(err)) < 0)
-		bc_dief("consumer: %s", err);
-	ox_conf_destroy(conf);
-	if (ox_consumer_assign_topic(c, topic) < 0)
-		bc_dief("assign %s", topic);
-	for (;;) {
-		const struct ox_consumer_record *rs;
-		bool done = true;
-		int n;
-
-		for (int q = 0; q < PARTITIONS; q++) {
-			int64_t pos = 0;
-
-			ox_consumer_position(c, topic, q, &pos);
-			done = done && pos >= end[q];
-		}
-		if (done)
-			break;
-		n = ox_consumer_poll(c, 1000, &rs, POLL_MAX);
-		if (n < 0 || (n == 0 && bc_now_ms() - idle_since > STALL_MS)) {
-			CHECK(0, "reading back: %s", n < 0 ? ox_strerror(n) :
-			      "stalled below the high watermarks");
-			break;
-		}
-		if (n > 0)
-			idle_since = bc_now_ms();
-		for (int k = 0; k < n; k++) {
-			const struct ox_consumer_record *r = &rs[k];
-			int64_t i = bc_value_check(r->value, r->value_len);
-
-			if (r->partition < 0 || r->partition >= PARTITIONS) {
-				CHECK(0, "a record in partition %d",
-				      r->partition);
-				continue;
-			}
-			if (r->offset >= end[r->partition])
-				continue; // past the watermark read then
-			got++;
-			if (!record_is(i, r->key, r->key_len, r->value_len)) {
-				if (bad++ < 5)
-					CHECK(0, "record at %d/%" PRId64 " was "
-					      "never sent or is damaged",
-					      r->partition, r->offset);
-				continue;
-			}
-			if (found_off[i] >= 0) {
-				if (dups++ < 5)
-					CHECK(0, "record %" PRId64 " stored "
-					      "twice: at %d/%" PRId64
-					      " and %d/%" PRId64, i,
-					      found_part[i], found_off[i],
-					      r->partition, r->offset);
-				continue;
-			}
-			found_part[i] = r->partition;
-			found_off[i] = r->offset;
-		}
-	}
-	ox_consumer_destroy(c);
-	for (size_t i = 0; i < sent; i++) {
-		if (atomic_load(&state[i]) != 1)
-			continue;
-		acked++;
-		if ((found_part[i] != acked_part[i] ||
-		     found_off[i] != acked_off[i]) && lost++ < 5)
-			CHECK(0, "record %zu acknowledged at %d/%" PRId64
-			      " is not there (found at %d/%" PRId64 ")", i,
-			      acked_part[i], acked_off[i], found_part[i],
-			      found_off[i]);
-	}
+	bc_ledger_forget_found(sent);
+	rd = bc_read_back(&nodes[0], bootstrap, topic, PARTITIONS, end, sent,
+			  record_is, NULL, STALL_MS);
+	lost = bc_ledger_missing("read back", sent, &acked);
 	printf("read back %zu records in %" PRId64 " ms: %zu acknowledged "
 	       "checked, %zu missing or moved, %zu damaged, %zu stored "
-	       "twice\n", got, bc_now_ms() - start, acked, lost, bad, dups);
+	       "twice\n", rd.got, bc_now_ms() - start, acked, lost, rd.bad,
+	       rd.dups);
 	CHECK(acked >= FIRST_RECORDS, "only %zu records acknowledged", acked);
-	CHECK(got >= acked, "read %zu records, fewer than the %zu "
-	      "acknowledged", got, acked);
-	CHECK(lost == 0 && bad == 0 && dups == 0, "the partitions do not hold "
-	      "exactly what was acknowledged");
-}
-
-// What the offline scan of one replica found.
-struct replica_scan {
-	int node;
-	int part;
-	size_t records, bad, dups;
-	uint8_t *seen; // per record index: 1 stored, 2 stored where acked
-};
-
-static void replica_record(void *arg, const struct ld_batch *b,
-			   const struct ox_record *r)
-{
-	struct replica_scan *s = arg;
-	int64_t i = r->value_len < 8 ? -1 :
-		    bc_value_check(r->value, (size_t)r->value_len);
-
-	s->records++;
-	if (r->value_len < 0 || r->key_len < 0 ||
-	    !record_is(i, r->key, (size_t)r->key_len, (size_t)r->value_len)) {
-		if (s->bad++ < 5)
-			CHECK(0, "node %d partition %d: the record at %" PRId64
-			      " (batch %" PRId64 "..%" PRId64 ", term %" PRIu64
-			      ") was never sent or is damaged", s->node,
-			      s->part, r->offset, b->base, b->last, b->term);
-		return;
-	}
-	if (s->seen[i]) {
-		if (s->dups++ < 5)
-			CHECK(0, "node %d partition %d: record %" PRId64
-			      " stored twice (again at %" PRId64 ")", s->node,
-			      s->part, i, r->offset);
-		return;
-	}
-	s->seen[i] = atomic_load(&state[i]) == 1 && acked_part[i] == s->part &&
-		     acked_off[i] == r->offset ? 2 : 1;
-}
-
-// Reads partition q of node `node` offline into *log, checking every
-// record in it and that every record acknowledged in q is there at its
-// offset.
-static void replica_read(int node, int q, uint8_t *seen, struct ld_log *log)
-{
-	struct replica_scan s = { .node = node, .part = q, .seen = seen };
-	char dir[LD_PATH_MAX], pdir[LD_PATH_MAX + 16];
-	size_t missing = 0;
-
-	memset(seen, 0, sent ? sent : 1);
-	memset(log, 0, sizeof(*log));
-	int rc = ld_cluster_topic_dir(nodes[node - 1].data_dir, dir,
-				      sizeof(dir));
-	if (rc == 0) {
-		snprintf(pdir, sizeof(pdir), "%s/%d", dir, q);
-		rc = ld_log_read(pdir, replica_record, &s, log);
-	}
-	CHECK(rc == 0, "node %d partition %d: the log cannot be read offline: "
-	      "%s", node, q, ox_strerror(rc));
-	if (rc < 0)
-		return;
-	for (size_t i = 0; i < sent; i++) {
-		if (atomic_load(&state[i]) != 1 || acked_part[i] != q ||
-		    seen[i] == 2)
-			continue;
-		if (missing++ < 5)
-			CHECK(0, "node %d partition %d: record %zu, "
-			      "acknowledged at %" PRId64 ", is %s", node, q, i,
-			      acked_off[i], seen[i] ? "elsewhere in the log" :
-			      "missing");
-	}
-	printf("node %d partition %d: %zu batches, offsets %" PRId64 "..%"
-	       PRId64 ", %zu records (%zu damaged, %zu twice), %zu "
-	       "acknowledged missing\n", node, q, log->n, log->start,
-	       log->end, s.records, s.bad, s.dups, missing);
-	CHECK(s.bad == 0 && s.dups == 0 && missing == 0, "node %d partition "
-	      "%d: its log is not what was acknowledged", node, q);
-}
-
-// With every node stopped: each partition's replicas hold the same batches
-// from the same start up to the high watermark at least, and each holds
-// every acknowledged record at its offset.
-static void check_replicas(const char *what, const int64_t *end)
-{
-	uint8_t *seen = malloc(sent ? sent : 1);
-
-	if (seen == NULL)
-		bc_die("malloc", -ENOMEM);
-	for (int q = 0; q < PARTITIONS; q++) {
-		struct ld_log logs[NODES];
-		char why[512];
-
-		for (int i = 0; i < NODES; i++)
-			replica_read(i + 1, q, seen, &logs[i]);
-		int64_t agree = ld_logs_agree(logs, NODES, why, sizeof(why));
-		printf("%s: partition %d: replicas agree up to %" PRId64
-		       " (high watermark %" PRId64 ")\n", what, q, agree,
-		       end[q]);
-		CHECK(agree >= 0, "%s: partition %d: replicas differ: %s (logs "
-		      "are node 1..%d)", what, q, why, NODES);
-		CHECK(agree < 0 || agree >= end[q], "%s: partition %d: the "
-		      "replicas agree only up to %" PRId64 ", below the high "
-		      "watermark %" PRId64, what, q, agree, end[q]);
-		for (int i = 1; i < NODES; i++)
-			CHECK(logs[i].start == logs[0].start, "%s: partition "
-			      "%d: node %d's log starts at %" PRId64 ", node "
-			      "1's at %" PRId64, what, q, i + 1, logs[i].start,
-			      logs[0].start);
-		for (int i = 0; i < NODES; i++)
-			ld_log_free(&logs[i]);
-	}
-	free(seen);
+	CHECK(rd.got >= acked, "read %zu records, fewer than the %zu "
+	      "acknowledged", rd.got, acked);
+	CHECK(lost == 0 && rd.bad == 0 && rd.dups == 0, "the partitions do not "
+	      "hold exactly what was acknowledged");
 }
 
 // Stops every node cleanly (exit 0) and compares their logs offline.
@@ -628,7 +421,8 @@ static void stop_and_compare(const char *what, const int64_t *end)
 		CHECK(st == 0, "%s: node %d exited with status %d on SIGTERM",
 		      what, i + 1, st);
 	}
-	check_replicas(what, end);
+	bc_check_replicas(what, nodes, NODES, PARTITIONS, end, sent, record_is,
+			  NULL);
 }
 
 // Waits until every partition and the metadata group are led by node a
@@ -670,7 +464,7 @@ static bool led_by(int a, int b)
 // copy).
 static void watch_window(int w, int x)
 {
-	size_t acked0 = atomic_load(&acked_n);
+	size_t acked0 = atomic_load(&bc_led.acked_n);
 	int64_t start = bc_now_ms();
 	int w_answers = 0, w_rejoining = 0, x_answers = 0, led = 0;
 
@@ -710,7 +504,7 @@ static void watch_window(int w, int x)
 		}
 		bc_sleep_ms(50);
 	}
-	size_t acked = atomic_load(&acked_n) - acked0;
+	size_t acked = atomic_load(&bc_led.acked_n) - acked0;
 	printf("safety: %d ms with nodes %d and %d alone: %d and %d answers, "
 	       "node %d rejoining in %d; %d leaders seen, %zu records "
 	       "acknowledged\n", WINDOW_MS, w, x, w_answers, x_answers, w,
@@ -794,13 +588,13 @@ static void first_records(struct ox_producer *p)
 	}
 	int rc = ox_producer_flush(p, FLUSH_TIMEOUT_MS);
 	CHECK(rc == 0, "flush: %s", ox_strerror(rc));
-	size_t acked = atomic_load(&acked_n);
+	size_t acked = atomic_load(&bc_led.acked_n);
 	printf("%d records sent in %" PRId64 " ms: %zu acknowledged, %zu "
 	       "failed (%zu refused at send)\n", FIRST_RECORDS,
-	       bc_now_ms() - start, acked, atomic_load(&failed_n), refused);
+	       bc_now_ms() - start, acked, atomic_load(&bc_led.failed_n), refused);
 	CHECK(acked == FIRST_RECORDS, "only %zu of the first %d records were "
 	      "acknowledged (first error: %s)", acked, FIRST_RECORDS,
-	      ox_strerror(atomic_load(&first_err)));
+	      ox_strerror(atomic_load(&bc_led.first_err)));
 }
 
 // A node that leads some partition, the metadata leader when it does.
@@ -829,10 +623,7 @@ int main(int argc, char **argv)
 
 	bc_start("broker-cluster-wipe", argc, argv, WATCHDOG_S);
 	t0 = bc_now_ms();
-	for (size_t i = 0; i < RECORDS_MAX; i++) {
-		found_off[i] = acked_off[i] = -1;
-		found_part[i] = acked_part[i] = -1;
-	}
+	bc_ledger_init(RECORDS_MAX);
 	bc_cluster_start(nodes, NODES, "wipe", args);
 	bc_cluster_bootstrap(nodes, NODES, bootstrap, sizeof(bootstrap));
 	meta = meta_agreed();
@@ -869,11 +660,11 @@ int main(int argc, char **argv)
 	safety_round(w, p, end);
 	ox_producer_destroy(p);
 	printf("sent %zu records: %zu acknowledged, %zu failed (%zu refused "
-	       "at send)\n", sent, atomic_load(&acked_n),
-	       atomic_load(&failed_n), refused);
-	CHECK(atomic_load(&acked_n) + atomic_load(&failed_n) + refused ==
+	       "at send)\n", sent, atomic_load(&bc_led.acked_n),
+	       atomic_load(&bc_led.failed_n), refused);
+	CHECK(atomic_load(&bc_led.acked_n) + atomic_load(&bc_led.failed_n) + refused ==
 	      sent, "%zu records never got a callback", sent -
-	      atomic_load(&acked_n) - atomic_load(&failed_n) - refused);
+	      atomic_load(&bc_led.acked_n) - atomic_load(&bc_led.failed_n) - refused);
 	check_stored(end);
 	stop_and_compare("at the end", end);
 	printf("done in %" PRId64 " ms\n", bc_now_ms() - t0);
