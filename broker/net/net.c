@@ -52,8 +52,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
+// A listener's port in use is tried again this often, this many times
+// (2 s in all).
+#define LISTEN_RETRY_NS 20000000L
+#define LISTEN_RETRIES 100u
 #define CONNS_MAX_DEFAULT 1024u
 #define INFLIGHT_MAX_DEFAULT 256u
 #define INFLIGHT_BYTES_MAX_DEFAULT ((size_t)128 << 20)
@@ -98,6 +103,26 @@ int ox_net_addr_parse(const char *s, struct sockaddr_in *out)
 	return 0;
 }
 
+// Binds fd to addr. A port in use is tried again for a while: a process
+// that just died (a node restarted after a crash) may still hold it, as
+// the kernel tears its io_uring instance down, with the sockets that
+// instance holds, after the process is gone (about 15 ms here).
+static int bind_patiently(int fd, const struct sockaddr_in *addr)
+{
+	const struct timespec pause = { 0, LISTEN_RETRY_NS };
+
+	for (unsigned k = 0;; k++) {
+		if (bind(fd, (const struct sockaddr *)addr, sizeof(*addr)) == 0)
+			return 0;
+		if (errno != EADDRINUSE || k == LISTEN_RETRIES)
+			return -errno;
+		if (k == 0)
+			ox_slog(OX_SLOG_INFO, "address in use, waiting for it "
+				"port=%u", (unsigned)ntohs(addr->sin_port));
+		nanosleep(&pause, NULL);
+	}
+}
+
 // Opens a non-blocking listener on addr; *port_out is the port bound.
 static int listener_open(const struct sockaddr_in *addr, int *fd_out,
 			 uint16_t *port_out)
@@ -109,9 +134,14 @@ static int listener_open(const struct sockaddr_in *addr, int *fd_out,
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(fd, (const struct sockaddr *)addr, sizeof(*addr)) < 0 ||
-	    listen(fd, OX_NET_LISTEN_BACKLOG) < 0 ||
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	rc = bind_patiently(fd, addr);
+	if (rc < 0)
+		goto fail;
+	if (listen(fd, OX_NET_LISTEN_BACKLOG) < 0 ||
 	    getsockname(fd, (struct sockaddr *)&bound, &len) < 0) {
 		rc = -errno;
 		goto fail;

@@ -70,10 +70,12 @@ struct ox_net_opts {
 	void *handler_arg;
 };
 
-// Binds and listens (SO_REUSEADDR) and starts accepting on io. Borrows io
-// (it must outlive the net) and copies opts. Returns 0, -EINVAL (opts or
-// an unparsable address), -ENOMEM, or the errno of socket/bind/listen
-// (-EADDRINUSE). The caller owns *out and frees it with ox_net_destroy.
+// Binds and listens (SO_REUSEADDR) and starts accepting on io. A port in
+// use is waited for, up to 2 s (a process that just died may still hold
+// it for a moment). Borrows io (it must outlive the net) and copies
+// opts. Returns 0, -EINVAL (opts or an unparsable address), -ENOMEM, or
+// the errno of socket/bind/listen (-EADDRINUSE). The caller owns *out
+// and frees it with ox_net_destroy.
 int ox_net_create(struct ox_net **out, struct ox_io *io,
 		  const struct ox_net_opts *opts);
 

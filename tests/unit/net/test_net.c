@@ -909,3 +909,55 @@ Test(net_api, localhost_and_port_in_use)
 	ox_net_destroy(NULL);
 	ox_io_destroy(io);
 }
+
+struct closer {
+	int fd;
+	int delay_ms;
+};
+
+static void *close_later(void *arg)
+{
+	struct closer *c = arg;
+	struct timespec ts = { 0, (long)c->delay_ms * 1000000L };
+
+	nanosleep(&ts, NULL);
+	close(c->fd);
+	return NULL;
+}
+
+// A port held for a moment (as by a process that just died) is waited
+// for: the net listens on it once it is free.
+Test(net_api, a_port_freed_meanwhile_is_taken)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	struct ox_net_opts o = { .handler = nop_handler };
+	struct closer c = { .delay_ms = 150 };
+	struct ox_net *net = NULL;
+	struct ox_io *io = NULL;
+	struct timespec t0, t1;
+	pthread_t th;
+	char addr[32];
+
+	c.fd = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert_geq(c.fd, 0);
+	cr_assert_eq(bind(c.fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(listen(c.fd, 1), 0);
+	cr_assert_eq(getsockname(c.fd, (struct sockaddr *)&a, &len), 0);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", ntohs(a.sin_port));
+	o.listen = addr;
+	cr_assert_eq(ox_io_create(&io, &(struct ox_io_opts){
+					       .backend = OX_IO_BACKEND_SYNC }), 0);
+	cr_assert_eq(pthread_create(&th, NULL, close_later, &c), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cr_assert_eq(ox_net_create(&net, io, &o), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	pthread_join(th, NULL);
+	cr_assert_eq(ox_net_port(net), ntohs(a.sin_port));
+	cr_assert_geq((t1.tv_sec - t0.tv_sec) * 1000 +
+			      (t1.tv_nsec - t0.tv_nsec) / 1000000, 100,
+		      "it waited for the port");
+	ox_net_destroy(net);
+	ox_io_destroy(io);
+}
