@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "tests/integration/broker_common.h"
+#include "tests/integration/ledger.h"
 
 #define NODES 3
 #define TOPICS 3
@@ -40,7 +41,6 @@
 #define PENDING_MAX 3000
 #define WAIT_MS 30000          // a leader, a topic applied, a write
 #define FLUSH_TIMEOUT_MS 60000
-#define POLL_MAX 2000
 #define STALL_MS 30000
 #define WATCHDOG_S 280
 
@@ -62,11 +62,6 @@ static const struct topic_spec topics[TOPICS] = {
 static struct bc_broker nodes[NODES];
 static char bootstrap_all[256];
 
-// Per record: 0 not answered yet, 1 acknowledged, 2 failed.
-static _Atomic uint8_t state[RECORDS_MAX];
-static int32_t acked_part[RECORDS_MAX];
-static int64_t acked_off[RECORDS_MAX];
-static int64_t found_off[RECORDS_MAX]; // -1: not read back
 static size_t nsent;
 
 // What every node must describe of a topic, as noted before the stops.
@@ -93,26 +88,16 @@ static size_t key_of(uint64_t i, char *buf, size_t cap)
 	return (size_t)snprintf(buf, cap, "key-%u", (unsigned)(i % KEYS));
 }
 
-// Whether a stored key is record i's.
-static bool key_is(uint64_t i, const void *key, size_t len)
+// Whether a stored record is record i's, intact, of topic *(int *)arg.
+static bool record_ok(void *arg, int64_t i, const void *key, size_t key_len,
+		      size_t value_len)
 {
 	char want[16];
-	size_t n = key_of(i, want, sizeof(want));
+	size_t n = key_of((uint64_t)i, want, sizeof(want));
 
-	return key != NULL && len == n && memcmp(key, want, n) == 0;
-}
-
-static void delivered(void *opaque, int err, const char *t, int32_t part,
-		      int64_t off)
-{
-	size_t i = (size_t)(uintptr_t)opaque;
-
-	(void)t;
-	if (err == 0) {
-		acked_part[i] = part;
-		acked_off[i] = off;
-	}
-	atomic_store(&state[i], err == 0 ? 1 : 2);
+	return topic_of((uint64_t)i) == *(const int *)arg &&
+	       value_len == value_len_of((uint64_t)i) && key != NULL &&
+	       key_len == n && memcmp(key, want, n) == 0;
 }
 
 static struct ox_conf *conf_all(const char *const *kv)
@@ -162,13 +147,13 @@ static int send_one(struct ox_producer *p, int32_t partition)
 		.key_len = key_of(i, key, sizeof(key)),
 		.value = value,
 		.value_len = len,
-		.cb = delivered,
+		.cb = bc_delivered,
 		.opaque = (void *)(uintptr_t)i,
 	};
 	nsent++;
 	int rc = ox_producer_send(p, &m);
 	if (rc < 0)
-		atomic_store(&state[i], 2); // no callback will come
+		atomic_store(&bc_led.state[i], BC_FAILED); // no callback comes
 	return rc;
 }
 
@@ -376,7 +361,7 @@ static void phase_run(int phase)
 	CHECK(rc == 0, "phase %d: flush: %s", phase, ox_strerror(rc));
 	ox_producer_destroy(p);
 	for (size_t i = from; i < nsent; i++)
-		acked += atomic_load(&state[i]) == 1;
+		acked += atomic_load(&bc_led.state[i]) == BC_ACKED;
 	printf("phase %d: sent %zu records, %zu acknowledged, %zu refused at "
 	       "send\n", phase, nsent - from, acked, refused);
 	CHECK(acked > 0, "phase %d: no record acknowledged", phase);
@@ -398,13 +383,14 @@ static void new_writes(const char *when)
 				// Records of topic t are the indexes = t mod
 				// TOPICS; skip to the next one.
 				while (topic_of(nsent) != t) {
-					atomic_store(&state[nsent], 2);
+					atomic_store(&bc_led.state[nsent],
+						     BC_FAILED);
 					nsent++;
 				}
 				size_t i = nsent;
 				if (send_one(p, q) == 0)
 					ox_producer_flush(p, FLUSH_TIMEOUT_MS);
-				ok = atomic_load(&state[i]) == 1;
+				ok = atomic_load(&bc_led.state[i]) == BC_ACKED;
 				if (!ok)
 					bc_sleep_ms(100);
 			}
@@ -422,9 +408,10 @@ static int64_t acked_end(int t, int q)
 	int64_t end = 0;
 
 	for (size_t i = 0; i < nsent; i++)
-		if (topic_of(i) == t && atomic_load(&state[i]) == 1 &&
-		    acked_part[i] == q && acked_off[i] + 1 > end)
-			end = acked_off[i] + 1;
+		if (topic_of(i) == t &&
+		    atomic_load(&bc_led.state[i]) == BC_ACKED &&
+		    bc_led.acked_part[i] == q && bc_led.acked_off[i] + 1 > end)
+			end = bc_led.acked_off[i] + 1;
 	return end;
 }
 
@@ -464,91 +451,31 @@ static int64_t partition_end(int t, int q)
 }
 
 // Reads topic t from its start to its end on every partition, noting
-// where each record is and checking it is one that was sent, once.
+// where each record is and checking it is one that was sent to it, once.
 static void read_topic(int t)
 {
-	static const char *const kv[] = { "auto.offset.reset", "earliest",
-					   NULL };
-	struct ox_consumer *c = NULL;
 	int64_t end[PARTS_MAX];
-	char err[256];
-	int parts = topics[t].partitions, rc;
+	struct bc_read rd;
 
-	for (int q = 0; q < parts; q++)
+	for (int q = 0; q < topics[t].partitions; q++)
 		end[q] = partition_end(t, q);
-	struct ox_conf *conf = conf_all(kv);
-	if (ox_consumer_create(&c, conf, err, sizeof(err)) < 0)
-		bc_dief("ox_consumer_create: %s", err);
-	ox_conf_destroy(conf);
-	rc = ox_consumer_assign_topic(c, topics[t].name);
-	if (rc < 0)
-		bc_dief("assign %s: %s", topics[t].name, ox_strerror(rc));
-	int64_t idle_since = bc_now_ms();
-	size_t bad = 0;
-	for (;;) {
-		bool done = true;
-		for (int q = 0; q < parts; q++) {
-			int64_t pos = 0;
-			ox_consumer_position(c, topics[t].name, q, &pos);
-			done = done && pos >= end[q];
-		}
-		if (done)
-			break;
-		const struct ox_consumer_record *rs;
-		int n = ox_consumer_poll(c, 1000, &rs, POLL_MAX);
-		if (n < 0 || (n == 0 && bc_now_ms() - idle_since > STALL_MS)) {
-			CHECK(0, "topic %s: read stopped below the end: %s "
-			      "(%s)", topics[t].name, ox_strerror(n),
-			      ox_consumer_last_error(c));
-			break;
-		}
-		if (n)
-			idle_since = bc_now_ms();
-		for (int k = 0; k < n; k++) {
-			const struct ox_consumer_record *r = &rs[k];
-			int64_t i = bc_value_check(r->value, r->value_len);
-			if (i < 0 || (size_t)i >= nsent || topic_of(i) != t ||
-			    r->value_len != value_len_of((uint64_t)i) ||
-			    !key_is((uint64_t)i, r->key, r->key_len) ||
-			    found_off[i] != -1) {
-				if (bad++ < 5)
-					CHECK(0, "topic %s: the record at "
-					      "%d/%" PRId64 " is not one that "
-					      "was sent to it, is damaged or "
-					      "is stored twice", topics[t].name,
-					      r->partition, r->offset);
-				continue;
-			}
-			found_off[i] = r->partition == acked_part[i] ?
-				       r->offset : -2;
-		}
-	}
-	ox_consumer_destroy(c);
+	rd = bc_read_back(&nodes[0], bootstrap_all, topics[t].name,
+			  topics[t].partitions, end, nsent, record_ok, &t,
+			  STALL_MS);
+	CHECK(rd.bad == 0 && rd.dups == 0, "topic %s: %zu records read back "
+	      "were not sent to it or are damaged, %zu were stored twice",
+	      topics[t].name, rd.bad, rd.dups);
 }
 
 // Every record acknowledged so far is where its callback said.
 static void check_acked(const char *when)
 {
-	size_t acked = 0, lost = 0;
+	size_t acked, lost;
 
-	for (size_t i = 0; i < nsent; i++)
-		found_off[i] = -1;
+	bc_ledger_forget_found(nsent);
 	for (int t = 0; t < TOPICS; t++)
 		read_topic(t);
-	for (size_t i = 0; i < nsent; i++) {
-		if (atomic_load(&state[i]) != 1)
-			continue;
-		acked++;
-		if (found_off[i] == acked_off[i])
-			continue;
-		if (lost++ < 10)
-			CHECK(0, "%s: record %zu of topic %s acknowledged "
-			      "at %d/%" PRId64 " but %s", when, i,
-			      topics[topic_of(i)].name, acked_part[i],
-			      acked_off[i],
-			      found_off[i] == -1 ? "not found" :
-			      "found elsewhere");
-	}
+	lost = bc_ledger_missing(when, nsent, &acked);
 	printf("%s: %zu acknowledged records, %zu missing or moved\n", when,
 	       acked, lost);
 	CHECK(lost == 0, "%s: %zu acknowledged records lost or moved", when,
@@ -577,8 +504,7 @@ static void restart_all(bool clean)
 int main(int argc, char **argv)
 {
 	bc_start("broker-cluster-restart", argc, argv, WATCHDOG_S);
-	for (size_t i = 0; i < RECORDS_MAX; i++)
-		acked_off[i] = -1;
+	bc_ledger_init(RECORDS_MAX);
 	bc_cluster_start(nodes, NODES, "crestart", NULL);
 	bc_cluster_bootstrap(nodes, NODES, bootstrap_all,
 			     sizeof(bootstrap_all));

@@ -318,7 +318,7 @@ int main(int argc, char **argv)
 	ox_admin_destroy(a);
 	produce();
 	CHECK(bc_partitions_in_sync(nodes, NODES, "gone-early", 1, WAIT_MS,
-				    NULL), "gone-early never came in sync");
+				    NULL, NULL), "gone-early never came in sync");
 	CHECK(topic_dirs(&nodes[victim]) == 3, "node %d holds %d topic "
 	      "directories before it stops, not 3", victim + 1,
 	      topic_dirs(&nodes[victim]));
@@ -336,7 +336,7 @@ int main(int argc, char **argv)
 	CHECK(installed >= 1, "node %d caught up without a snapshot",
 	      victim + 1);
 	CHECK(bc_partitions_in_sync(nodes, NODES, "kept-early", 1, WAIT_MS,
-				    NULL),
+				    NULL, NULL),
 	      "kept-early's replicas did not come in sync");
 	wait_compacted(victim);
 
@@ -361,7 +361,7 @@ int main(int argc, char **argv)
 		      installed,
 	      "the wiped node %d caught up without a snapshot", victim + 1);
 	CHECK(bc_partitions_in_sync(nodes, NODES, "kept-early", 1, WAIT_MS,
-				    NULL),
+				    NULL, NULL),
 	      "kept-early's replicas did not come in sync after the wipe");
 
 	// 4. A damaged meta.snap stops the node at start, saying so; without
@@ -386,7 +386,7 @@ int main(int argc, char **argv)
 	bc_cluster_settle(nodes, NODES);
 	wait_node_caught_up(victim, "metadata removed");
 	CHECK(bc_partitions_in_sync(nodes, NODES, "kept-early", 1, WAIT_MS,
-				    NULL),
+				    NULL, NULL),
 	      "kept-early's replicas did not come in sync at the end");
 	stop_all("at the end");
 	bc_finish();

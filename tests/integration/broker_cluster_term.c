@@ -154,7 +154,7 @@ static int meta_agreed(void)
 static bool all_in_sync(int64_t *end)
 {
 	return bc_partitions_in_sync(nodes, NODES, topic, PARTITIONS,
-				     SETTLE_TIMEOUT_MS, end);
+				     SETTLE_TIMEOUT_MS, NULL, end);
 }
 
 // Whether node `leader`, leading q, counts node `id` in sync (1), not
@@ -289,22 +289,16 @@ static void check_stored(const int64_t *end)
 // Every record got its callback, and none failed.
 static void check_deliveries(void)
 {
-	size_t acked = 0, failed = 0, open = 0;
+	struct bc_tally t = bc_ledger_tally(sent);
 
-	for (size_t i = 0; i < sent; i++) {
-		uint8_t s = atomic_load(&bc_led.state[i]);
-
-		acked += s == BC_ACKED;
-		failed += s == BC_FAILED;
-		open += s == BC_UNANSWERED;
-	}
 	printf("sent %zu records: %zu acknowledged, %zu failed (%zu refused "
-	       "at send), %zu unanswered\n", sent, acked, failed, refused,
-	       open);
-	CHECK(failed == 0, "%zu deliveries failed (first: %s)", failed,
+	       "at send), %zu unanswered\n", sent, t.acked, t.failed, refused,
+	       t.unanswered);
+	CHECK(t.failed == 0, "%zu deliveries failed (first: %s)", t.failed,
 	      ox_strerror(atomic_load(&bc_led.first_err)));
-	CHECK(open == 0, "%zu records never got a callback", open);
-	CHECK(acked > 0, "nothing was acknowledged");
+	CHECK(t.unanswered == 0, "%zu records never got a callback",
+	      t.unanswered);
+	CHECK(t.acked > 0, "nothing was acknowledged");
 }
 
 int main(int argc, char **argv)

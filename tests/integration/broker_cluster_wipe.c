@@ -225,7 +225,7 @@ static int counts_in_sync(int leader, int q, int id)
 static bool all_in_sync(int64_t *end)
 {
 	return bc_partitions_in_sync(nodes, NODES, topic, PARTITIONS,
-				     SETTLE_TIMEOUT_MS, end);
+				     SETTLE_TIMEOUT_MS, NULL, end);
 }
 
 // Whether node id w answers CLUSTER_STATUS now: -1 no answer, else 1

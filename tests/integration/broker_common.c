@@ -294,6 +294,70 @@ static int ready_port(const struct bc_broker *b)
 	return port > 0 && port < 65536 ? port : 0;
 }
 
+// The first port of the kernel's ephemeral range (outgoing connections
+// take their local ports from it).
+static int ephemeral_low(void)
+{
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+	int low = 32768, high;
+
+	if (f != NULL) {
+		if (fscanf(f, "%d %d", &low, &high) != 2)
+			low = 32768;
+		fclose(f);
+	}
+	return low;
+}
+
+// Whether port can be bound on 127.0.0.1 now; with port 0, the kernel's
+// choice goes into *port.
+static bool port_free(int *port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)*port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	bool ok;
+
+	if (fd < 0)
+		bc_die("socket", -errno);
+	ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	     getsockname(fd, (struct sockaddr *)&a, &len) == 0;
+	if (ok)
+		*port = ntohs(a.sin_port);
+	close(fd);
+	return ok;
+}
+
+// A port for a node to listen on for its whole life, below the ephemeral
+// range: a port of that range, free while its node is down, may be taken
+// by any outgoing connection (a client's, a peer's reconnect), and the
+// node could not start again on it. Falls back to the kernel's choice.
+static int pick_port(void)
+{
+	// Not the run's PRNG: replaying a seed must not depend on which
+	// ports happened to be taken.
+	static uint64_t x;
+	int low = ephemeral_low(), port;
+
+	if (x == 0)
+		x = ((uint64_t)getpid() * 0x9e3779b97f4a7c15ull ^
+		     (uint64_t)bc_wall_ms()) | 1;
+	for (int k = 0; k < 1000 && low > 10000; k++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		port = 10000 + (int)(x % (uint64_t)(low - 10000));
+		if (port_free(&port))
+			return port;
+	}
+	port = 0;
+	if (!port_free(&port))
+		bc_die("reserving a port", -errno);
+	return port;
+}
+
 void bc_broker_spawn(struct bc_broker *b)
 {
 	char listen[64], ready[BC_PATH_MAX + 16];
@@ -302,6 +366,8 @@ void bc_broker_spawn(struct bc_broker *b)
 
 	if (b->pid > 0)
 		bc_dief("broker %s already running", b->root);
+	if (b->port == 0)
+		b->port = pick_port();
 	snprintf(listen, sizeof(listen), "127.0.0.1:%d", b->port);
 	argv[argc++] = (char *)oxbowd_path;
 	argv[argc++] = "--data.dir";
@@ -801,20 +867,6 @@ int64_t bc_value_check(const void *value, size_t len)
 
 // A port the kernel just handed out; the node binds it right after (a
 // small race with other processes, reported as a start-up failure).
-static int reserve_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&a, &len) < 0)
-		bc_die("reserving a port", -errno);
-	port = ntohs(a.sin_port);
-	close(fd);
-	return port;
-}
 
 void bc_cluster_start(struct bc_broker *nodes, int n, const char *tag,
 		      const char *const *args)
@@ -828,7 +880,7 @@ void bc_cluster_start(struct bc_broker *nodes, int n, const char *tag,
 		size_t len = strlen(peers);
 
 		snprintf(listen[i], sizeof(listen[i]), "127.0.0.1:%d",
-			 reserve_port());
+			 pick_port());
 		snprintf(peers + len, sizeof(peers) - len, "%s%d@%s",
 			 i ? "," : "", i + 1, listen[i]);
 		snprintf(id[i], sizeof(id[i]), "%d", i + 1);
@@ -1044,7 +1096,8 @@ int bc_counts_in_sync(const struct bc_broker *nodes, int leader,
 
 bool bc_partitions_in_sync(const struct bc_broker *nodes, int n,
 			   const char *topic, int partitions,
-			   int64_t timeout_ms, int64_t *end)
+			   int64_t timeout_ms, const int64_t *at_least,
+			   int64_t *end)
 {
 	int64_t start = bc_now_ms();
 
@@ -1070,7 +1123,8 @@ bool bc_partitions_in_sync(const struct bc_broker *nodes, int n,
 				if (l == i + 1)
 					in_sync = k;
 			}
-			if (ok < n || in_sync != n)
+			if (ok < n || in_sync != n ||
+			    (at_least != NULL && hw < at_least[q]))
 				break;
 			if (end != NULL)
 				end[q] = hw;

@@ -2,9 +2,10 @@
 //
 // What the broker integration programs (broker_*.c) share: the CHECK macro
 // and its failure count, the run's seed (OX_TEST_SEED replays it) and its
-// PRNG, a watchdog, real oxbowd processes (start on 127.0.0.1 port 0 in a
-// fresh temporary directory, wait for the ready file, stop, kill -9,
-// restart on the same directory and port, resident memory), raw protocol
+// PRNG, a watchdog, real oxbowd processes (start on a free 127.0.0.1
+// port below the kernel's ephemeral range in a fresh temporary directory,
+// wait for the ready file, stop, kill -9, restart on the same directory
+// and port, resident memory), raw protocol
 // connections (frames built with proto/frame.h and the generated protobuf
 // code) and small liboxbow conveniences. Every oxbowd a program starts is
 // killed when the program exits, however it exits (atexit, fatal signals,
@@ -105,8 +106,10 @@ struct bc_broker {
 // "--key", "value" pairs (copied), NULL-terminated; NULL for none.
 void bc_broker_init(struct bc_broker *b, const char *tag,
 		    const char *const *args);
-// Starts oxbowd on the data directory, on port 0 the first time and on the
-// same port afterwards (clients keep their bootstrap list), and waits for
+// Starts oxbowd on the data directory, on a free port below the kernel's
+// ephemeral range the first time (no outgoing connection can take it
+// while the node is down) and on the same port afterwards (clients keep
+// their bootstrap list), and waits for
 // its ready file. Dies (printing the broker's log) when it does not come
 // up within BC_READY_TIMEOUT_MS.
 void bc_broker_start(struct bc_broker *b);
@@ -269,13 +272,16 @@ int bc_meta_agreed(const struct bc_broker *nodes, int n, int64_t timeout_ms);
 // no answer (or it does not lead q).
 int bc_counts_in_sync(const struct bc_broker *nodes, int leader,
 		      const char *topic, int q, int id);
-// Waits up to timeout_ms until, for every partition of topic, its leader
-// counts all n nodes in sync and every node names that leader and high
-// watermark; each partition's high watermark goes into end (may be NULL).
-// Prints how long it took; returns whether it happened.
+// Waits up to timeout_ms until, for every partition q of topic, its
+// leader counts all n nodes in sync, every node names that leader and
+// high watermark, and that high watermark is at least at_least[q] (when
+// at_least is not NULL: a new leader learns its high watermark once its
+// first entry commits); each partition's high watermark goes into end
+// (may be NULL). Prints how long it took; returns whether it happened.
 bool bc_partitions_in_sync(const struct bc_broker *nodes, int n,
 			   const char *topic, int partitions,
-			   int64_t timeout_ms, int64_t *end);
+			   int64_t timeout_ms, const int64_t *at_least,
+			   int64_t *end);
 
 // Partitions a cluster creates for its group offsets (__offsets): a topic
 // directory with this many partitions is that topic's in the tests,

@@ -44,7 +44,8 @@
 #include <string.h>
 
 #include "tests/integration/broker_common.h"
-#include "tests/integration/log_digest.h"
+#include "tests/integration/ledger.h"
+#include "tests/integration/replicas.h"
 
 #define ROUNDS 10
 #define CLUSTER_ROUNDS 8     // even rounds SIGKILL, odd ones SIGSTOP
@@ -72,19 +73,12 @@
 #define RECORDS_MAX (ROUNDS * ROUND_RECORDS_MAX)
 #define VALUE_BYTES_MIN 8    // the index
 #define VALUE_BYTES_SPAN 1200
-#define POLL_MAX 2000
 #define STALL_MS 30000
 #define FLUSH_TIMEOUT_MS 120000
 #define WATCHDOG_S 600
 
 static const char topic[] = "kill";
 
-// Per record: 0 not answered yet, 1 acknowledged, 2 failed.
-static _Atomic uint8_t state[RECORDS_MAX];
-static int32_t acked_part[RECORDS_MAX];
-static int64_t acked_off[RECORDS_MAX];
-static int32_t found_part[RECORDS_MAX];
-static int64_t found_off[RECORDS_MAX];
 // Records per millisecond send_until allows itself (0: no limit).
 static int64_t pace_per_ms;
 
@@ -99,33 +93,16 @@ static size_t key_of(uint64_t i, char *buf, size_t cap)
 	return (size_t)snprintf(buf, cap, "key-%u", (unsigned)(i % KEYS));
 }
 
-// Whether a stored key is record i's.
-static bool key_is(uint64_t i, const void *key, size_t len)
+// Whether a stored record is record i's, intact.
+static bool record_ok(void *arg, int64_t i, const void *key, size_t key_len,
+		      size_t value_len)
 {
 	char want[16];
-	size_t n = key_of(i, want, sizeof(want));
+	size_t n = key_of((uint64_t)i, want, sizeof(want));
 
-	return key != NULL && len == n && memcmp(key, want, n) == 0;
-}
-
-// The first and the last error a delivery callback reported (0: none).
-static atomic_int first_err, last_err;
-
-static void delivered(void *opaque, int err, const char *t, int32_t part,
-		      int64_t off)
-{
-	size_t i = (size_t)(uintptr_t)opaque;
-
-	(void)t;
-	if (err == 0) {
-		acked_part[i] = part;
-		acked_off[i] = off;
-	} else {
-		int none = 0;
-		atomic_compare_exchange_strong(&first_err, &none, err);
-		atomic_store(&last_err, err);
-	}
-	atomic_store(&state[i], err == 0 ? 1 : 2);
+	(void)arg;
+	return value_len == value_len_of((uint64_t)i) && key != NULL &&
+	       key_len == n && memcmp(key, want, n) == 0;
 }
 
 static char bootstrap_all[256]; // the cluster's nodes, when clustered
@@ -181,7 +158,7 @@ static size_t send_until(struct ox_producer *p, size_t next, int64_t kill_at,
 			.key_len = key_of(next, key, sizeof(key)),
 			.value = value,
 			.value_len = len,
-			.cb = delivered,
+			.cb = bc_delivered,
 			.opaque = (void *)(uintptr_t)next,
 		};
 		int rc = ox_producer_send(p, &m);
@@ -189,7 +166,7 @@ static size_t send_until(struct ox_producer *p, size_t next, int64_t kill_at,
 			// Refused at once: no callback will come, and the
 			// record cannot be stored. Expected while the broker
 			// is down (metadata or buffer timeouts).
-			atomic_store(&state[next], 2);
+			atomic_store(&bc_led.state[next], BC_FAILED);
 			(*refused)++;
 		}
 		next++;
@@ -197,101 +174,33 @@ static size_t send_until(struct ox_producer *p, size_t next, int64_t kill_at,
 	return next;
 }
 
-// Reads every partition from its start to its end offset, recording where
-// each record is. Returns the number of records read.
+// Reads every partition from its start to its end offset (clustered:
+// the settled high watermark), recording where each record is. Returns
+// the number of records read.
 static size_t read_back(const struct bc_broker *b, size_t nsent)
 {
-	static const char *const kv[] = { "auto.offset.reset", "earliest",
-					  NULL };
-	struct ox_admin *a = bc_admin(b);
-	int64_t end[PARTITIONS], last[PARTITIONS];
-	struct ox_consumer *c = NULL;
-	char err[256];
-	size_t got = 0, bad = 0, dups = 0;
+	int64_t end[PARTITIONS];
+	struct bc_read rd;
 
 	for (int p = 0; p < PARTITIONS; p++) {
-		int rc = bootstrap_all[0] ? 0 :
-			 ox_admin_list_offsets(a, topic, p, OX_OFFSET_END,
-					       &end[p]);
+		struct ox_admin *a;
+		int rc;
+
+		end[p] = cluster_end[p];
 		if (bootstrap_all[0])
-			end[p] = cluster_end[p];
+			continue;
+		a = bc_admin(b);
+		rc = ox_admin_list_offsets(a, topic, p, OX_OFFSET_END,
+					   &end[p]);
+		ox_admin_destroy(a);
 		if (rc < 0)
 			bc_dief("list_offsets end: %s", ox_strerror(rc));
-		last[p] = -1;
 	}
-	ox_admin_destroy(a);
-	struct ox_conf *conf = bc_conf(b, kv);
-	if (bootstrap_all[0] &&
-	    ox_conf_set(conf, "bootstrap.servers", bootstrap_all, err,
-			sizeof(err)) < 0)
-		bc_dief("bootstrap.servers: %s", err);
-	if (ox_consumer_create(&c, conf, err, sizeof(err)) < 0)
-		bc_dief("ox_consumer_create: %s", err);
-	ox_conf_destroy(conf);
-	int rc = ox_consumer_assign_topic(c, topic);
-	if (rc < 0)
-		bc_dief("assign: %s", ox_strerror(rc));
-
-	int64_t idle_since = bc_now_ms();
-	for (;;) {
-		bool done = true;
-		for (int p = 0; p < PARTITIONS; p++) {
-			int64_t pos = 0;
-			ox_consumer_position(c, topic, p, &pos);
-			if (pos < end[p])
-				done = false;
-		}
-		if (done)
-			break;
-		const struct ox_consumer_record *rs;
-		int n = ox_consumer_poll(c, 1000, &rs, POLL_MAX);
-		if (n < 0) {
-			CHECK(0, "poll: %s (%s)", ox_strerror(n),
-			      ox_consumer_last_error(c));
-			break;
-		}
-		if (n == 0 && bc_now_ms() - idle_since > STALL_MS) {
-			CHECK(0, "consumer stalled below the end offsets");
-			break;
-		}
-		if (n)
-			idle_since = bc_now_ms();
-		for (int k = 0; k < n; k++) {
-			const struct ox_consumer_record *r = &rs[k];
-			int p = r->partition;
-			got++;
-			if (p < 0 || p >= PARTITIONS) {
-				CHECK(0, "record in partition %d", p);
-				continue;
-			}
-			CHECK(r->offset > last[p], "partition %d: offset %"
-			      PRId64 " after %" PRId64, p, r->offset, last[p]);
-			last[p] = r->offset;
-			int64_t i = bc_value_check(r->value, r->value_len);
-			if (i < 0 || (size_t)i >= nsent ||
-			    r->value_len != value_len_of((uint64_t)i) ||
-			    !key_is((uint64_t)i, r->key, r->key_len)) {
-				if (bad++ < 5)
-					CHECK(0, "record at %d/%" PRId64 " is "
-					      "not one that was sent, or is "
-					      "damaged (%zu bytes)", p,
-					      r->offset, r->value_len);
-				continue;
-			}
-			if (found_off[i] >= 0) {
-				if (dups++ < 5)
-					CHECK(0, "record %" PRId64 " stored "
-					      "twice: %d/%" PRId64 " and %d/%"
-					      PRId64, i, found_part[i],
-					      found_off[i], p, r->offset);
-				continue;
-			}
-			found_part[i] = p;
-			found_off[i] = r->offset;
-		}
-	}
-	ox_consumer_destroy(c);
-	return got;
+	rd = bc_read_back(b, bootstrap_all[0] ? bootstrap_all : NULL, topic,
+			  PARTITIONS, end, nsent, record_ok, NULL, STALL_MS);
+	CHECK(rd.bad == 0 && rd.dups == 0, "%zu records read back were not "
+	      "sent or are damaged, %zu were stored twice", rd.bad, rd.dups);
+	return rd.got;
 }
 
 // Per key, acknowledged records are stored in the order they were sent:
@@ -307,46 +216,22 @@ static void check_key_order(size_t next)
 	for (size_t i = 0; i < next; i++) {
 		size_t k = i % KEYS;
 
-		if (atomic_load(&state[i]) != 1 || found_off[i] < 0)
+		if (atomic_load(&bc_led.state[i]) != BC_ACKED ||
+		    bc_led.found_off[i] < 0)
 			continue;
 		if (part[k] >= 0 &&
-		    (found_part[i] != part[k] || found_off[i] <= last[k]) &&
+		    (bc_led.found_part[i] != part[k] || bc_led.found_off[i] <= last[k]) &&
 		    bad++ < 5)
 			CHECK(0, "key %zu: record %zu stored at %d/%" PRId64
 			      ", not after record %zu (sent before it) at %d/%"
-			      PRId64, k, i, found_part[i], found_off[i],
+			      PRId64, k, i, bc_led.found_part[i], bc_led.found_off[i],
 			      last_i[k], part[k], last[k]);
-		part[k] = found_part[i];
-		last[k] = found_off[i];
+		part[k] = bc_led.found_part[i];
+		last[k] = bc_led.found_off[i];
 		last_i[k] = i;
 	}
 	CHECK(bad == 0, "%zu acknowledged records out of their key's order",
 	      bad);
-}
-
-// What node b says of partition p: its leader (-1: none known), high
-// watermark and replicas in sync. False when b does not answer or does
-// not hold p.
-static bool partition_view(const struct bc_broker *b, int p, int *leader,
-			   int64_t *hw, int *in_sync)
-{
-	Oxbow__ClusterStatusResponse *m = bc_cluster_status(b);
-	bool found = false;
-
-	if (m == NULL)
-		return false;
-	for (size_t k = 0; k < m->n_partitions; k++) {
-		const Oxbow__PartitionStatus *ps = m->partitions[k];
-
-		if (strcmp(ps->topic, topic) != 0 || ps->partition != p)
-			continue;
-		*leader = ps->leader;
-		*hw = ps->high_watermark;
-		*in_sync = (int)ps->n_in_sync;
-		found = true;
-	}
-	oxbow__cluster_status_response__free_unpacked(m, NULL);
-	return found;
 }
 
 // The leader of partition p as any running node but node index `skip`
@@ -357,8 +242,9 @@ static int partition_leader(struct bc_broker *nodes, int n, int p, int skip)
 		int leader = -1, in_sync;
 		int64_t hw;
 
-		if (i != skip && partition_view(&nodes[i], p, &leader, &hw,
-						 &in_sync) && leader > 0)
+		if (i != skip &&
+		    bc_partition_status(&nodes[i], topic, p, &leader, &hw,
+					NULL, 0, &in_sync) && leader > 0)
 			return leader;
 	}
 	return -1;
@@ -396,8 +282,9 @@ static int agreed_leader(struct bc_broker *nodes, int n, int p)
 			int l = -1, in_sync;
 			int64_t hw;
 
-			same = partition_view(&nodes[i], p, &l, &hw,
-					      &in_sync) && l > 0 &&
+			same = bc_partition_status(&nodes[i], topic, p, &l,
+						   &hw, NULL, 0, &in_sync) &&
+			       l > 0 &&
 			       (leader < 0 || l == leader);
 			leader = l;
 		}
@@ -507,172 +394,17 @@ static size_t stop_round(struct bc_broker *nodes, int n, struct ox_producer *p,
 	return next;
 }
 
-// Waits until, for every partition, every node answers with one leader
-// and one high watermark, the leader counts all n replicas in sync, and
-// the high watermark covers every acknowledged record (acked_end).
-// Sets cluster_end. Returns whether it happened within SETTLE_TIMEOUT_MS.
-static bool settle(struct bc_broker *nodes, int n, const int64_t *acked_end)
-{
-	int64_t start = bc_now_ms();
-	int settled = 0;
-
-	while (settled < PARTITIONS &&
-	       bc_now_ms() - start < SETTLE_TIMEOUT_MS) {
-		settled = 0;
-		for (int q = 0; q < PARTITIONS; q++) {
-			int leader = -1, in_sync = 0, ok = 0;
-			int64_t hw = -1;
-
-			for (int i = 0; i < n; i++) {
-				int l = -1, s = 0;
-				int64_t h = -1;
-
-				if (!partition_view(&nodes[i], q, &l, &h, &s) ||
-				    l <= 0 || (i && (l != leader || h != hw)))
-					break;
-				leader = l;
-				hw = h;
-				ok++;
-				if (l == i + 1)
-					in_sync = s;
-			}
-			if (ok < n || in_sync != n || hw < acked_end[q])
-				break;
-			cluster_end[q] = hw;
-			settled++;
-		}
-		if (settled < PARTITIONS)
-			bc_sleep_ms(50);
-	}
-	printf("cluster %s after %" PRId64 " ms\n",
-	       settled == PARTITIONS ? "settled" : "did not settle",
-	       bc_now_ms() - start);
-	return settled == PARTITIONS;
-}
-
-// What the offline scan of one replica found.
-struct replica_scan {
-	int node;
-	int part;
-	size_t nsent;
-	size_t records, bad, dups;
-	uint8_t *seen; // per record index: 1 stored, 2 stored where acked
-};
-
-static void replica_record(void *arg, const struct ld_batch *b,
-			   const struct ox_record *r)
-{
-	struct replica_scan *s = arg;
-	int64_t i = r->value_len < 8 ? -1 :
-		    bc_value_check(r->value, (size_t)r->value_len);
-
-	s->records++;
-	if (i < 0 || (size_t)i >= s->nsent ||
-	    (size_t)r->value_len != value_len_of((uint64_t)i) ||
-	    r->key_len < 0 ||
-	    !key_is((uint64_t)i, r->key, (size_t)r->key_len)) {
-		if (s->bad++ < 5)
-			CHECK(0, "node %d partition %d: the record at %" PRId64
-			      " (batch %" PRId64 "..%" PRId64 ", term %" PRIu64
-			      ") is not one that was sent, or is damaged",
-			      s->node, s->part, r->offset, b->base, b->last,
-			      b->term);
-		return;
-	}
-	if (s->seen[i]) {
-		if (s->dups++ < 5)
-			CHECK(0, "node %d partition %d: record %" PRId64
-			      " stored twice in one log (again at %" PRId64
-			      ", term %" PRIu64 ")", s->node, s->part, i,
-			      r->offset, b->term);
-		return;
-	}
-	s->seen[i] = atomic_load(&state[i]) == 1 && acked_part[i] == s->part &&
-		     acked_off[i] == r->offset ? 2 : 1;
-}
-
-// Reads partition q of node i offline into *log, checking every record
-// in it and that every record acknowledged in q is there at its offset.
-static void replica_read(const struct bc_broker *b, int node, int q,
-			 size_t nsent, uint8_t *seen, struct ld_log *log)
-{
-	struct replica_scan s = { .node = node, .part = q, .nsent = nsent,
-				  .seen = seen };
-	char dir[LD_PATH_MAX], pdir[LD_PATH_MAX + 16];
-	size_t missing = 0;
-
-	memset(seen, 0, nsent);
-	memset(log, 0, sizeof(*log));
-	int rc = ld_cluster_topic_dir(b->data_dir, dir, sizeof(dir));
-	if (rc == 0) {
-		snprintf(pdir, sizeof(pdir), "%s/%d", dir, q);
-		rc = ld_log_read(pdir, replica_record, &s, log);
-	}
-	CHECK(rc == 0, "node %d partition %d: the log under %s cannot be read "
-	      "offline: %s", node, q, b->data_dir, ox_strerror(rc));
-	if (rc < 0)
-		return;
-	for (size_t i = 0; i < nsent; i++) {
-		if (atomic_load(&state[i]) != 1 || acked_part[i] != q ||
-		    seen[i] == 2)
-			continue;
-		if (missing++ < 5)
-			CHECK(0, "node %d partition %d: record %zu, "
-			      "acknowledged at %" PRId64 ", is %s", node, q,
-			      i, acked_off[i],
-			      seen[i] ? "elsewhere in the log" : "missing");
-	}
-	printf("node %d partition %d: %zu batches, offsets %" PRId64 "..%"
-	       PRId64 ", %zu records (%zu not sent or damaged, %zu twice), "
-	       "%zu acknowledged records missing\n", node, q, log->n,
-	       log->start, log->end, s.records, s.bad, s.dups, missing);
-	CHECK(s.bad == 0 && s.dups == 0 && missing == 0,
-	      "node %d partition %d: its log is not what was acknowledged",
-	      node, q);
-}
-
-// With every node stopped: each partition's replicas hold the same batches
-// wherever all of them hold data, up to the settled high watermark at
-// least, and each holds every acknowledged record of it.
-static void check_replicas(struct bc_broker *nodes, int n, size_t nsent)
-{
-	uint8_t *seen = malloc(nsent ? nsent : 1);
-
-	if (seen == NULL)
-		bc_die("malloc", -ENOMEM);
-	for (int q = 0; q < PARTITIONS; q++) {
-		struct ld_log logs[BC_CLUSTER_MAX];
-		char why[512];
-
-		for (int i = 0; i < n; i++)
-			replica_read(&nodes[i], i + 1, q, nsent, seen,
-				     &logs[i]);
-		int64_t agree = ld_logs_agree(logs, (size_t)n, why,
-					      sizeof(why));
-		printf("partition %d: replicas agree up to %" PRId64
-		       " (high watermark %" PRId64 ")\n", q, agree,
-		       cluster_end[q]);
-		CHECK(agree >= 0, "partition %d: replicas differ: %s (logs are "
-		      "node 1..%d)", q, why, n);
-		CHECK(agree < 0 || agree >= cluster_end[q], "partition %d: the "
-		      "replicas agree only up to %" PRId64 ", below the high "
-		      "watermark %" PRId64, q, agree, cluster_end[q]);
-		for (int i = 0; i < n; i++)
-			ld_log_free(&logs[i]);
-	}
-	free(seen);
-}
-
 // The offset after the last acknowledged record of each partition.
 static void acked_ends(size_t next, int64_t *end)
 {
 	for (int q = 0; q < PARTITIONS; q++)
 		end[q] = 0;
 	for (size_t i = 0; i < next; i++)
-		if (atomic_load(&state[i]) == 1 && acked_part[i] >= 0 &&
-		    acked_part[i] < PARTITIONS &&
-		    acked_off[i] + 1 > end[acked_part[i]])
-			end[acked_part[i]] = acked_off[i] + 1;
+		if (atomic_load(&bc_led.state[i]) == BC_ACKED &&
+		    bc_led.acked_part[i] >= 0 &&
+		    bc_led.acked_part[i] < PARTITIONS &&
+		    bc_led.acked_off[i] + 1 > end[bc_led.acked_part[i]])
+			end[bc_led.acked_part[i]] = bc_led.acked_off[i] + 1;
 }
 
 static void run_cluster(int n)
@@ -723,8 +455,10 @@ static void run_cluster(int n)
 	// Every replica catches up with its leader; the consumer then reads
 	// up to that high watermark.
 	acked_ends(next, acked_end);
-	CHECK(settle(nodes, n, acked_end), "the replicas did not all catch up "
-	      "within %d ms", SETTLE_TIMEOUT_MS);
+	CHECK(bc_partitions_in_sync(nodes, n, topic, PARTITIONS,
+				    SETTLE_TIMEOUT_MS, acked_end, cluster_end),
+	      "the replicas did not all catch up within %d ms",
+	      SETTLE_TIMEOUT_MS);
 	for (int q = 0; q < PARTITIONS; q++)
 		printf("partition %d: read up to %" PRId64 " (acknowledged up "
 		       "to %" PRId64 ")\n", q, cluster_end[q], acked_end[q]);
@@ -736,7 +470,8 @@ static void run_cluster(int n)
 		CHECK(st == 0, "node %d exited with status %d on SIGTERM, "
 		      "not 0", i + 1, st);
 	}
-	check_replicas(nodes, n, next);
+	bc_check_replicas("at the end", nodes, n, PARTITIONS, cluster_end, next,
+			  record_ok, NULL);
 	bc_finish();
 }
 
@@ -744,38 +479,25 @@ static void run_cluster(int n)
 // said, in its key's order; records are only ones that were sent.
 static void check_stored(struct bc_broker *b, size_t next, size_t refused)
 {
-	size_t acked = 0, failed = 0, unanswered = 0;
-	for (size_t i = 0; i < next; i++) {
-		uint8_t s = atomic_load(&state[i]);
-		acked += s == 1;
-		failed += s == 2;
-		unanswered += s == 0;
-	}
+	struct bc_tally t = bc_ledger_tally(next);
+	size_t stored, lost, failed_stored = 0;
+
 	printf("sent %zu records: %zu acknowledged, %zu failed (%zu refused "
 	       "at send), %zu unanswered\n",
-	       next, acked, failed, refused, unanswered);
-	if (failed > refused)
+	       next, t.acked, t.failed, refused, t.unanswered);
+	if (t.failed > refused)
 		printf("delivery errors: first %s, last %s\n",
-		       ox_strerror(atomic_load(&first_err)),
-		       ox_strerror(atomic_load(&last_err)));
-	CHECK(unanswered == 0, "%zu records never got a callback", unanswered);
-	CHECK(acked > 0, "no record was acknowledged");
+		       ox_strerror(atomic_load(&bc_led.first_err)),
+		       ox_strerror(atomic_load(&bc_led.last_err)));
+	CHECK(t.unanswered == 0, "%zu records never got a callback",
+	      t.unanswered);
+	CHECK(t.acked > 0, "no record was acknowledged");
 
-	size_t stored = read_back(b, next);
-	size_t lost = 0, failed_stored = 0;
-	for (size_t i = 0; i < next; i++) {
-		if (atomic_load(&state[i]) != 1) {
-			failed_stored += found_off[i] >= 0;
-			continue;
-		}
-		if (found_part[i] == acked_part[i] &&
-		    found_off[i] == acked_off[i])
-			continue;
-		if (lost++ < 10)
-			CHECK(0, "record %zu acknowledged at %d/%" PRId64
-			      " but found at %d/%" PRId64, i, acked_part[i],
-			      acked_off[i], found_part[i], found_off[i]);
-	}
+	stored = read_back(b, next);
+	lost = bc_ledger_missing("read back", next, NULL);
+	for (size_t i = 0; i < next; i++)
+		failed_stored += atomic_load(&bc_led.state[i]) != BC_ACKED &&
+				 bc_led.found_off[i] >= 0;
 	printf("read back %zu records; %zu acknowledged records missing or "
 	       "moved; %zu failed records stored anyway\n",
 	       stored, lost, failed_stored);
@@ -786,11 +508,7 @@ static void check_stored(struct bc_broker *b, size_t next, size_t refused)
 int main(int argc, char **argv)
 {
 	bc_start("broker-kill", argc, argv, WATCHDOG_S);
-	for (size_t i = 0; i < RECORDS_MAX; i++) {
-		acked_off[i] = -1;
-		found_off[i] = -1;
-		found_part[i] = -1;
-	}
+	bc_ledger_init(RECORDS_MAX);
 	if (getenv("OX_TEST_CLUSTER") != NULL)
 		run_cluster(atoi(getenv("OX_TEST_CLUSTER")));
 

@@ -52,6 +52,20 @@ void bc_delivered(void *opaque, int err, const char *topic, int32_t part,
 	atomic_store(&bc_led.state[i], err == 0 ? BC_ACKED : BC_FAILED);
 }
 
+struct bc_tally bc_ledger_tally(size_t n)
+{
+	struct bc_tally t = { 0 };
+
+	for (size_t i = 0; i < n && i < bc_led.cap; i++) {
+		uint8_t s = atomic_load(&bc_led.state[i]);
+
+		t.acked += s == BC_ACKED;
+		t.failed += s == BC_FAILED;
+		t.unanswered += s == BC_UNANSWERED;
+	}
+	return t;
+}
+
 void bc_ledger_forget_found(size_t n)
 {
 	for (size_t i = 0; i < n && i < bc_led.cap; i++) {

@@ -47,6 +47,14 @@ void bc_ledger_init(size_t cap);
 void bc_delivered(void *opaque, int err, const char *topic, int32_t part,
 		  int64_t off);
 
+// Records [0, n) by delivery state.
+struct bc_tally {
+	size_t acked;
+	size_t failed; // failed deliveries and records refused at send
+	size_t unanswered;
+};
+struct bc_tally bc_ledger_tally(size_t n);
+
 // Forgets where records [0, n) were found, before reading back again.
 void bc_ledger_forget_found(size_t n);
 
