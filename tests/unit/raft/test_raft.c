@@ -2,9 +2,12 @@
 //
 // Unit tests of broker/raft: elections, replication and commit, a
 // follower's divergent tail, pre-vote, leadership transfer, configuration
-// changes and the checks on peer input, on a small cluster of state
-// machines in one process with a perfect (or deliberately cut) network.
-// The randomized, fault-injecting runs are in tests/sim/.
+// changes and the checks on peer input, and the leader's read-only
+// queries a stopping node and CLUSTER_STATUS use (which followers answered
+// lately, which voter should lead next, which transfer is under way), on
+// a small cluster of state machines in one process with a perfect (or
+// deliberately cut) network. The randomized, fault-injecting runs are in
+// tests/sim/.
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <string.h>
@@ -15,6 +18,8 @@
 #define NODES 5
 #define BATCHES_MAX 256
 #define QUEUE_MAX 1024
+#define ELECTION_TICKS 10
+#define HEARTBEAT_TICKS 2
 
 // A node's log: batch ends and terms (the offsets of batch i are
 // [end[i-1], end[i])).
@@ -72,8 +77,8 @@ static void start_node(struct cluster *c, int i, uint64_t term)
 	struct ox_raft_restore rs = { .hard.term = term };
 	struct ox_raft_config cfg = {
 		.id = (uint64_t)i + 1,
-		.election_ticks = 10,
-		.heartbeat_ticks = 2,
+		.election_ticks = ELECTION_TICKS,
+		.heartbeat_ticks = HEARTBEAT_TICKS,
 		.inflight_max = 4,
 		.seed = 1000 + (uint64_t)i,
 		.pre_vote = true,
@@ -170,7 +175,8 @@ static void apply_plan(struct cluster *c, int i, const struct tmsg *t,
 	cr_assert_eq(tlog_last(l), ox_raft_last_index(c->r[i]));
 }
 
-// Delivers everything queued (and what that causes) until quiet.
+// Delivers everything queued (and what that causes, answers to what
+// became durable included) until quiet.
 static void settle(struct cluster *c)
 {
 	for (int i = 0; i < c->n; i++)
@@ -182,11 +188,14 @@ static void settle(struct cluster *c)
 
 		memmove(c->queue, c->queue + 1,
 			(size_t)(--c->queued) * sizeof(*c->queue));
-		if (t.m.type == 0 || c->cut[t.m.from][t.m.to])
-			continue;
-		cr_assert_eq(ox_raft_step(c->r[to], &t.m, &plan), 0);
-		apply_plan(c, to, &t, &plan);
-		drain(c, to);
+		if (t.m.type != 0 && !c->cut[t.m.from][t.m.to]) {
+			cr_assert_eq(ox_raft_step(c->r[to], &t.m, &plan), 0);
+			apply_plan(c, to, &t, &plan);
+			drain(c, to);
+		}
+		// Durability reported in a drain is answered at the next.
+		for (int i = 0; c->queued == 0 && i < c->n; i++)
+			drain(c, i);
 	}
 	cr_assert_eq(c->queued, 0, "the network never went quiet");
 }
@@ -524,5 +533,167 @@ Test(raft, a_lost_append_is_sent_again_without_new_entries)
 		ticks(&c, 1);
 	cr_assert_eq(tlog_last(&c.log[f]), end, "the lost entries came again");
 	cr_assert_eq(leader_of(&c), l, "no election was needed");
+	cluster_fini(&c);
+}
+
+// A host's view of its links: the nodes whose link is down.
+static bool linked(void *arg, uint64_t id)
+{
+	const bool *down = arg;
+
+	return !down[id];
+}
+
+static void isolate(struct cluster *c, int f, bool cut)
+{
+	for (int i = 0; i < c->n; i++)
+		if (i != f)
+			c->cut[f + 1][i + 1] = c->cut[i + 1][f + 1] = cut;
+}
+
+// A live follower stays heard through every quorum check (each falls on
+// a heartbeat, which it answers); a cut-off one is unheard after the
+// next check, and heard again once it answers.
+Test(raft_handover, heard_follows_the_followers_answers)
+{
+	struct cluster c;
+	int l, f, g;
+
+	cluster_init(&c, 3);
+	l = elect(&c);
+	f = (l + 1) % 3;
+	g = (l + 2) % 3;
+	propose(&c, l, 5);
+	settle(&c);
+	for (int k = 0; k < 3 * ELECTION_TICKS; k++) {
+		ticks(&c, 1);
+		cr_assert(ox_raft_heard(c.r[l], (uint64_t)f + 1), "tick %d", k);
+		cr_assert(ox_raft_heard(c.r[l], (uint64_t)g + 1), "tick %d", k);
+	}
+	isolate(&c, f, true);
+	ticks(&c, 2 * ELECTION_TICKS);
+	cr_assert_eq(leader_of(&c), l, "two of three keep the leader");
+	cr_assert_not(ox_raft_heard(c.r[l], (uint64_t)f + 1));
+	cr_assert(ox_raft_heard(c.r[l], (uint64_t)g + 1));
+	// Its match stays where it was: only the silence tells it is gone.
+	cr_assert_eq(ox_raft_match(c.r[l], (uint64_t)f + 1),
+		     ox_raft_commit(c.r[l]));
+	isolate(&c, f, false);
+	ticks(&c, HEARTBEAT_TICKS);
+	cr_assert(ox_raft_heard(c.r[l], (uint64_t)f + 1));
+	// Not for itself, strangers, or on a follower.
+	cr_assert_not(ox_raft_heard(c.r[l], (uint64_t)l + 1));
+	cr_assert_not(ox_raft_heard(c.r[l], 99));
+	cr_assert_not(ox_raft_heard(c.r[f], (uint64_t)g + 1));
+	cluster_fini(&c);
+}
+
+// The successor is the caught-up voter: the one with the higher match,
+// and among equals the first in the configuration; a silent one only
+// when nobody else answers.
+Test(raft_handover, successor_is_the_best_caught_up_voter)
+{
+	struct cluster c;
+	int l, first, second;
+
+	cluster_init(&c, 3);
+	l = elect(&c);
+	first = l == 0 ? 1 : 0;
+	second = 3 - l - first;
+	propose(&c, l, 5);
+	settle(&c);
+	ticks(&c, HEARTBEAT_TICKS);
+	cr_assert_eq(ox_raft_successor(c.r[l], NULL, NULL),
+		     (uint64_t)first + 1);
+	// The second alone gets the next batch: its match is higher.
+	c.cut[l + 1][first + 1] = true;
+	propose(&c, l, 3);
+	settle(&c);
+	cr_assert_gt(ox_raft_match(c.r[l], (uint64_t)second + 1),
+		     ox_raft_match(c.r[l], (uint64_t)first + 1));
+	cr_assert_eq(ox_raft_successor(c.r[l], NULL, NULL),
+		     (uint64_t)second + 1);
+	// Healed, it is probed again and catches up within a few beats.
+	c.cut[l + 1][first + 1] = false;
+	ticks(&c, ELECTION_TICKS);
+	cr_assert_eq(ox_raft_match(c.r[l], (uint64_t)first + 1),
+		     ox_raft_last_index(c.r[l]));
+	cr_assert_eq(ox_raft_successor(c.r[l], NULL, NULL),
+		     (uint64_t)first + 1);
+	// The first goes silent: the second, heard, is preferred though
+	// the first's match is as high.
+	isolate(&c, first, true);
+	ticks(&c, 2 * ELECTION_TICKS);
+	cr_assert_eq(ox_raft_match(c.r[l], (uint64_t)first + 1),
+		     ox_raft_match(c.r[l], (uint64_t)second + 1));
+	cr_assert_eq(ox_raft_successor(c.r[l], NULL, NULL),
+		     (uint64_t)second + 1);
+	cr_assert_eq(ox_raft_successor(c.r[first], NULL, NULL), OX_RAFT_NONE);
+	// The host's links rule out voters raft still counts as heard.
+	isolate(&c, first, false);
+	ticks(&c, ELECTION_TICKS);
+	cr_assert_eq(ox_raft_successor(c.r[l], NULL, NULL),
+		     (uint64_t)first + 1);
+	{
+		bool down[NODES + 1] = { false };
+
+		down[first + 1] = true;
+		cr_assert_eq(ox_raft_successor(c.r[l], linked, down),
+			     (uint64_t)second + 1);
+		down[second + 1] = true;
+		cr_assert_eq(ox_raft_successor(c.r[l], linked, down),
+			     OX_RAFT_NONE);
+	}
+	cluster_fini(&c);
+}
+
+// A transfer is visible until the target leads (the old leader then
+// reports none), and Raft gives a transfer to a silent target up after
+// an election timeout, so the caller can pick another.
+Test(raft_handover, transferee_shows_the_transfer_under_way)
+{
+	struct cluster c;
+	int l, f, g, l2;
+	uint64_t term;
+
+	cluster_init(&c, 3);
+	l = elect(&c);
+	f = (l + 1) % 3;
+	g = (l + 2) % 3;
+	propose(&c, l, 4);
+	settle(&c);
+	cr_assert_eq(ox_raft_transferee(c.r[l]), OX_RAFT_NONE);
+	isolate(&c, f, true);
+	cr_assert_eq(ox_raft_transfer(c.r[l], (uint64_t)f + 1), 0);
+	cr_assert_eq(ox_raft_transferee(c.r[l]), (uint64_t)f + 1);
+	cr_assert_eq(ox_raft_propose(c.r[l], 100, &term), -OX_ENOTLEADER);
+	ticks(&c, ELECTION_TICKS);
+	cr_assert_eq(leader_of(&c), l);
+	cr_assert_eq(ox_raft_transferee(c.r[l]), OX_RAFT_NONE, "given up");
+	cr_assert_eq(ox_raft_successor(c.r[l], NULL, NULL), (uint64_t)g + 1);
+	cr_assert_eq(ox_raft_transfer(c.r[l],
+				      ox_raft_successor(c.r[l], NULL, NULL)),
+		     0);
+	settle(&c);
+	l2 = leader_of(&c);
+	cr_assert_eq(l2, g);
+	cr_assert_eq(ox_raft_role(c.r[l]), OX_RAFT_FOLLOWER);
+	cr_assert_eq(ox_raft_leader(c.r[l]), (uint64_t)g + 1);
+	cr_assert_eq(ox_raft_transferee(c.r[l]), OX_RAFT_NONE);
+	cr_assert_eq(ox_raft_successor(c.r[l], NULL, NULL), OX_RAFT_NONE);
+	cr_assert_eq(ox_raft_transferee(c.r[g]), OX_RAFT_NONE);
+	cluster_fini(&c);
+}
+
+// A group of one has nobody to hand leadership to.
+Test(raft_handover, a_single_voter_has_no_successor)
+{
+	struct cluster c;
+
+	cluster_init(&c, 1);
+	cr_assert_eq(elect(&c), 0);
+	cr_assert_eq(ox_raft_successor(c.r[0], NULL, NULL), OX_RAFT_NONE);
+	cr_assert_eq(ox_raft_transferee(c.r[0]), OX_RAFT_NONE);
+	cr_assert_not(ox_raft_heard(c.r[0], 1));
 	cluster_fini(&c);
 }
