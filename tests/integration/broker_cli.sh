@@ -42,10 +42,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
-fail() {
-	echo "FAIL: $*" >&2
-	failures=$((failures + 1))
-}
+# fail, run, expect
+source "$(dirname "${BASH_SOURCE[0]}")/script_lib.sh"
 
 mkdir "$root/data"
 "$OXBOWD" --data.dir "$root/data" --listen 127.0.0.1:0 --node.id 1 \
@@ -72,16 +70,7 @@ export OXBOW_BOOTSTRAP=127.0.0.1:$port
 
 # ctl ARGS...: runs oxbowctl; output in $out, stderr in $err, status in $rc.
 ctl() {
-	out=$(timeout "$CMD_TIMEOUT" "$OXBOWCTL" "$@" 2>"$root/stderr")
-	rc=$?
-	err=$(cat "$root/stderr")
-}
-
-# expect RC DESCRIPTION: checks the last command's status.
-expect() {
-	if [[ $rc != "$1" ]]; then
-		fail "$2: exit $rc, expected $1 (stderr: $err)"
-	fi
+	run "$OXBOWCTL" "$@"
 }
 
 # --- topics

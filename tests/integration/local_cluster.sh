@@ -57,50 +57,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
-fail() {
-	echo "FAIL: $*" >&2
-	failures=$((failures + 1))
-}
-
-# run PROGRAM ARGS...: output in $out, stderr in $err, status in $rc.
-run() {
-	out=$(timeout "$CMD_TIMEOUT" "$@" 2>"$root/stderr")
-	rc=$?
-	err=$(cat "$root/stderr")
-}
-
-expect() {
-	if [[ $rc != "$1" ]]; then
-		fail "$2: exit $rc, expected $1 (stdout: $out; stderr: $err)"
-	fi
-}
-
-# A base port whose nodes' ports (client, peer, metrics for each of $1
-# nodes) are all free, below the ephemeral range so that programs binding
-# port 0 do not take them meanwhile.
-free_base() {
-	python3 - "$1" <<'EOF'
-import random, socket, sys
-nodes = int(sys.argv[1])
-for _ in range(200):
-    base = random.randrange(20000, 32000, 10)
-    socks = []
-    try:
-        for n in range(nodes):
-            for k in range(3):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", base + 10 * n + k))
-        print(base)
-        sys.exit(0)
-    except OSError:
-        pass
-    finally:
-        for s in socks:
-            s.close()
-sys.exit(1)
-EOF
-}
+# fail, run, expect, free_base
+source "$(dirname "${BASH_SOURCE[0]}")/script_lib.sh"
 
 pid_of() {
 	cat "$1/n$2/oxbowd.pid" 2>/dev/null

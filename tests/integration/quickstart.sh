@@ -57,49 +57,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
-fail() {
-	echo "FAIL: $*" >&2
-	failures=$((failures + 1))
-}
-
-# run PROGRAM ARGS...: output in $out, stderr in $err, status in $rc.
-run() {
-	out=$(timeout "$CMD_TIMEOUT" "$@" 2>"$root/stderr")
-	rc=$?
-	err=$(cat "$root/stderr")
-}
-
-expect() {
-	if [[ $rc != "$1" ]]; then
-		fail "$2: exit $rc, expected $1 (stdout: $out; stderr: $err)"
-	fi
-}
-
-# A base port whose three nodes' ports (client, peer, metrics) are all
-# free, below the ephemeral range so that programs binding port 0 do not
-# take them meanwhile.
-free_base() {
-	python3 - <<'EOF'
-import random, socket, sys
-for _ in range(200):
-    base = random.randrange(20000, 32000, 10)
-    socks = []
-    try:
-        for n in range(3):
-            for k in range(3):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", base + 10 * n + k))
-        print(base)
-        sys.exit(0)
-    except OSError:
-        pass
-    finally:
-        for s in socks:
-            s.close()
-sys.exit(1)
-EOF
-}
+# fail, run, expect, free_base
+source "$(dirname "${BASH_SOURCE[0]}")/script_lib.sh"
 
 alive() {
 	[[ -n $1 ]] && [[ -n $(tr -d '\0' 2>/dev/null <"/proc/$1/cmdline") ]]
@@ -163,7 +122,7 @@ assert all(p["leader"] in (1, 2, 3) for p in demo), s
 ' <<<"$out" || fail "$1: cluster status json: $out"
 }
 
-base=$(free_base) || {
+base=$(free_base 3) || {
 	fail "no free port range for three nodes"
 	exit 1
 }
