@@ -100,17 +100,6 @@ static bool record_ok(void *arg, int64_t i, const void *key, size_t key_len,
 	       key_len == n && memcmp(key, want, n) == 0;
 }
 
-static struct ox_conf *conf_all(const char *const *kv)
-{
-	char err[256];
-	struct ox_conf *c = bc_conf(&nodes[0], kv);
-
-	if (ox_conf_set(c, "bootstrap.servers", bootstrap_all, err,
-			sizeof(err)) < 0)
-		bc_dief("bootstrap.servers: %s", err);
-	return c;
-}
-
 static struct ox_producer *producer(void)
 {
 	static const char *const kv[] = {
@@ -119,14 +108,8 @@ static struct ox_producer *producer(void)
 		"max.block.ms", "3000", "socket.connect.timeout.ms", "2000",
 		NULL
 	};
-	struct ox_producer *p = NULL;
-	struct ox_conf *c = conf_all(kv);
-	char err[256];
 
-	if (ox_producer_create(&p, c, err, sizeof(err)) < 0)
-		bc_dief("ox_producer_create: %s", err);
-	ox_conf_destroy(c);
-	return p;
+	return bc_producer(&nodes[0], bootstrap_all, kv);
 }
 
 // Sends record nsent to `partition` (OX_PARTITION_ANY: by its key) of its

@@ -223,17 +223,10 @@ static void delivered(void *opaque, int err, const char *t, int32_t part,
 static void produce(void)
 {
 	static const char *const kv[] = { "acks", "all", NULL };
-	struct ox_conf *c = bc_conf(&nodes[0], kv);
-	struct ox_producer *p = NULL;
-	char err[256], value[32];
+	struct ox_producer *p = bc_producer(&nodes[0], bootstrap_all, kv);
+	char value[32];
 	int rc;
 
-	if (ox_conf_set(c, "bootstrap.servers", bootstrap_all, err,
-			sizeof(err)) < 0)
-		bc_dief("bootstrap.servers: %s", err);
-	if (ox_producer_create(&p, c, err, sizeof(err)) < 0)
-		bc_dief("ox_producer_create: %s", err);
-	ox_conf_destroy(c);
 	for (int i = 0; i < RECORDS; i++) {
 		struct ox_message m = { .topic = "kept-early",
 					.partition = OX_PARTITION_ANY,

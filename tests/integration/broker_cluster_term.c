@@ -100,17 +100,8 @@ static struct ox_producer *producer(void)
 		"max.block.ms", "10000", "socket.connect.timeout.ms", "2000",
 		NULL
 	};
-	struct ox_producer *p = NULL;
-	struct ox_conf *c = bc_conf(&nodes[0], kv);
-	char err[256];
 
-	if (ox_conf_set(c, "bootstrap.servers", bootstrap, err,
-			sizeof(err)) < 0)
-		bc_dief("bootstrap.servers: %s", err);
-	if (ox_producer_create(&p, c, err, sizeof(err)) < 0)
-		bc_dief("ox_producer_create: %s", err);
-	ox_conf_destroy(c);
-	return p;
+	return bc_producer(&nodes[0], bootstrap, kv);
 }
 
 // The leader of partition q as a running node other than index `skip`

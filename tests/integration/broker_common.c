@@ -568,6 +568,23 @@ struct ox_conf *bc_conf(const struct bc_broker *b, const char *const *kv)
 	return c;
 }
 
+struct ox_producer *bc_producer(const struct bc_broker *b,
+				const char *bootstrap, const char *const *kv)
+{
+	struct ox_conf *c = bc_conf(b, kv);
+	struct ox_producer *p = NULL;
+	char err[256];
+
+	if (bootstrap != NULL &&
+	    ox_conf_set(c, "bootstrap.servers", bootstrap, err,
+			sizeof(err)) < 0)
+		bc_dief("bootstrap.servers: %s", err);
+	if (ox_producer_create(&p, c, err, sizeof(err)) < 0)
+		bc_dief("ox_producer_create: %s", err);
+	ox_conf_destroy(c);
+	return p;
+}
+
 struct ox_admin *bc_admin(const struct bc_broker *b)
 {
 	char err[256];

@@ -147,6 +147,10 @@ void bc_broker_dump_log(const struct bc_broker *b);
 // NULL-terminated key, value pairs of kv (may be NULL).
 struct ox_conf *bc_conf(const struct bc_broker *b, const char *const *kv);
 struct ox_admin *bc_admin(const struct bc_broker *b);
+// A producer of bc_conf(b, kv), bootstrapping from the nodes in bootstrap
+// ("host:port,..."; NULL: b alone).
+struct ox_producer *bc_producer(const struct bc_broker *b,
+				const char *bootstrap, const char *const *kv);
 // Creates a topic; configs: NULL-terminated key, value pairs.
 void bc_topic_create(struct ox_admin *a, const char *name, int partitions,
 		     const char *const *configs);

@@ -117,18 +117,8 @@ static struct ox_producer *producer(const struct bc_broker *b)
 		"max.block.ms", "3000", "buffer.memory", "8388608",
 		"socket.connect.timeout.ms", "2000", NULL
 	};
-	struct ox_producer *p = NULL;
-	struct ox_conf *c = bc_conf(b, kv);
-	char err[256];
 
-	if (bootstrap_all[0] &&
-	    ox_conf_set(c, "bootstrap.servers", bootstrap_all, err,
-			sizeof(err)) < 0)
-		bc_dief("bootstrap.servers: %s", err);
-	if (ox_producer_create(&p, c, err, sizeof(err)) < 0)
-		bc_dief("ox_producer_create: %s", err);
-	ox_conf_destroy(c);
-	return p;
+	return bc_producer(b, bootstrap_all[0] ? bootstrap_all : NULL, kv);
 }
 
 // Sends records until kill_at (monotonic ms) or the round's cap, at most
