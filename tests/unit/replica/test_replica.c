@@ -395,6 +395,20 @@ static void check_logs_agree(int64_t upto)
 	}
 }
 
+// Three replicas with a leader elected; a follower of it cut off (its
+// index is returned) and the leader's index in *l.
+static int setup_with_a_follower_cut(int *l)
+{
+	int f;
+
+	setup_n(3);
+	*l = elect();
+	lead_node = *l;
+	f = (*l + 1) % 3;
+	W.cut[f + 1] = true;
+	return f;
+}
+
 // Appends batches [from, to) of 500 records each on leader l with
 // acks=all, waiting every ten; returns the end offset of the last.
 static int64_t append_batches(int l, struct acked *a, int from, int to)
@@ -461,11 +475,7 @@ Test(replica, a_follower_cut_off_catches_up_from_the_log, .fini = teardown)
 	int l, f;
 	int64_t end;
 
-	setup_n(3);
-	l = elect();
-	lead_node = l;
-	f = (l + 1) % 3;
-	W.cut[f + 1] = true;
+	f = setup_with_a_follower_cut(&l);
 	// More than the leader caches (16 MiB): the rest comes from its log.
 	end = append_batches(l, a, 0, 120);
 	cr_assert_lt(ox_log_end_offset(W.nodes[f].log), end);
@@ -643,11 +653,7 @@ Test(replica, a_follower_behind_retention_restarts_from_the_leaders_start,
 	int l, f;
 	int64_t end, start;
 
-	setup_n(3);
-	l = elect();
-	lead_node = l;
-	f = (l + 1) % 3;
-	W.cut[f + 1] = true;
+	f = setup_with_a_follower_cut(&l);
 	end = append_batches(l, a, 0, 60);
 	// Keep about the last 1 MiB on the leader.
 	ox_log_config_default(&cfg);
@@ -687,11 +693,7 @@ Test(replica, a_snapshot_reaches_the_owner_before_the_log_restarts,
 	int64_t end, start, old_start;
 
 	W.snapshots = true;
-	setup_n(3);
-	l = elect();
-	lead_node = l;
-	f = (l + 1) % 3;
-	W.cut[f + 1] = true;
+	f = setup_with_a_follower_cut(&l);
 	end = append_batches(l, a, 0, 60);
 	snprintf(W.nodes[l].snap, sizeof(W.nodes[l].snap), "state@%lld",
 		 (long long)end);
