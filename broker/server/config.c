@@ -247,24 +247,25 @@ static int k_peers(struct ox_config *c, const char *v, char *e, size_t n)
 	return 0;
 }
 
-static int k_segment_bytes(struct ox_config *c, const char *v, char *e,
-			   size_t n)
+static int set_segment_bytes(const char *v, uint64_t *out, char *e, size_t n)
 {
 	int64_t x;
 	int rc = set_int(v, 1, (int64_t)OX_LOG_SEGMENT_BYTES_MAX, &x, e, n);
 	if (rc == 0)
-		c->segment_bytes = (uint64_t)x;
+		*out = (uint64_t)x;
 	return rc;
+}
+
+static int k_segment_bytes(struct ox_config *c, const char *v, char *e,
+			   size_t n)
+{
+	return set_segment_bytes(v, &c->segment_bytes, e, n);
 }
 
 static int k_meta_segment_bytes(struct ox_config *c, const char *v, char *e,
 				size_t n)
 {
-	int64_t x;
-	int rc = set_int(v, 1, (int64_t)OX_LOG_SEGMENT_BYTES_MAX, &x, e, n);
-	if (rc == 0)
-		c->meta_segment_bytes = (uint64_t)x;
-	return rc;
+	return set_segment_bytes(v, &c->meta_segment_bytes, e, n);
 }
 
 static int k_meta_snapshot_entries(struct ox_config *c, const char *v,

@@ -55,6 +55,8 @@ Test(config, defaults)
 	cr_assert_eq(cfg.default_replication_factor, 1u);
 	cr_assert_eq(cfg.message_max_bytes, 1u << 20);
 	cr_assert_eq(cfg.io_backend, OX_IO_BACKEND_URING);
+	cr_assert_eq(cfg.meta_segment_bytes, 1u << 20);
+	cr_assert_eq(cfg.meta_snapshot_entries, 4096u);
 }
 
 struct kv {
@@ -79,6 +81,8 @@ Test(config, good_values)
 		{"log.retention.check.interval.ms", "1"},
 		{"num.partitions", "10000"}, {"default.replication.factor", "1"},
 		{"message.max.bytes", "67108864"}, {"io.backend", "sync"},
+		{"meta.log.segment.bytes", "4096"},
+		{"meta.snapshot.entries", "16"},
 	};
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
 		cr_expect_eq(ox_config_set(&cfg, good[i].key, good[i].value, err,
@@ -87,6 +91,8 @@ Test(config, good_values)
 	cr_assert_eq(cfg.io_backend, OX_IO_BACKEND_SYNC);
 	cr_assert_eq(cfg.message_max_bytes, 64u << 20);
 	cr_assert_eq(cfg.npeers, 1u);
+	cr_assert_eq(cfg.meta_segment_bytes, 4096u);
+	cr_assert_eq(cfg.meta_snapshot_entries, 16u);
 }
 
 Test(config, bad_values)
@@ -110,6 +116,8 @@ Test(config, bad_values)
 		{"default.replication.factor", "6"},
 		{"message.max.bytes", "67108865"}, {"message.max.bytes", "72"},
 		{"io.backend", "epoll"},
+		{"meta.log.segment.bytes", "0"}, {"meta.snapshot.entries", "0"},
+		{"meta.snapshot.entries", "x"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
@@ -286,7 +294,9 @@ Test(config, help_lists_every_key_with_default)
 			      "log.delete.retention.ms",
 			      "log.retention.check.interval.ms",
 			      "num.partitions", "default.replication.factor",
-			      "message.max.bytes", "io.backend", "1073741824",
+			      "message.max.bytes", "io.backend",
+			      "meta.log.segment.bytes", "meta.snapshot.entries",
+			      "1073741824",
 			      "127.0.0.1:7400", "300000"};
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		cr_expect(strstr(buf, keys[i]), "help lacks %s", keys[i]);
