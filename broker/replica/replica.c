@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // A partition replica: the host of one Raft group over one partition log
-// (replica.h has the design notes and invariants P1..P5). The flow:
+// (replica.h has the design notes and invariants P1..P6). The flow:
 //
 //   leader:   ox_replica_append -> verify, ox_raft_propose (term), stamp a
 //             copy (kept in the cache for APPENDs), queue OP_APPEND;
