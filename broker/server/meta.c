@@ -1435,25 +1435,22 @@ static int open_peer(struct ox_meta *m, char *err, size_t err_len)
 // How long a restarting node waits to learn the metadata it had.
 #define CATCH_UP_NS (10ull * 1000000000ull)
 
-// A node serves clients only once it has the cluster's metadata, so that
-// none is told the cluster has no topics: one that had metadata (its log
-// is not empty) once it applied what the group committed, as a leader
-// tells it; so does one starting with none that hears a group with a log
-// within the rejoin grace (raft.h R9: its disk may have been wiped). One
-// hearing no log within the grace is a new node of a new cluster: it
-// starts then. A node that finds no leader in time starts anyway (and
-// catches up later).
+// A node that had metadata (its log is not empty) serves clients only
+// once it applied what the group committed (as a leader tells it), so a
+// restarted node does not answer METADATA without its topics. A node
+// that finds no leader in time starts anyway (and catches up later).
 static void catch_up(struct ox_meta *m)
 {
 	uint64_t deadline = ox_srv_now_ns() + CATCH_UP_NS;
 	const struct ox_raft *r = ox_replica_raft(m->rep);
 
+	if (ox_log_end_offset(m->log) == 0)
+		return; // a new node: nothing to learn
 	while (ox_srv_now_ns() < deadline) {
-		if (caught_up(m))
+		if (ox_raft_leader(r) != OX_RAFT_NONE &&
+		    ox_raft_commit(r) > 0 &&
+		    m->applied_offset >= ox_raft_commit(r))
 			return;
-		if (ox_log_end_offset(m->log) == 0 &&
-		    ox_raft_rejoining(r) == OX_RAFT_REJOIN_NONE)
-			return; // a new node: nothing to learn
 		if (ox_io_run(m->srv->io, 1) < 0)
 			return;
 	}
