@@ -377,32 +377,68 @@ static void committed(struct ox_replica *rep, int64_t commit)
 	update_high_watermark(rep);
 }
 
-static int append_leader(struct ox_replica *rep, void *batch, size_t len,
-			 struct waiter *w);
+// Control batches (invisible to consumers) carry one record whose key
+// says what it is: a new leader's no-op, or a membership change whose
+// value is the new membership (ox_replica_conf_encode).
+static const char NOOP_KEY[] = "oxbow.leader";
+static const char CONF_KEY[] = "oxbow.conf";
 
-// A new leader commits its term with a control batch (invisible to
-// consumers): entries of earlier terms commit with it.
-static void append_noop(struct ox_replica *rep)
+static void control_batch(uint8_t *buf, size_t cap, const char *key,
+			  const uint8_t *value, int32_t value_len,
+			  size_t *len)
 {
-	static const char key[] = "oxbow.leader";
-	uint8_t buf[OX_BATCH_HEADER_BYTES + 64];
 	struct ox_batch_params params = { .attributes = OX_BATCH_ATTR_CONTROL };
 	struct ox_record rec = {
 		.key = (const uint8_t *)key,
-		.key_len = (int32_t)(sizeof(key) - 1),
-		.value_len = -1,
+		.key_len = (int32_t)strlen(key),
+		.value = value,
+		.value_len = value_len,
 	};
 	struct ox_batch_builder b;
-	size_t len;
 	int rc;
 
-	rc = ox_batch_builder_init(&b, buf, sizeof(buf), &params);
+	rc = ox_batch_builder_init(&b, buf, cap, &params);
 	if (rc == 0)
 		rc = ox_batch_builder_add(&b, &rec);
 	if (rc == 0)
-		rc = ox_batch_builder_finish(&b, &len);
-	OX_ASSERT(rc == 0);
-	rc = append_leader(rep, buf, len, NULL);
+		rc = ox_batch_builder_finish(&b, len);
+	OX_ASSERT(rc == 0); // the callers' buffers fit their records
+}
+
+// Whether one verified batch is a membership change: 1 with *conf, 0 when
+// it is not one, -OX_ECORRUPT when it says it is but its membership does
+// not decode.
+static int conf_of(const uint8_t *batch, size_t len,
+		   const struct ox_batch_header *h, struct ox_raft_conf *conf)
+{
+	struct ox_batch_iter it;
+	struct ox_record r;
+
+	if (!(h->attributes & OX_BATCH_ATTR_CONTROL) ||
+	    ox_batch_iter_init(&it, batch, len) < 0 ||
+	    ox_batch_iter_next(&it, &r) != 1 ||
+	    r.key_len != (int32_t)(sizeof(CONF_KEY) - 1) ||
+	    memcmp(r.key, CONF_KEY, sizeof(CONF_KEY) - 1) != 0)
+		return 0;
+	if (r.value_len < 0 ||
+	    ox_replica_conf_decode(r.value, (size_t)r.value_len, conf) < 0)
+		return -OX_ECORRUPT;
+	return 1;
+}
+
+static int append_leader(struct ox_replica *rep, void *batch, size_t len,
+			 const struct ox_raft_conf *conf, struct waiter *w);
+
+// A new leader commits its term with a no-op: entries of earlier terms
+// commit with it.
+static void append_noop(struct ox_replica *rep)
+{
+	uint8_t buf[OX_BATCH_HEADER_BYTES + 64];
+	size_t len;
+	int rc;
+
+	control_batch(buf, sizeof(buf), NOOP_KEY, NULL, -1, &len);
+	rc = append_leader(rep, buf, len, NULL, NULL);
 	if (rc < 0)
 		ox_slog(OX_SLOG_WARN, "leader could not append its no-op "
 			"error=%s", ox_strerror_name(rc));
@@ -750,11 +786,21 @@ static int dedup(struct ox_replica *rep, const struct ox_batch_header *h,
 	return 1;
 }
 
+// Raft's term for a batch ending at end: a membership change when conf.
+static int propose(struct ox_replica *rep, int64_t end,
+		   const struct ox_raft_conf *conf, uint64_t *term)
+{
+	if (conf != NULL)
+		return ox_raft_propose_conf(rep->raft, end, conf, term);
+	return ox_raft_propose(rep->raft, end, term);
+}
+
 // The only voter: no follower needs a copy, and every callback runs once
 // the log is done with the batch (its commit comes from its own append),
 // so the caller's bytes are appended in place.
 static int append_alone(struct ox_replica *rep, void *batch, size_t len,
-			const struct ox_batch_header *h, struct waiter *w)
+			const struct ox_batch_header *h,
+			const struct ox_raft_conf *conf, struct waiter *w)
 {
 	int64_t base = ox_raft_last_index(rep->raft);
 	int64_t end = base + h->last_offset_delta + 1;
@@ -764,8 +810,21 @@ static int append_alone(struct ox_replica *rep, void *batch, size_t len,
 
 	if (op == NULL)
 		return -ENOMEM;
-	rc = ox_raft_propose(rep->raft, end, &term);
+	if (w == NULL) {
+		// A control batch: the log takes a copy of its own.
+		void *copy = malloc(len);
+
+		if (copy == NULL) {
+			free(op);
+			return -ENOMEM;
+		}
+		batch = memcpy(copy, batch, len);
+		op->owned = true;
+	}
+	rc = propose(rep, end, conf, &term);
 	if (rc < 0) {
+		if (op->owned)
+			free(batch);
 		free(op);
 		return rc;
 	}
@@ -789,9 +848,10 @@ static int append_alone(struct ox_replica *rep, void *batch, size_t len,
 }
 
 // Proposes one verified batch and queues its append (the copy in the
-// cache, stamped with its offsets and term). w may be NULL (the no-op).
+// cache, stamped with its offsets and term). conf: the batch is this
+// membership change. w may be NULL (control batches).
 static int append_leader(struct ox_replica *rep, void *batch, size_t len,
-			 struct waiter *w)
+			 const struct ox_raft_conf *conf, struct waiter *w)
 {
 	struct ox_batch_header h;
 	struct cached *c;
@@ -815,7 +875,7 @@ static int append_leader(struct ox_replica *rep, void *batch, size_t len,
 			return rc < 0 ? rc : 0;
 	}
 	if (alone(rep))
-		return append_alone(rep, batch, len, &h, w);
+		return append_alone(rep, batch, len, &h, conf, w);
 	c = calloc(1, sizeof(*c));
 	op = calloc(1, sizeof(*op));
 	if (c == NULL || op == NULL || (c->buf = malloc(len)) == NULL) {
@@ -823,7 +883,7 @@ static int append_leader(struct ox_replica *rep, void *batch, size_t len,
 		free(op);
 		return -ENOMEM;
 	}
-	rc = ox_raft_propose(rep->raft, base + h.last_offset_delta + 1, &term);
+	rc = propose(rep, base + h.last_offset_delta + 1, conf, &term);
 	if (rc < 0) {
 		free(c->buf);
 		free(c);
@@ -870,11 +930,34 @@ int ox_replica_append(struct ox_replica *rep, void *batch, size_t len,
 	w->acks = acks;
 	w->cb = cb;
 	w->arg = arg;
-	rc = append_leader(rep, batch, len, w);
+	rc = append_leader(rep, batch, len, NULL, w);
 	if (rc < 0) {
 		free(w);
 		return rc;
 	}
+	pump(rep);
+	process_ready(rep);
+	return 0;
+}
+
+int ox_replica_change_conf(struct ox_replica *rep,
+			   const struct ox_raft_conf *conf)
+{
+	uint8_t value[REPLICA_CONF_BYTES_MAX];
+	uint8_t buf[OX_BATCH_HEADER_BYTES + REPLICA_CONF_BYTES_MAX + 64];
+	size_t len;
+	int n, rc;
+
+	OX_ASSERT(rep != NULL);
+	if (conf == NULL)
+		return -EINVAL;
+	n = ox_replica_conf_encode(conf, value, sizeof(value));
+	if (n < 0)
+		return -EINVAL;
+	control_batch(buf, sizeof(buf), CONF_KEY, value, n, &len);
+	rc = append_leader(rep, buf, len, conf, NULL);
+	if (rc < 0)
+		return rc;
 	pump(rep);
 	process_ready(rep);
 	return 0;
@@ -885,7 +968,7 @@ int ox_replica_append(struct ox_replica *rep, void *batch, size_t len,
 
 // An APPEND's bytes must be exactly its entries: whole batches that pass
 // their checksums, from prev_index to end_index without a gap, each of the
-// term the message gives it. Raft would otherwise count what the log
+// term the message gives it, membership changes whose membership decodes. Raft would otherwise count what the log
 // cannot take (P2).
 static int check_entries(const struct ox_raft_msg *m, const uint8_t *raw,
 			 size_t raw_len)
@@ -901,10 +984,13 @@ static int check_entries(const struct ox_raft_msg *m, const uint8_t *raw,
 	while (pos < raw_len) {
 		size_t at = pos;
 
+		struct ox_raft_conf conf;
+
 		if (ox_batch_next(raw, raw_len, &pos, &h) != 1 ||
 		    ox_batch_verify(raw + at, pos - at, NULL) < 0 ||
 		    h.base_offset != next ||
-		    h.term != ox_raft_msg_term_at(m, h.base_offset))
+		    h.term != ox_raft_msg_term_at(m, h.base_offset) ||
+		    conf_of(raw + at, pos - at, &h, &conf) < 0)
 			return -OX_ECORRUPT;
 		next = h.base_offset + h.last_offset_delta + 1;
 	}
@@ -915,6 +1001,7 @@ static int queue_plan(struct ox_replica *rep, const struct ox_raft_msg *m,
 		      const uint8_t *raw, size_t raw_len,
 		      const struct ox_raft_plan *plan)
 {
+	struct ox_raft_conf conf;
 	struct ox_batch_header h;
 	size_t pos = 0;
 
@@ -956,6 +1043,13 @@ static int queue_plan(struct ox_replica *rep, const struct ox_raft_msg *m,
 		op->end = end;
 		ops_push(rep, op);
 		producers_note(rep, h, h.base_offset);
+		// R7: a membership takes effect once in the log.
+		if (conf_of(raw + at, pos - at, &h, &conf) == 1) {
+			int rc = ox_raft_conf_appended(rep->raft, end, &conf);
+
+			if (rc < 0)
+				return rc;
+		}
 	}
 	return 0;
 }
@@ -1096,6 +1190,14 @@ static int restore(struct ox_replica *rep)
 		rs.start_term = rs.runs_n > 0 ? runs[0].term : 0;
 	if (rs.runs_n > 0 && runs[0].term < rs.start_term)
 		rs.start_term = runs[0].term;
+	// The membership is the last one in the log (raft.h): a change whose
+	// batch a crash cut from the tail gives way to the one before it
+	// (committed, R7), as a truncation of it would.
+	if (rs.hard.conf_index > rs.last_index &&
+	    rs.hard.conf_prev.voters_n > 0) {
+		rs.hard.conf = rs.hard.conf_prev;
+		rs.hard.conf_index = 0;
+	}
 	rc = ox_raft_create(&rep->raft, &cfg, &rs, REPLICA_RUNS_MAX);
 out:
 	free(runs);

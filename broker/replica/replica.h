@@ -31,6 +31,12 @@
 //       before its log restarts at the leader's start. A snapshot holds
 //       only committed entries, so installing one that is ahead of the
 //       state is safe whatever Raft then makes of the message.
+//   P7  A membership change is a control batch in the log (key
+//       "oxbow.conf", value a RaftConf): the leader proposes it through
+//       ox_replica_change_conf, a follower hands each one it appends to
+//       Raft, and an open takes the membership of the hard state unless
+//       the crash cut its batch from the log (then the committed one
+//       before it).
 //
 // The hard state lives in one small file (state_path): "OXRS", u32 LE
 // length, a RaftHardState protobuf (proto/raft.proto), XXH3-64 of the
@@ -156,6 +162,16 @@ typedef void (*ox_replica_append_cb)(void *arg, int res, int64_t base_offset,
 int ox_replica_append(struct ox_replica *rep, void *batch, size_t len,
 		      enum ox_replica_acks acks, ox_replica_append_cb cb,
 		      void *arg);
+
+// Leader: proposes the membership change to `conf` (raft.h
+// ox_raft_propose_conf: one voter added or removed, or one learner added,
+// removed or made a voter) as a control batch, so that followers and a
+// reopened replica find it in the log where Raft ordered it (R7).
+// Returns 0, -OX_ENOTLEADER, -EBUSY (an earlier change has not committed,
+// or the log is busy: retry later), -EINVAL (not a single change),
+// -OX_EFAILED, -ENOMEM.
+int ox_replica_change_conf(struct ox_replica *rep,
+			   const struct ox_raft_conf *conf);
 
 // The high watermark: the first offset consumers may not read yet.
 int64_t ox_replica_high_watermark(const struct ox_replica *rep);

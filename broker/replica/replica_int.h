@@ -38,6 +38,16 @@ struct replica_state {
 int ox_replica_state_read(const char *path, struct replica_state *st);
 int ox_replica_state_write(const char *path, const struct replica_state *st);
 
+// A membership as the value of a configuration batch (a RaftConf
+// protobuf, as in the state file). encode returns the length written, or
+// -ENOSPC when cap is short; decode returns 0 or -OX_ECORRUPT (not a
+// RaftConf, or no voter, or too many ids).
+#define REPLICA_CONF_BYTES_MAX 256u
+int ox_replica_conf_encode(const struct ox_raft_conf *c, uint8_t *buf,
+			   size_t cap);
+int ox_replica_conf_decode(const uint8_t *buf, size_t len,
+			   struct ox_raft_conf *c);
+
 // One batch the leader proposed, kept for APPENDs (refcounted: sends in
 // flight hold it).
 struct cached {

@@ -6,6 +6,7 @@
 // elections, votes, membership changes and log-start moves.
 #include "broker/replica/replica_int.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -110,4 +111,33 @@ int ox_replica_state_write(const char *path, const struct replica_state *st)
 	OX_ASSERT(len <= sizeof(buf));
 	OX_ASSERT(oxbow__raft_hard_state__pack(&pb, buf) == len);
 	return ox_file_replace_sealed(path, MAGIC, buf, len);
+}
+
+int ox_replica_conf_encode(const struct ox_raft_conf *c, uint8_t *buf,
+			   size_t cap)
+{
+	uint64_t v[OX_RAFT_NODES_MAX], l[OX_RAFT_NODES_MAX];
+	Oxbow__RaftConf pb;
+	size_t len;
+
+	conf_to_pb(c, &pb, v, l);
+	len = oxbow__raft_conf__get_packed_size(&pb);
+	if (len > cap)
+		return -ENOSPC;
+	return (int)oxbow__raft_conf__pack(&pb, buf);
+}
+
+int ox_replica_conf_decode(const uint8_t *buf, size_t len,
+			   struct ox_raft_conf *c)
+{
+	Oxbow__RaftConf *pb = oxbow__raft_conf__unpack(NULL, len, buf);
+	int rc;
+
+	if (pb == NULL)
+		return -OX_ECORRUPT;
+	rc = conf_from_pb(pb, c);
+	oxbow__raft_conf__free_unpacked(pb, NULL);
+	if (rc == 0 && c->voters_n == 0)
+		rc = -OX_ECORRUPT;
+	return rc;
 }

@@ -54,6 +54,7 @@ static struct {
 	struct node nodes[NODES];
 	bool cut[NODES + 1]; // messages to and from this node are lost
 	bool snapshots;      // replicas open with snapshot hooks
+	struct ox_raft_conf conf; // the initial membership (none: all nodes)
 	struct qmsg q[QUEUE_MAX];
 	int qn;
 } W;
@@ -147,6 +148,8 @@ static void open_node(int i)
 
 	for (int k = 0; k < W.n; k++)
 		o.conf.voters[o.conf.voters_n++] = (uint64_t)k + 1;
+	if (W.conf.voters_n > 0)
+		o.conf = W.conf;
 	if (W.snapshots) {
 		o.hooks.snapshot_get = hook_snapshot_get;
 		o.hooks.snapshot_put = hook_snapshot_put;
@@ -178,9 +181,11 @@ static void setup_n(int n)
 {
 	struct ox_io_opts o = { .backend = OX_IO_BACKEND_SYNC };
 	bool snapshots = W.snapshots;
+	struct ox_raft_conf conf = W.conf;
 
 	memset(&W, 0, sizeof(W));
 	W.snapshots = snapshots;
+	W.conf = conf;
 	W.n = n;
 	strcpy(W.root, "/tmp/ox-replica-XXXXXX");
 	cr_assert_not_null(mkdtemp(W.root));
@@ -410,9 +415,15 @@ static int setup_with_a_follower_cut(int *l)
 }
 
 // Appends batches [from, to) of 500 records each on leader l with
-// acks=all, waiting every ten; returns the end offset of the last.
+// acks=all, waiting every ten (or for each one when l is the only voter:
+// its log borrows the caller's bytes until written); returns the end
+// offset of the last.
 static int64_t append_batches(int l, struct acked *a, int from, int to)
 {
+	const struct ox_raft_conf *c =
+		ox_raft_conf(ox_replica_raft(W.nodes[l].rep));
+	bool alone = c->voters_n == 1;
+
 	static uint8_t buf[60000];
 	size_t len;
 
@@ -421,7 +432,7 @@ static int64_t append_batches(int l, struct acked *a, int from, int to)
 		cr_assert_eq(ox_replica_append(W.nodes[l].rep, buf, len,
 					       OX_REPLICA_ACKS_ALL, acked_cb,
 					       &a[i]), 0);
-		if (i % 10 == 9)
+		if (alone || i % 10 == 9)
 			wait_acked(a, i + 1);
 	}
 	wait_acked(a, to);
@@ -745,4 +756,118 @@ Test(replica, a_snapshot_reaches_the_owner_before_the_log_restarts,
 		pass(k);
 	cr_assert_eq(W.nodes[f].hw, end);
 	cr_assert_eq(W.nodes[f].snap_puts, puts, "no SNAPSHOT was needed");
+}
+
+static bool is_voter(int i, uint64_t id)
+{
+	const struct ox_raft_conf *c =
+		ox_raft_conf(ox_replica_raft(W.nodes[i].rep));
+
+	for (uint32_t k = 0; k < c->voters_n; k++)
+		if (c->voters[k] == id)
+			return true;
+	return false;
+}
+
+// Runs the loop until node i's membership change at the end of its log
+// has committed there.
+static void wait_settled(int i)
+{
+	const struct ox_raft *r = ox_replica_raft(W.nodes[i].rep);
+
+	for (int k = 1; k < PASSES_MAX && W.nodes[i].hw <
+						   ox_raft_last_index(r); k++)
+		pass(k);
+	cr_assert_eq(W.nodes[i].hw, ox_raft_last_index(r));
+}
+
+// P7: a partition moves from node 1 to node 2 one change at a time (a
+// learner added, made a voter, leadership handed over, the old voter
+// removed), the follower learning each change from the log; node 2 then
+// holds everything alone, also after a reopen.
+Test(replica, membership_changes_move_a_group, .fini = teardown)
+{
+	struct ox_raft_conf c = { .voters_n = 1, .voters = { 1 } };
+	struct acked a[30] = { 0 };
+	int64_t end;
+
+	W.conf = c;
+	setup_n(2);
+	W.conf.voters_n = 0;
+	cr_assert_eq(elect(), 0);
+	lead_node = 0;
+	end = append_batches(0, a, 0, 10);
+
+	// Two steps at once is not a single change.
+	c = (struct ox_raft_conf){ .voters_n = 2, .voters = { 1, 3 },
+				   .learners_n = 1, .learners = { 2 } };
+	cr_assert_eq(ox_replica_change_conf(W.nodes[0].rep, &c), -EINVAL);
+	cr_assert_eq(ox_replica_change_conf(W.nodes[1].rep, &c),
+		     -OX_ENOTLEADER);
+
+	c = (struct ox_raft_conf){ .voters_n = 1, .voters = { 1 },
+				   .learners_n = 1, .learners = { 2 } };
+	cr_assert_eq(ox_replica_change_conf(W.nodes[0].rep, &c), 0);
+	wait_settled(0);
+	end = ox_raft_last_index(ox_replica_raft(W.nodes[0].rep));
+	for (int k = 1; k < PASSES_MAX && W.nodes[1].hw < end; k++)
+		pass(k);
+	cr_assert_eq(W.nodes[1].hw, end, "the learner caught up");
+	cr_assert_eq(ox_raft_conf(ox_replica_raft(W.nodes[1].rep))->learners_n,
+		     1, "the learner learnt the change from the log");
+	cr_assert(!is_voter(1, 2));
+
+	c = (struct ox_raft_conf){ .voters_n = 2, .voters = { 1, 2 } };
+	cr_assert_eq(ox_replica_change_conf(W.nodes[0].rep, &c), 0);
+	wait_settled(0);
+	end = append_batches(0, a, 10, 15);
+	for (int k = 1; k < PASSES_MAX && !is_voter(1, 2); k++)
+		pass(k);
+	cr_assert(is_voter(1, 2), "node 2 became a voter");
+
+	cr_assert_eq(ox_replica_transfer(W.nodes[0].rep, 2), 0);
+	for (int k = 1; k < PASSES_MAX && leader() != 1; k++)
+		pass(k);
+	cr_assert_eq(elect(), 1);
+	lead_node = 1;
+	c = (struct ox_raft_conf){ .voters_n = 1, .voters = { 2 } };
+	cr_assert_eq(ox_replica_change_conf(W.nodes[1].rep, &c), 0);
+	wait_settled(1);
+	end = append_batches(1, a, 15, 20);
+	check_logs_agree(a[14].last + 1);
+
+	// Alone now: node 1 is cut and node 2 still commits.
+	W.cut[1] = true;
+	end = append_batches(1, a, 20, 25);
+	cr_assert_eq(W.nodes[1].hw, end);
+
+	// The membership came back from the hard state.
+	close_node(1);
+	open_node(1);
+	cr_assert(is_voter(1, 2) && !is_voter(1, 1));
+	cr_assert_eq(ox_raft_role(ox_replica_raft(W.nodes[1].rep)),
+		     OX_RAFT_LEADER, "the only voter leads at once");
+	cr_assert_eq(W.nodes[1].hw, end);
+	end = append_batches(1, a, 25, 30);
+	cr_assert_eq(a[29].res, 0);
+}
+
+// P7: a hard state naming a membership whose batch the log lost (a crash
+// cut the tail) opens with the committed one before it.
+Test(replica, a_membership_the_log_lost_gives_way, .fini = teardown)
+{
+	struct replica_state st;
+
+	setup_n(1);
+	close_node(0);
+	cr_assert_eq(ox_replica_state_read(W.nodes[0].state, &st), 0);
+	st.hard.conf_prev = st.hard.conf; // {1}
+	st.hard.conf = (struct ox_raft_conf){ .voters_n = 2,
+					      .voters = { 1, 2 } };
+	st.hard.conf_index = 1000;
+	cr_assert_eq(ox_replica_state_write(W.nodes[0].state, &st), 0);
+	open_node(0);
+	cr_assert(!is_voter(0, 2), "the lost change was dropped");
+	cr_assert_eq(ox_raft_role(ox_replica_raft(W.nodes[0].rep)),
+		     OX_RAFT_LEADER, "alone again, it leads at once");
 }
