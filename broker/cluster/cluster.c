@@ -291,6 +291,8 @@ static enum ox_cluster_op op_of(const Oxbow__MetaEntry *e)
 		return OX_CLUSTER_OP_ADD_PARTITIONS;
 	case OXBOW__META_ENTRY__OP_REASSIGN_PARTITION:
 		return OX_CLUSTER_OP_REASSIGN_PARTITION;
+	case OXBOW__META_ENTRY__OP_PARTITION_MOVED:
+		return OX_CLUSTER_OP_PARTITION_MOVED;
 	default:
 		return OX_CLUSTER_OP_NONE;
 	}
@@ -529,6 +531,7 @@ int ox_cluster_partition_get(const struct ox_cluster *c, uint64_t topic_id,
 	out->replicas = t->parts[partition].replicas;
 	out->replicas_n = t->rf;
 	out->epoch = t->parts[partition].epoch;
+	out->moving = t->parts[partition].moving;
 	return 0;
 }
 

@@ -95,6 +95,7 @@ enum ox_cluster_op {
 	OX_CLUSTER_OP_ALTER_CONFIGS = 5,
 	OX_CLUSTER_OP_ADD_PARTITIONS = 6,
 	OX_CLUSTER_OP_REASSIGN_PARTITION = 7,
+	OX_CLUSTER_OP_PARTITION_MOVED = 8,
 };
 
 // What applying (or checking) one entry decided. verdict is 0 when the
@@ -106,7 +107,8 @@ enum ox_cluster_op {
 //                         replication factor not 1, 3 or 5, counts that
 //                         disagree, an assignment naming an unknown node
 //                         or one node twice, a partition that does not
-//                         exist, an address another node uses
+//                         exist, an address another node uses; moved: a
+//                         partition not moving, or at another epoch
 //   -OX_ETOPIC_EXISTS     create: the name is taken
 //   -OX_EUNKNOWN_TOPIC    no such topic (or not of the id named)
 //   -OX_EINVALID_CONFIG   a bad key or value, a key set twice or both set
@@ -126,6 +128,7 @@ struct ox_cluster_result {
 	int verdict;
 	uint64_t topic_id;
 	uint64_t node_id;
+	uint32_t partition; // reassign and moved: the partition named
 	struct ox_cluster_request request;
 };
 
@@ -149,12 +152,14 @@ struct ox_cluster_topic {
 };
 
 // One partition: its replicas (borrowed; replication_factor of them, the
-// first the preferred leader) and its epoch (0 at creation, one more at
-// each reassignment).
+// first the preferred leader), its epoch (0 at creation, one more at
+// each reassignment), and whether the last reassignment is under way
+// (replicas is then where it goes; nodes it leaves still hold copies).
 struct ox_cluster_partition {
 	const uint64_t *replicas;
 	uint32_t replicas_n;
 	uint64_t epoch;
+	bool moving;
 };
 
 // One configuration override, for the encoders (borrowed strings).
@@ -260,6 +265,12 @@ int ox_cluster_entry_reassign_partition(const char *name,
 					const uint64_t *replicas,
 					uint32_t replicas_n, uint8_t **out,
 					size_t *len);
+
+// The leader of partition `partition` of topic `name` (id topic_id)
+// finished the reassignment of epoch `epoch`.
+int ox_cluster_entry_partition_moved(const char *name, uint64_t topic_id,
+				     uint32_t partition, uint64_t epoch,
+				     uint8_t **out, size_t *len);
 
 // ---- Rules and placement ------------------------------------------------
 

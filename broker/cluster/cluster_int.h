@@ -30,6 +30,7 @@ struct cluster_kv {
 struct cluster_part {
 	uint64_t epoch;
 	uint64_t replicas[OX_CLUSTER_RF_MAX];
+	bool moving; // reassigned, and its leader has not said it is done
 };
 
 struct cluster_topic {

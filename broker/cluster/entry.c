@@ -270,6 +270,25 @@ int ox_cluster_entry_reassign_partition(const char *name,
 	return pack(&e, out, len);
 }
 
+int ox_cluster_entry_partition_moved(const char *name, uint64_t topic_id,
+				     uint32_t partition, uint64_t epoch,
+				     uint8_t **out, size_t *len)
+{
+	Oxbow__MetaEntry e = OXBOW__META_ENTRY__INIT;
+	Oxbow__MetaPartitionMoved m = OXBOW__META_PARTITION_MOVED__INIT;
+
+	if (out == NULL || len == NULL ||
+	    !str_fits(name, OX_CLUSTER_TOPIC_NAME_MAX))
+		return -EINVAL;
+	m.name = str_arg(name);
+	m.topic_id = topic_id;
+	m.partition = partition;
+	m.epoch = epoch;
+	e.op_case = OXBOW__META_ENTRY__OP_PARTITION_MOVED;
+	e.partition_moved = &m;
+	return pack(&e, out, len);
+}
+
 int ox_cluster_entry_stamp(const uint8_t *entry, size_t len,
 			   const struct ox_cluster_request *rq,
 			   uint8_t **out, size_t *out_len)

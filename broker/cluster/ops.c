@@ -322,6 +322,7 @@ static int check_reassign(const struct ox_cluster *c,
 
 	if (rc < 0)
 		return rc;
+	res->partition = m->partition;
 	if (m->partition >= t->parts_n)
 		return -OX_EINVALID_REQUEST;
 	Oxbow__MetaAssignment a = OXBOW__META_ASSIGNMENT__INIT;
@@ -329,6 +330,24 @@ static int check_reassign(const struct ox_cluster *c,
 	a.replicas = m->replicas;
 	a.n_replicas = m->n_replicas;
 	return check_assignments(c, &ap, 1, t->rf, &t->parts[m->partition]);
+}
+
+static int check_moved(const struct ox_cluster *c,
+		       const Oxbow__MetaPartitionMoved *m,
+		       struct ox_cluster_result *res)
+{
+	struct cluster_topic *t;
+	int rc = find_topic(c, m->name, &t, res);
+
+	if (rc < 0)
+		return rc;
+	if (m->topic_id != t->id)
+		return -OX_EUNKNOWN_TOPIC;
+	res->partition = m->partition;
+	if (m->partition >= t->parts_n || !t->parts[m->partition].moving ||
+	    t->parts[m->partition].epoch != m->epoch)
+		return -OX_EINVALID_REQUEST;
+	return 0;
 }
 
 int cluster_entry_check(const struct ox_cluster *c, const Oxbow__MetaEntry *e,
@@ -350,6 +369,8 @@ int cluster_entry_check(const struct ox_cluster *c, const Oxbow__MetaEntry *e,
 		return check_add(c, e->add_partitions, res);
 	case OXBOW__META_ENTRY__OP_REASSIGN_PARTITION:
 		return check_reassign(c, e->reassign_partition, res);
+	case OXBOW__META_ENTRY__OP_PARTITION_MOVED:
+		return check_moved(c, e->partition_moved, res);
 	default:
 		return -OX_ECORRUPT;
 	}
@@ -505,10 +526,22 @@ static void apply_reassign(struct ox_cluster *c,
 	OX_ASSERT(t != NULL && m->partition < t->parts_n);
 	OX_ASSERT(m->n_replicas == t->rf); // C5
 	struct cluster_part *p = &t->parts[m->partition];
+	if (memcmp(p->replicas, m->replicas, t->rf * sizeof(uint64_t)) == 0)
+		return; // where it is (or going) already
 	cluster_part_count(c, p, t->rf, -1);
 	memcpy(p->replicas, m->replicas, t->rf * sizeof(uint64_t));
 	p->epoch++;
+	p->moving = true;
 	cluster_part_count(c, p, t->rf, 1);
+}
+
+static void apply_moved(struct ox_cluster *c,
+			const Oxbow__MetaPartitionMoved *m)
+{
+	struct cluster_topic *t = cluster_topic_by_name(c, m->name);
+
+	OX_ASSERT(t != NULL && m->partition < t->parts_n);
+	t->parts[m->partition].moving = false;
 }
 
 int cluster_entry_apply(struct ox_cluster *c, int64_t index,
@@ -531,6 +564,9 @@ int cluster_entry_apply(struct ox_cluster *c, int64_t index,
 		return apply_add(c, e->add_partitions);
 	case OXBOW__META_ENTRY__OP_REASSIGN_PARTITION:
 		apply_reassign(c, e->reassign_partition);
+		return 0;
+	case OXBOW__META_ENTRY__OP_PARTITION_MOVED:
+		apply_moved(c, e->partition_moved);
 		return 0;
 	default:
 		OX_ASSERT(!"an entry cluster_entry_check refused");

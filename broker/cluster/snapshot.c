@@ -100,6 +100,7 @@ static void fill_topics(const struct ox_cluster *c, struct snap_bufs *b,
 			b->parts[part].replicas = t->parts[p].replicas;
 			b->parts[part].n_replicas = t->rf;
 			b->parts[part].epoch = t->parts[p].epoch;
+			b->parts[part].moving = t->parts[p].moving;
 			b->part_ptrs[part] = &b->parts[part];
 		}
 		b->topic_ptrs[i] = mt;
@@ -232,6 +233,7 @@ static int restore_topic(struct ox_cluster *c, const Oxbow__MetaTopic *m)
 		memcpy(t->parts[p].replicas, m->partitions[p]->replicas,
 		       t->rf * sizeof(uint64_t));
 		t->parts[p].epoch = m->partitions[p]->epoch;
+		t->parts[p].moving = m->partitions[p]->moving;
 		cluster_part_count(c, &t->parts[p], t->rf, 1);
 	}
 	c->parts_total += t->parts_n;

@@ -66,7 +66,7 @@ static int structured(struct input *in, uint8_t **e, size_t *len)
 		kv[i].value = values[take(in) % 4];
 		reset[i] = keys[take(in) % 4];
 	}
-	switch (take(in) % 7) {
+	switch (take(in) % 8) {
 	case 0: {
 		snprintf(client, sizeof(client), "h%u:%u", take(in) % 8,
 			 take(in) % 3);
@@ -95,6 +95,10 @@ static int structured(struct input *in, uint8_t **e, size_t *len)
 	case 5:
 		return ox_cluster_entry_reassign_partition(name, take(in) % 4,
 							   ids, rf, e, len);
+	case 6:
+		return ox_cluster_entry_partition_moved(name, take(in) % 4,
+							take(in) % 4,
+							take(in) % 3, e, len);
 	default:
 		return ox_cluster_entry_noop(e, len);
 	}

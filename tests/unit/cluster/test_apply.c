@@ -395,6 +395,80 @@ Test(cluster, add_partitions_and_reassign)
 	ox_cluster_destroy(c);
 }
 
+// A reassigned partition is moving until its leader says the move of
+// that epoch is done; a list it has already changes nothing.
+Test(cluster, a_reassignment_moves_until_its_leader_says_done)
+{
+	struct ox_cluster *c = tc_new();
+	struct ox_cluster_partition p;
+	struct ox_cluster_result res;
+	struct ox_cluster *twin;
+	uint8_t *e, *snap;
+	size_t len;
+
+	for (uint64_t id = 1; id <= 4; id++)
+		cr_assert_eq(tc_node(c, id), 0);
+	cr_assert_eq(tc_topic(c, "t", 2, 3,
+			      (const uint64_t[]){ 1, 2, 3, 2, 3, 1 }), 0);
+	cr_assert_eq(ox_cluster_partition_get(c, 1, 0, &p), 0);
+	cr_assert(!p.moving, "a new partition is where it belongs");
+
+	// The same list: nothing moves.
+	cr_assert_eq(ox_cluster_entry_reassign_partition("t", 0,
+			(const uint64_t[]){ 1, 2, 3 }, 3, &e, &len), 0);
+	cr_assert_eq(tc_apply(c, e, len), 0);
+	cr_assert_eq(ox_cluster_partition_get(c, 1, 0, &p), 0);
+	cr_assert(!p.moving);
+	cr_assert_eq(p.epoch, 0);
+
+	cr_assert_eq(ox_cluster_entry_reassign_partition("t", 0,
+			(const uint64_t[]){ 4, 2, 3 }, 3, &e, &len), 0);
+	cr_assert_eq(ox_cluster_check(c, e, len, &res), 0);
+	cr_assert_eq(res.op, OX_CLUSTER_OP_REASSIGN_PARTITION);
+	cr_assert_eq(res.topic_id, 1);
+	cr_assert_eq(res.partition, 0);
+	cr_assert_eq(tc_apply(c, e, len), 0);
+	cr_assert_eq(ox_cluster_partition_get(c, 1, 0, &p), 0);
+	cr_assert(p.moving);
+	cr_assert_eq(p.epoch, 1);
+
+	// The flag travels in snapshots.
+	snap = tc_snap(c, &len);
+	cr_assert_eq(ox_cluster_create(&twin), 0);
+	cr_assert_eq(ox_cluster_restore(twin, snap, len), 0);
+	free(snap);
+	cr_assert_eq(ox_cluster_partition_get(twin, 1, 0, &p), 0);
+	cr_assert(p.moving);
+	ox_cluster_destroy(twin);
+
+	// Refused: another epoch, another topic id, a partition not moving.
+	cr_assert_eq(ox_cluster_entry_partition_moved("t", 1, 0, 0, &e, &len),
+		     0);
+	tc_refused(c, e, len, -OX_EINVALID_REQUEST);
+	cr_assert_eq(ox_cluster_entry_partition_moved("t", 9, 0, 1, &e, &len),
+		     0);
+	tc_refused(c, e, len, -OX_EUNKNOWN_TOPIC);
+	cr_assert_eq(ox_cluster_entry_partition_moved("t", 1, 1, 0, &e, &len),
+		     0);
+	tc_refused(c, e, len, -OX_EINVALID_REQUEST);
+
+	cr_assert_eq(ox_cluster_entry_partition_moved("t", 1, 0, 1, &e, &len),
+		     0);
+	cr_assert_eq(ox_cluster_check(c, e, len, &res), 0);
+	cr_assert_eq(res.op, OX_CLUSTER_OP_PARTITION_MOVED);
+	cr_assert_eq(res.partition, 0);
+	cr_assert_eq(tc_apply(c, e, len), 0);
+	cr_assert_eq(ox_cluster_partition_get(c, 1, 0, &p), 0);
+	cr_assert(!p.moving);
+	cr_assert_eq(p.epoch, 1);
+	cr_assert_eq(p.replicas[0], 4);
+	// Done once: the same entry again is refused.
+	cr_assert_eq(ox_cluster_entry_partition_moved("t", 1, 0, 1, &e, &len),
+		     0);
+	tc_refused(c, e, len, -OX_EINVALID_REQUEST);
+	ox_cluster_destroy(c);
+}
+
 Test(cluster, bound_on_nodes)
 {
 	struct ox_cluster *c = tc_new();

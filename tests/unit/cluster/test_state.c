@@ -236,7 +236,12 @@ static uint8_t *random_entry(uint64_t *s, size_t *len)
 			pick(s, 5), ids, rf, &e, len), 0);
 		break;
 	case 7:
-		cr_assert_eq(ox_cluster_entry_noop(&e, len), 0);
+		if (pick(s, 2))
+			cr_assert_eq(ox_cluster_entry_noop(&e, len), 0);
+		else
+			cr_assert_eq(ox_cluster_entry_partition_moved(name,
+				pick(s, 4), pick(s, 5), pick(s, 3), &e, len),
+				0);
 		break;
 	default:
 		// Random bytes, or a valid entry cut short.
