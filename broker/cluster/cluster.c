@@ -532,6 +532,7 @@ int ox_cluster_partition_get(const struct ox_cluster *c, uint64_t topic_id,
 	out->replicas_n = t->rf;
 	out->epoch = t->parts[partition].epoch;
 	out->moving = t->parts[partition].moving;
+	out->from = out->moving ? t->parts[partition].from : NULL;
 	return 0;
 }
 

@@ -154,12 +154,14 @@ struct ox_cluster_topic {
 // One partition: its replicas (borrowed; replication_factor of them, the
 // first the preferred leader), its epoch (0 at creation, one more at
 // each reassignment), and whether the last reassignment is under way
-// (replicas is then where it goes; nodes it leaves still hold copies).
+// (replicas is then where it goes, `from` the list it had before that
+// entry, replicas_n of them; nodes it leaves still hold copies).
 struct ox_cluster_partition {
 	const uint64_t *replicas;
 	uint32_t replicas_n;
 	uint64_t epoch;
 	bool moving;
+	const uint64_t *from; // NULL when not moving
 };
 
 // One configuration override, for the encoders (borrowed strings).

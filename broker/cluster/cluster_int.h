@@ -31,6 +31,7 @@ struct cluster_part {
 	uint64_t epoch;
 	uint64_t replicas[OX_CLUSTER_RF_MAX];
 	bool moving; // reassigned, and its leader has not said it is done
+	uint64_t from[OX_CLUSTER_RF_MAX]; // moving: replicas before the change
 };
 
 struct cluster_topic {

@@ -529,6 +529,7 @@ static void apply_reassign(struct ox_cluster *c,
 	if (memcmp(p->replicas, m->replicas, t->rf * sizeof(uint64_t)) == 0)
 		return; // where it is (or going) already
 	cluster_part_count(c, p, t->rf, -1);
+	memcpy(p->from, p->replicas, t->rf * sizeof(uint64_t));
 	memcpy(p->replicas, m->replicas, t->rf * sizeof(uint64_t));
 	p->epoch++;
 	p->moving = true;
@@ -542,6 +543,8 @@ static void apply_moved(struct ox_cluster *c,
 
 	OX_ASSERT(t != NULL && m->partition < t->parts_n);
 	t->parts[m->partition].moving = false;
+	memset(t->parts[m->partition].from, 0,
+	       sizeof(t->parts[m->partition].from));
 }
 
 int cluster_entry_apply(struct ox_cluster *c, int64_t index,

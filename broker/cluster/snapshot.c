@@ -101,6 +101,10 @@ static void fill_topics(const struct ox_cluster *c, struct snap_bufs *b,
 			b->parts[part].n_replicas = t->rf;
 			b->parts[part].epoch = t->parts[p].epoch;
 			b->parts[part].moving = t->parts[p].moving;
+			if (t->parts[p].moving) {
+				b->parts[part].from = (uint64_t *)t->parts[p].from;
+				b->parts[part].n_from = t->rf;
+			}
 			b->part_ptrs[part] = &b->parts[part];
 		}
 		b->topic_ptrs[i] = mt;
@@ -207,7 +211,8 @@ static int topic_check(const struct ox_cluster *c, const Oxbow__MetaSnapshot *s,
 	for (size_t p = 0; p < m->n_partitions; p++) {
 		const Oxbow__MetaPartition *mp = m->partitions[p];
 		if (cluster_check_replicas(c, mp->replicas, mp->n_replicas,
-					   rf) < 0)
+					   rf) < 0 ||
+		    mp->n_from != (mp->moving ? rf : 0))
 			return -OX_ECORRUPT; // C5
 	}
 	return 0;
@@ -234,6 +239,9 @@ static int restore_topic(struct ox_cluster *c, const Oxbow__MetaTopic *m)
 		       t->rf * sizeof(uint64_t));
 		t->parts[p].epoch = m->partitions[p]->epoch;
 		t->parts[p].moving = m->partitions[p]->moving;
+		if (t->parts[p].moving)
+			memcpy(t->parts[p].from, m->partitions[p]->from,
+			       t->rf * sizeof(uint64_t));
 		cluster_part_count(c, &t->parts[p], t->rf, 1);
 	}
 	c->parts_total += t->parts_n;

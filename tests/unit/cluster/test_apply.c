@@ -431,6 +431,8 @@ Test(cluster, a_reassignment_moves_until_its_leader_says_done)
 	cr_assert_eq(ox_cluster_partition_get(c, 1, 0, &p), 0);
 	cr_assert(p.moving);
 	cr_assert_eq(p.epoch, 1);
+	cr_assert_not_null(p.from);
+	cr_assert_eq(p.from[0], 1, "from lists the replicas it had");
 
 	// The flag travels in snapshots.
 	snap = tc_snap(c, &len);
@@ -439,6 +441,7 @@ Test(cluster, a_reassignment_moves_until_its_leader_says_done)
 	free(snap);
 	cr_assert_eq(ox_cluster_partition_get(twin, 1, 0, &p), 0);
 	cr_assert(p.moving);
+	cr_assert_eq(p.from[0], 1);
 	ox_cluster_destroy(twin);
 
 	// Refused: another epoch, another topic id, a partition not moving.
@@ -460,6 +463,7 @@ Test(cluster, a_reassignment_moves_until_its_leader_says_done)
 	cr_assert_eq(tc_apply(c, e, len), 0);
 	cr_assert_eq(ox_cluster_partition_get(c, 1, 0, &p), 0);
 	cr_assert(!p.moving);
+	cr_assert_null(p.from);
 	cr_assert_eq(p.epoch, 1);
 	cr_assert_eq(p.replicas[0], 4);
 	// Done once: the same entry again is refused.
