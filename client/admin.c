@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // The admin handle: topics (create, delete, list, describe), topic
-// configs, offsets by spec or time, consumer groups (list, describe with
-// lag, commit) and the cluster's status, each one synchronous request or
-// a few over the request layer of client.c. Cluster-wide requests go to
-// any broker; LIST_OFFSETS goes to each partition's leader; a group's
-// offsets go to its coordinator, and LIST_GROUPS to every node (each
-// lists the groups it coordinates) with the answers merged. The broker's
-// error_message of a failed call is kept for ox_admin_last_error. Not
-// thread-safe: one thread at a time per handle.
+// configs, partition reassignment, offsets by spec or time, consumer
+// groups (list, describe with lag, commit) and the cluster's status,
+// each one synchronous request or a few over the request layer of
+// client.c. Cluster-wide requests go to any broker (a node forwards
+// admin changes to the metadata leader); LIST_OFFSETS goes to each
+// partition's leader; a group's offsets go to its coordinator, and
+// LIST_GROUPS to every node (each lists the groups it coordinates) with
+// the answers merged. The broker's error_message of a failed call is
+// kept for ox_admin_last_error. Not thread-safe: one thread at a time
+// per handle.
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -441,6 +443,50 @@ out:
 	return rc;
 }
 
+// Node ids are >= 0 (-1 stands for none in the protocol), and a list
+// names at least one node.
+static bool node_ids_ok(const int32_t *ids, size_t n)
+{
+	if (ids == NULL || n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (ids[i] < 0)
+			return false;
+	return true;
+}
+
+int ox_admin_partition_reassign(struct ox_admin *a, const char *topic,
+				int32_t partition, const int32_t *replicas,
+				size_t n)
+{
+	Oxbow__ReassignPartitionRequest req =
+		OXBOW__REASSIGN_PARTITION_REQUEST__INIT;
+	ProtobufCMessage *msg = NULL;
+	int rc;
+
+	if (a == NULL || !name_ok(topic) || partition < 0 ||
+	    !node_ids_ok(replicas, n))
+		return -EINVAL;
+	// Whether the list is distinct, registered and as long as the
+	// replication factor is the metadata leader's to judge: it answers
+	// INVALID_REQUEST with a message naming what is wrong.
+	req.topic = (char *)topic;
+	req.partition = partition;
+	req.n_replicas = n;
+	req.replicas = (int32_t *)replicas;
+	rc = ox_client_call_any(&a->cl, OXBOW__API_KEY__REASSIGN_PARTITION,
+				&req.base,
+				&oxbow__reassign_partition_response__descriptor,
+				&msg);
+	if (rc == 0) {
+		Oxbow__ReassignPartitionResponse *r =
+			(Oxbow__ReassignPartitionResponse *)msg;
+		rc = topic_result(a, r->result);
+		protobuf_c_message_free_unpacked(msg, NULL);
+	}
+	return rc;
+}
+
 void ox_strings_free(char **strings, size_t n)
 {
 	if (strings == NULL)
@@ -760,6 +806,7 @@ static int status_partitions_fill(struct ox_cluster_status *s,
 		p->in_sync = ints_dup(ps->in_sync, ps->n_in_sync);
 		p->in_sync_count = ps->n_in_sync;
 		p->high_watermark = ps->high_watermark;
+		p->moving = ps->moving ? 1 : 0;
 		s->partition_count++;
 		if (p->topic == NULL || p->replicas == NULL || p->in_sync == NULL)
 			return -ENOMEM;

@@ -4,10 +4,11 @@
 // liboxbow's ox_admin_cluster_status: who leads the metadata (and in which
 // term), every node with its client and peer addresses and whether the
 // answering node reaches it, and every partition with its leader,
-// replicas, in-sync replicas and high watermark, led by a count of the
-// partitions that are under-replicated or have no leader. As a table for
-// people (the default) or as one JSON object for scripts. It changes
-// nothing in the cluster.
+// replicas, in-sync replicas and high watermark (marked `moving` while a
+// reassignment moves it), led by a count of the partitions that are
+// under-replicated or have no leader. As a table for people (the
+// default) or as one JSON object for scripts. It changes nothing in the
+// cluster.
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,12 +28,15 @@ static const char status_help[] =
 	"address, whether the answering node reaches it), and every partition\n"
 	"(leader, replicas, in-sync replicas, high watermark) after a count of\n"
 	"those that are under-replicated (fewer in-sync replicas than replicas)\n"
-	"or have no leader. A leader of -1 or `-` means none is known.\n"
+	"or have no leader. A leader of -1 or `-` means none is known. A\n"
+	"partition being moved to other nodes (`oxbowctl topic reassign`) ends\n"
+	"in `moving`, its replicas then being where it goes.\n"
 	"  --format text   tables for people (the default)\n"
 	"  --format json   one JSON object on one line: answering_node,\n"
 	"                  meta_leader, meta_term, rejoining, nodes [{id, address,\n"
 	"                  peer_address, reachable}], partitions [{topic,\n"
-	"                  partition, leader, replicas, in_sync, high_watermark}],\n"
+	"                  partition, leader, replicas, in_sync, high_watermark,\n"
+	"                  moving}],\n"
 	"                  under_replicated, without_leader\n";
 
 enum { OPT_FORMAT = OX_CTL_OPT_FIRST_LOCAL };
@@ -149,13 +153,16 @@ static void print_partitions(const struct ox_cluster_status *s)
 		const struct ox_partition_status *p = &s->partitions[i];
 		char leader[16];
 		snprintf(leader, sizeof(leader), "%d", (int)p->leader);
-		printf("%-*s  %-9d  %-6s  %-10s  %-10s  %lld\n", wt, p->topic,
+		// The table's columns stay as they were; a move only adds
+		// a word at the end, so scripts reading columns go on working.
+		printf("%-*s  %-9d  %-6s  %-10s  %-10s  %lld%s\n", wt, p->topic,
 		       (int)p->partition, p->leader < 0 ? "-" : leader,
 		       ids_text(replicas, sizeof(replicas), p->replicas,
 				p->replica_count),
 		       ids_text(in_sync, sizeof(in_sync), p->in_sync,
 				p->in_sync_count),
-		       (long long)p->high_watermark);
+		       (long long)p->high_watermark,
+		       p->moving ? "  moving" : "");
 	}
 }
 
@@ -216,7 +223,9 @@ static void print_json(const struct ox_cluster_status *s)
 		json_ids(p->replicas, p->replica_count);
 		fputs(",\"in_sync\":", stdout);
 		json_ids(p->in_sync, p->in_sync_count);
-		printf(",\"high_watermark\":%lld}", (long long)p->high_watermark);
+		printf(",\"high_watermark\":%lld,\"moving\":%s}",
+		       (long long)p->high_watermark,
+		       p->moving ? "true" : "false");
 	}
 	printf("],\"under_replicated\":%zu,\"without_leader\":%zu}\n", under,
 	       leaderless);

@@ -427,3 +427,33 @@ int ox_ctl_topic_partitions(const struct ox_ctl *ctl, const char *topic,
 	*partitions_out = partitions;
 	return OX_CTL_EXIT_OK;
 }
+
+int ox_ctl_parse_ids(const char *s, int32_t *ids, size_t max, size_t *n_out)
+{
+	// An id has at most 10 digits; a longer word is no id at all.
+	char word[16];
+	size_t n = 0;
+
+	OX_ASSERT(ids != NULL && n_out != NULL);
+	if (s == NULL || s[0] == '\0')
+		return -EINVAL;
+	for (const char *p = s;; p++) {
+		size_t len = strcspn(p, ",");
+		int64_t v;
+		if (len == 0 || len >= sizeof(word))
+			return -EINVAL;
+		memcpy(word, p, len);
+		word[len] = '\0';
+		if (strspn(word, "0123456789") != len ||
+		    ox_ctl_parse_i64(word, 0, INT32_MAX, &v) != 0)
+			return -EINVAL;
+		if (n == max)
+			return -E2BIG;
+		ids[n++] = (int32_t)v;
+		p += len;
+		if (*p == '\0')
+			break;
+	}
+	*n_out = n;
+	return 0;
+}

@@ -30,6 +30,11 @@
 // topic has keys, and it bounds what one request carries.
 #define OX_CTL_CONFIGS_MAX 64
 
+// A --replicas list names at most this many nodes: more than any
+// replication factor a cluster runs with, and it bounds the list on the
+// stack and in one request.
+#define OX_CTL_REPLICAS_MAX 64
+
 // Deadlines of one CLI run. A person waits at the terminal: a broker that
 // does not answer within these is reported as unreachable rather than
 // retried for the library's default half a minute.
@@ -149,6 +154,13 @@ int ox_ctl_parse_time(const char *s, int64_t *ms_out);
 // Splits "k=v" in place into a config entry (s is modified: the '=' becomes
 // NUL). Returns 0, or -EINVAL when there is no '=' or the key is empty.
 int ox_ctl_parse_config(char *s, struct ox_config_entry *out);
+
+// Parses a comma-separated list of node ids ("1,2,3": decimal digits
+// only, each from 0 to INT32_MAX) into ids, in order, without changing s.
+// Returns 0 with *n_out ids (at least one), -EINVAL for an empty list or
+// a word that is no id, or -E2BIG for more than max. Duplicates are the
+// caller's to judge.
+int ox_ctl_parse_ids(const char *s, int32_t *ids, size_t max, size_t *n_out);
 
 // Returns a configuration with bootstrap.servers and the CLI's deadlines
 // set, or NULL after reporting the error (*exit_out holds the exit code).

@@ -16,6 +16,7 @@ static const char usage_text[] =
 	"Commands:\n"
 	"  topic create NAME --partitions N [--replicas R] [--config k=v]...\n"
 	"  topic list | describe NAME | delete NAME | config NAME k=v...\n"
+	"  topic reassign NAME --partition P --replicas ID,ID,...\n"
 	"  produce TOPIC [--key K | --key-field PATH] [--acks all|leader|none]\n"
 	"          [--partition P]          one record per stdin line\n"
 	"  consume TOPIC [--group G] [--from-beginning | --offset N | --from-time T]\n"

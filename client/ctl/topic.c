@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // `oxbowctl topic ...`: create, list, describe, delete and configure
-// topics through liboxbow's admin API. Each subcommand parses its flags,
-// makes one or two admin calls and prints what a person (or a script
-// reading columns) needs; errors come back as one line naming the topic.
+// topics, and move a partition's replicas, through liboxbow's admin API.
+// Each subcommand parses its flags, makes one or two admin calls and
+// prints what a person (or a script reading columns) needs; errors come
+// back as one line naming the topic.
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +18,8 @@ static const char topic_help[] =
 	"  describe NAME             partitions, leaders, replicas, offsets, configs\n"
 	"  delete NAME\n"
 	"  config NAME k=v...        change configs (partitions=N grows a topic)\n"
+	"  reassign NAME --partition P --replicas ID,ID,...\n"
+	"                            move a partition to these nodes\n"
 	"Run `oxbowctl topic SUBCOMMAND --help` for details.\n";
 
 static const char create_help[] =
@@ -44,6 +48,17 @@ static const char config_help[] =
 	"usage: oxbowctl topic config NAME k=v...\n"
 	"Sets topic configs, all or none. partitions=N adds partitions.\n";
 
+static const char reassign_help[] =
+	"usage: oxbowctl topic reassign NAME --partition P --replicas ID,ID,...\n"
+	"Moves partition P of topic NAME to the nodes listed. The command\n"
+	"returns once the cluster has recorded the new list; the move then\n"
+	"runs in the background, and `oxbowctl cluster status` marks the\n"
+	"partition `moving` until it is done.\n"
+	"  --partition P       the partition to move (from 0)\n"
+	"  --replicas ID,...   node ids, comma-separated, distinct, as many as\n"
+	"                      the topic's replication factor; the preferred\n"
+	"                      leader first\n";
+
 // Parses a subcommand with no options of its own beyond the global ones
 // and checks the positional count. Returns -1 to go on, or an exit code.
 static int parse_plain(struct ox_ctl *ctl, int argc, char **argv,
@@ -56,7 +71,12 @@ static int parse_plain(struct ox_ctl *ctl, int argc, char **argv,
 	return ox_ctl_parse(ctl, argc, argv, &cl, NULL, first_pos);
 }
 
-enum { OPT_PARTITIONS = OX_CTL_OPT_FIRST_LOCAL, OPT_REPLICAS, OPT_CONFIG };
+enum {
+	OPT_PARTITIONS = OX_CTL_OPT_FIRST_LOCAL,
+	OPT_REPLICAS,
+	OPT_CONFIG,
+	OPT_PARTITION,
+};
 
 struct create_opts {
 	struct ox_config_entry configs[OX_CTL_CONFIGS_MAX];
@@ -266,6 +286,105 @@ static int topic_config(struct ox_ctl *ctl, int argc, char **argv)
 	return exit_code;
 }
 
+struct reassign_opts {
+	int32_t replicas[OX_CTL_REPLICAS_MAX];
+	size_t n_replicas;  // 0 until given
+	int64_t partition;  // -1 until given
+};
+
+// The first id of ids[0..n) that comes twice, or -1.
+static int64_t id_repeated(const int32_t *ids, size_t n)
+{
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = 0; j < i; j++)
+			if (ids[i] == ids[j])
+				return ids[i];
+	return -1;
+}
+
+static int reassign_flag(struct ox_ctl *ctl, int opt, char *arg, void *opts)
+{
+	struct reassign_opts *o = opts;
+	int rc;
+
+	if (opt == OPT_PARTITION) {
+		if (ox_ctl_parse_i64(arg, 0, INT32_MAX, &o->partition) != 0)
+			return ox_ctl_misuse(ctl,
+				"--partition wants a number from 0, not '%s'",
+				arg);
+		return -1;
+	}
+	rc = ox_ctl_parse_ids(arg, o->replicas, OX_CTL_REPLICAS_MAX,
+			      &o->n_replicas);
+	if (rc == -E2BIG)
+		return ox_ctl_misuse(ctl, "--replicas lists more than %d nodes",
+				     OX_CTL_REPLICAS_MAX);
+	if (rc != 0)
+		return ox_ctl_misuse(ctl,
+			"--replicas wants node ids such as 1,2,3, not '%s'",
+			arg);
+	int64_t twice = id_repeated(o->replicas, o->n_replicas);
+	if (twice >= 0)
+		return ox_ctl_misuse(ctl, "--replicas lists node %lld twice",
+				     (long long)twice);
+	return -1;
+}
+
+static const struct option reassign_options[] = {
+	OX_CTL_GLOBAL_OPTIONS,
+	{ "partition", required_argument, NULL, OPT_PARTITION },
+	{ "replicas", required_argument, NULL, OPT_REPLICAS },
+	{ NULL, 0, NULL, 0 },
+};
+
+static const struct ox_ctl_cmdline reassign_cmdline = {
+	reassign_options, reassign_help, reassign_flag, 1, 1, "topic name"
+};
+
+static int topic_reassign(struct ox_ctl *ctl, int argc, char **argv)
+{
+	struct reassign_opts o = { .partition = -1 };
+	char ids[OX_CTL_REPLICAS_MAX * 12];
+	int pos, exit_code;
+	int rc = ox_ctl_parse(ctl, argc, argv, &reassign_cmdline, &o, &pos);
+	if (rc >= 0)
+		return rc;
+	if (o.partition < 0)
+		return ox_ctl_misuse(ctl, "missing --partition P");
+	if (o.n_replicas == 0)
+		return ox_ctl_misuse(ctl, "missing --replicas ID,ID,...");
+	const char *name = argv[pos];
+	const int32_t partition = (int32_t)o.partition;
+
+	struct ox_admin *admin = ox_ctl_admin(ctl, &exit_code);
+	if (admin == NULL)
+		return exit_code;
+	rc = ox_admin_partition_reassign(admin, name, partition, o.replicas,
+					 o.n_replicas);
+	if (rc == -OX_EUNKNOWN_TOPIC) {
+		// The code stands for a missing partition as well.
+		exit_code = ox_ctl_fail("unknown topic '%s' or partition %d",
+					name, (int)partition);
+	} else if (rc != 0) {
+		exit_code = ox_ctl_report(ctl, rc, name, NULL,
+					  ox_admin_last_error(admin),
+					  "reassigning partition %d of topic "
+					  "'%s'", (int)partition, name);
+	} else {
+		// Each id is at most 10 digits and a comma: ids holds them all.
+		size_t used = 0;
+		for (size_t i = 0; i < o.n_replicas && used < sizeof(ids); i++)
+			used += (size_t)snprintf(ids + used, sizeof(ids) - used,
+						 "%s%d", i ? "," : "",
+						 (int)o.replicas[i]);
+		printf("reassigning %s partition %d to replicas %s\n", name,
+		       (int)partition, ids);
+		exit_code = OX_CTL_EXIT_OK;
+	}
+	ox_admin_destroy(admin);
+	return exit_code;
+}
+
 int ox_ctl_topic(struct ox_ctl *ctl, int argc, char **argv)
 {
 	static const struct ox_ctl_subcommand subs[] = {
@@ -274,6 +393,7 @@ int ox_ctl_topic(struct ox_ctl *ctl, int argc, char **argv)
 		{ "describe", "topic describe", topic_describe },
 		{ "delete", "topic delete", topic_delete },
 		{ "config", "topic config", topic_config },
+		{ "reassign", "topic reassign", topic_reassign },
 	};
 	return ox_ctl_dispatch(ctl, argc, argv, "topic", topic_help, subs,
 			       sizeof(subs) / sizeof(subs[0]));

@@ -3,7 +3,7 @@
 // liboxbow: the C client of Oxbow. A producer (asynchronous sends with
 // delivery callbacks, per-partition batching, bounded buffer memory), a
 // consumer (assign, poll, seek, commit) and an admin handle (topics,
-// configs, offsets, groups, the cluster's status).
+// configs, replica moves, offsets, groups, the cluster's status).
 //
 // Errors. Every function returning int returns >= 0 on success or a
 // negative code: a -errno (-EINVAL for bad arguments, -ENOMEM, -ETIMEDOUT,
@@ -371,6 +371,24 @@ void ox_topic_infos_free(struct ox_topic_info *infos, size_t n);
 int ox_admin_config_alter(struct ox_admin *a, const char *topic,
 			  const struct ox_config_entry *set, size_t n);
 
+// Moves partition `partition` of topic to the n nodes in replicas: node
+// ids, distinct, as many as the topic's replication factor, the preferred
+// leader first (see proto/api.proto ReassignPartitionRequest). Sent to the
+// bootstrap brokers in turn, like ox_admin_config_alter (any node hands
+// it to the metadata leader). Returns 0 once the metadata group has
+// recorded the new list (the same list as now changes nothing); the move
+// then runs in the background, and ox_admin_cluster_status shows the
+// partition as `moving` until it is done. Otherwise -EINVAL (a NULL
+// handle or replicas, an empty topic, a negative partition or node id,
+// n 0), -OX_EUNREACHABLE, -OX_EUNSUPPORTED (a broker that predates the
+// call), or the broker's error with its message in ox_admin_last_error:
+// -OX_EUNKNOWN_TOPIC, -OX_EINVALID_REQUEST (a list it refuses, or a node
+// without peers), -OX_ENOTLEADER (no metadata leader now, or it cannot
+// be reached: not retried, call again), ...
+int ox_admin_partition_reassign(struct ox_admin *a, const char *topic,
+				int32_t partition, const int32_t *replicas,
+				size_t n);
+
 // The offset for OX_OFFSET_BEGINNING, OX_OFFSET_END, or a timestamp (ms,
 // >= 0: the first offset whose record timestamp is >= it; the end when
 // none is).
@@ -416,6 +434,9 @@ struct ox_partition_status {
 	size_t in_sync_count;     // high watermark; fewer than replica_count:
 				  // under-replicated
 	int64_t high_watermark;   // offset after the last committed record
+	int moving;               // 1: a reassignment is under way and
+				  // replicas lists its target (the replicas
+				  // it leaves serve until it is done)
 };
 
 struct ox_cluster_status {

@@ -360,6 +360,47 @@ static void on_offsets(struct fb *fb, int fd, uint64_t corr, uint32_t api,
 	oxbow__offset_commit_request__free_unpacked(req, NULL);
 }
 
+// Records the request, then answers reassign_code or judges it: the
+// topic's partitions are accepted (and move), other topics and
+// partitions are unknown, an empty or overlong list is invalid.
+static void on_reassign(struct fb *fb, int fd, uint64_t corr,
+			const uint8_t *body, size_t len)
+{
+	Oxbow__ReassignPartitionRequest *req =
+		oxbow__reassign_partition_request__unpack(NULL, len, body);
+	Oxbow__ReassignPartitionResponse resp =
+		OXBOW__REASSIGN_PARTITION_RESPONSE__INIT;
+	Oxbow__TopicResult res = OXBOW__TOPIC_RESULT__INIT;
+
+	if (req == NULL)
+		return;
+	fb->reassign_requests++;
+	snprintf(fb->reassign_topic, sizeof(fb->reassign_topic), "%s",
+		 req->topic);
+	fb->reassign_partition = req->partition;
+	fb->reassign_replica_count = req->n_replicas;
+	for (size_t i = 0; i < req->n_replicas && i < FB_REPLICAS_MAX; i++)
+		fb->reassign_replicas[i] = req->replicas[i];
+	res.name = req->topic;
+	if (fb->reassign_code != 0) {
+		res.error_code = (Oxbow__ErrorCode)fb->reassign_code;
+		res.error_message = fb->reassign_message;
+	} else if (req->n_replicas == 0 || req->n_replicas > FB_REPLICAS_MAX) {
+		res.error_code = OXBOW__ERROR_CODE__INVALID_REQUEST;
+	} else if (strcmp(req->topic, fb->topic) != 0 || req->partition < 0 ||
+		   (uint32_t)req->partition >= fb->partitions) {
+		res.error_code = OXBOW__ERROR_CODE__UNKNOWN_TOPIC;
+	} else {
+		fb->moving[req->partition] = true;
+		fb->targets_n[req->partition] = req->n_replicas;
+		memcpy(fb->targets[req->partition], req->replicas,
+		       req->n_replicas * sizeof(*req->replicas));
+	}
+	resp.result = &res;
+	respond(fd, corr, 0, &resp.base, NULL, 0);
+	oxbow__reassign_partition_request__free_unpacked(req, NULL);
+}
+
 static void on_cluster_status(struct fb *fb, int fd, uint64_t corr)
 {
 	Oxbow__ClusterStatusResponse resp = OXBOW__CLUSTER_STATUS_RESPONSE__INIT;
@@ -400,6 +441,11 @@ static void on_cluster_status(struct fb *fb, int fd, uint64_t corr)
 		ps[i].n_in_sync = p == 0 ? 3 : 2;
 		ps[i].in_sync = replicas + (p == 0 ? 0 : 1);
 		ps[i].high_watermark = fb->parts[p].next_offset;
+		ps[i].moving = fb->moving[p];
+		if (fb->targets_n[p] > 0) {
+			ps[i].n_replicas = fb->targets_n[p];
+			ps[i].replicas = fb->targets[p];
+		}
 		psp[i] = &ps[i];
 	}
 	resp.answering_node = 1;
@@ -468,6 +514,15 @@ static void dispatch(struct fb *fb, int fd, const uint8_t *frame,
 		break;
 	case OXBOW__API_KEY__CLUSTER_STATUS:
 		on_cluster_status(fb, fd, h->correlation_id);
+		break;
+	case OXBOW__API_KEY__REASSIGN_PARTITION:
+		if (fb->reassign_unsupported) {
+			respond(fd, h->correlation_id,
+				OXBOW__ERROR_CODE__UNSUPPORTED_VERSION, NULL,
+				NULL, 0);
+			break;
+		}
+		on_reassign(fb, fd, h->correlation_id, body, body_len);
 		break;
 	case OXBOW__API_KEY__INIT_PRODUCER_ID:
 		fb->init_producer_requests++;

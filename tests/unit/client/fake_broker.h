@@ -17,6 +17,7 @@
 
 #define FB_PARTITIONS_MAX 16
 #define FB_BATCHES_MAX 4096
+#define FB_REPLICAS_MAX 16
 
 struct fb_batch {
 	uint8_t *bytes;
@@ -64,6 +65,15 @@ struct fb {
 	int32_t coordinator_id;
 	int offsets_not_leader;    // answer this many OFFSET_COMMIT and
 				   // OFFSET_FETCH requests NOT_LEADER
+	int reassign_code;         // ErrorCode of REASSIGN_PARTITION's
+	char reassign_message[128]; // TopicResult, with this message
+	bool reassign_unsupported; // answer it UNSUPPORTED_VERSION (an old
+				   // broker)
+	bool moving[FB_PARTITIONS_MAX]; // CLUSTER_STATUS shows these moving
+	// The lists of accepted reassignments, which CLUSTER_STATUS then
+	// gives as the partitions' replicas (targets_n 0: 3,2,1).
+	int32_t targets[FB_PARTITIONS_MAX][FB_REPLICAS_MAX];
+	size_t targets_n[FB_PARTITIONS_MAX];
 	// Observations.
 	int produce_requests;
 	int produce_batches;
@@ -72,6 +82,11 @@ struct fb {
 	int find_coordinator_requests;
 	int offset_requests;       // OFFSET_COMMIT and OFFSET_FETCH
 	int bad_batches;           // batches that failed ox_batch_verify
+	int reassign_requests;     // REASSIGN_PARTITION requests, the last
+	char reassign_topic[64];   // one as received below
+	int32_t reassign_partition;
+	int32_t reassign_replicas[FB_REPLICAS_MAX];
+	size_t reassign_replica_count;
 	int64_t committed[FB_PARTITIONS_MAX];
 };
 
@@ -83,7 +98,11 @@ struct fb {
 // topic with replicas 3,2,1 and its end offset as high watermark,
 // partition 0 led by node 1 with all three in sync, every other one with
 // in-sync 2,1 (under-replicated) and led by node 2, except the last one
-// of two or more, which has no leader.
+// of two or more, which has no leader; fb->moving[p] marks partition p
+// moving. REASSIGN_PARTITION answers reassign_code (0: a partition of
+// the topic is accepted and from then on shows as moving, its replicas
+// the list received; another is UNKNOWN_TOPIC, an empty list or one of
+// more than FB_REPLICAS_MAX INVALID_REQUEST).
 struct fb *fb_start(const char *topic, uint32_t partitions);
 void fb_stop(struct fb *fb);
 

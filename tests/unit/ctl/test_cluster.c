@@ -3,7 +3,8 @@
 // `oxbowctl cluster status` against the liboxbow unit tests' fake broker,
 // which describes a three-node cluster (tests/unit/client/fake_broker.h):
 // the text tables and their counts of under-replicated and leaderless
-// partitions, the JSON object (checked with oxbowctl's own JSON reader),
+// partitions, moving partitions marked at the end of their line and in
+// the JSON, the JSON object (checked with oxbowctl's own JSON reader),
 // a broker error and a dead broker (exit 1, one line on stderr), and
 // misuse (exit 2).
 #include <criterion/criterion.h>
@@ -169,8 +170,58 @@ Test(cluster, status_json_object)
 	cr_expect_not_null(strstr(out, "\"reachable\":false}]"), "%s", out);
 	cr_expect_not_null(strstr(out,
 		"{\"topic\":\"q\\\"t\",\"partition\":1,\"leader\":-1,"
-		"\"replicas\":[3,2,1],\"in_sync\":[2,1],\"high_watermark\":0}"),
+		"\"replicas\":[3,2,1],\"in_sync\":[2,1],\"high_watermark\":0,"
+		"\"moving\":false}"),
 		"%s", out);
+	free(out);
+	fb_stop(fb);
+}
+
+Test(cluster, status_marks_moving_partitions)
+{
+	struct fb *fb = fb_start("orders", 3);
+
+	pthread_mutex_lock(&fb->lock);
+	fb->moving[1] = true;
+	pthread_mutex_unlock(&fb->lock);
+	cr_assert_eq(run_status(fb->bootstrap, NULL, NULL), OX_CTL_EXIT_OK);
+	char *out = stdout_text();
+	// Every column as before; only the moving partition gains a word.
+	cr_expect_not_null(strstr(out, "partitions: 3 (2 under-replicated, "
+				       "1 without leader)\n"), "%s", out);
+	cr_expect_not_null(strstr(out, "orders  0          1       3,2,1       "
+				       "3,2,1       0\n"), "%s", out);
+	cr_expect_not_null(strstr(out, "orders  1          2       3,2,1       "
+				       "2,1         0  moving\n"), "%s", out);
+	cr_expect_not_null(strstr(out, "orders  2          -       3,2,1       "
+				       "2,1         0\n"), "%s", out);
+	const char *mark = strstr(out, "moving");
+	cr_assert_not_null(mark, "%s", out);
+	cr_expect_null(strstr(mark + 1, "moving"), "one partition marked: %s",
+		       out);
+	free(out);
+	fb_stop(fb);
+}
+
+Test(cluster, status_json_marks_moving_partitions)
+{
+	struct fb *fb = fb_start("t", 2);
+
+	pthread_mutex_lock(&fb->lock);
+	fb->moving[0] = true;
+	pthread_mutex_unlock(&fb->lock);
+	cr_assert_eq(run_status(fb->bootstrap, "--format", "json"),
+		     OX_CTL_EXIT_OK);
+	char *out = stdout_text();
+	cr_expect_not_null(strstr(out,
+		"{\"topic\":\"t\",\"partition\":0,\"leader\":1,"
+		"\"replicas\":[3,2,1],\"in_sync\":[3,2,1],\"high_watermark\":0,"
+		"\"moving\":true}"), "%s", out);
+	cr_expect_not_null(strstr(out,
+		"{\"topic\":\"t\",\"partition\":1,\"leader\":-1,"
+		"\"replicas\":[3,2,1],\"in_sync\":[2,1],\"high_watermark\":0,"
+		"\"moving\":false}"), "%s", out);
+	expect_field(out, "under_replicated", "1");
 	free(out);
 	fb_stop(fb);
 }

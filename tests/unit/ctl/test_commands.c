@@ -61,6 +61,9 @@ Test(commands, help_exits_0)
 	cr_assert_eq(run(ox_ctl_topic, LIVE_UNUSED, "topic", "create",
 			 "--help", NULL),
 		     OX_CTL_EXIT_OK);
+	cr_assert_eq(run(ox_ctl_topic, LIVE_UNUSED, "topic", "reassign",
+			 "--help", NULL),
+		     OX_CTL_EXIT_OK);
 	cr_assert_eq(run(ox_ctl_group, LIVE_UNUSED, "group", "-h", NULL),
 		     OX_CTL_EXIT_OK);
 	cr_assert_eq(run(ox_ctl_consume, LIVE_UNUSED, "consume", "--help",
@@ -121,6 +124,68 @@ Test(commands, topic_create_names_the_missing_flag)
 	fflush(stderr);
 	cr_assert_stderr_eq_str("oxbowctl: missing --partitions N "
 				"(see oxbowctl topic create --help)\n");
+}
+
+Test(commands, topic_reassign_misuse)
+{
+	cr_assert_eq(run(ox_ctl_topic, LIVE_UNUSED, "topic", "reassign", NULL),
+		     OX_CTL_EXIT_USAGE);
+	cr_assert_eq(run(ox_ctl_topic, LIVE_UNUSED, "topic", "reassign",
+			 "--partition", "0", "--replicas", "1,2,3", NULL),
+		     OX_CTL_EXIT_USAGE);
+	cr_assert_eq(run(ox_ctl_topic, LIVE_UNUSED, "topic", "reassign", "t",
+			 "--replicas", "1,2,3", NULL),
+		     OX_CTL_EXIT_USAGE);
+	cr_assert_eq(run(ox_ctl_topic, LIVE_UNUSED, "topic", "reassign", "t",
+			 "--partition", "-1", "--replicas", "1,2,3", NULL),
+		     OX_CTL_EXIT_USAGE);
+	cr_assert_eq(run(ox_ctl_topic, LIVE_UNUSED, "topic", "reassign", "t",
+			 "--partition", "0", "--replicas", "", NULL),
+		     OX_CTL_EXIT_USAGE);
+	cr_assert_eq(run(ox_ctl_topic, LIVE_UNUSED, "topic", "reassign", "t",
+			 "--partition", "0", "--replicas", "1,,2", NULL),
+		     OX_CTL_EXIT_USAGE);
+	cr_assert_eq(run(ox_ctl_topic, LIVE_UNUSED, "topic", "reassign", "t",
+			 "--partition", "0", "--replicas", NULL),
+		     OX_CTL_EXIT_USAGE);
+	cr_assert_eq(run(ox_ctl_topic, LIVE_UNUSED, "topic", "reassign", "t",
+			 "u", "--partition", "0", "--replicas", "1", NULL),
+		     OX_CTL_EXIT_USAGE);
+	cr_assert_eq(run(ox_ctl_topic, LIVE_UNUSED, "topic", "reassign", "t",
+			 "--partition", "0", "--replicas", "1", "--bogus",
+			 NULL),
+		     OX_CTL_EXIT_USAGE);
+}
+
+Test(commands, topic_reassign_names_the_missing_flag)
+{
+	cr_assert_eq(run(ox_ctl_topic, LIVE_UNUSED, "topic", "reassign", "t",
+			 "--partition", "0", NULL),
+		     OX_CTL_EXIT_USAGE);
+	fflush(stderr);
+	cr_assert_stderr_eq_str("oxbowctl: missing --replicas ID,ID,... "
+				"(see oxbowctl topic reassign --help)\n");
+}
+
+Test(commands, topic_reassign_names_a_node_listed_twice)
+{
+	cr_assert_eq(run(ox_ctl_topic, LIVE_UNUSED, "topic", "reassign", "t",
+			 "--partition", "0", "--replicas", "1,2,1", NULL),
+		     OX_CTL_EXIT_USAGE);
+	fflush(stderr);
+	cr_assert_stderr_eq_str("oxbowctl: --replicas lists node 1 twice "
+				"(see oxbowctl topic reassign --help)\n");
+}
+
+Test(commands, topic_reassign_names_a_bad_list)
+{
+	cr_assert_eq(run(ox_ctl_topic, LIVE_UNUSED, "topic", "reassign", "t",
+			 "--partition", "0", "--replicas", "1,x", NULL),
+		     OX_CTL_EXIT_USAGE);
+	fflush(stderr);
+	cr_assert_stderr_eq_str("oxbowctl: --replicas wants node ids such as "
+				"1,2,3, not '1,x' "
+				"(see oxbowctl topic reassign --help)\n");
 }
 
 Test(commands, too_many_configs_is_misuse)
@@ -237,4 +302,15 @@ Test(commands, no_broker_stops_produce_before_stdin)
 	cr_assert_eq(run(ox_ctl_group, DEAD, "group", "reset", "g", "--topic",
 			 "t", "--to-earliest", NULL),
 		     OX_CTL_EXIT_ERROR);
+}
+
+Test(commands, no_broker_fails_topic_reassign)
+{
+	cr_assert_eq(run(ox_ctl_topic, DEAD, "topic", "reassign", "t",
+			 "--partition", "0", "--replicas", "1,2,3", NULL),
+		     OX_CTL_EXIT_ERROR);
+	fflush(stderr);
+	cr_assert_stderr_eq_str("oxbowctl: broker unreachable (" DEAD ")\n");
+	fflush(stdout);
+	cr_assert_stdout_eq_str("");
 }

@@ -2,8 +2,8 @@
 //
 // oxbowctl's value parsers: integers in a range, points in time (epoch
 // milliseconds or ISO-8601, as --from-time and --to-time take them), k=v
-// configs, --bootstrap between a family and its subcommand, and the words
-// a failed call is reported in.
+// configs, node id lists (--replicas 1,2,3), --bootstrap between a family
+// and its subcommand, and the words a failed call is reported in.
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
 #include <errno.h>
@@ -122,6 +122,47 @@ Test(parse, config_without_key_or_equals_is_refused)
 	cr_assert_eq(ox_ctl_parse_config(a, &e), -EINVAL);
 	cr_assert_eq(ox_ctl_parse_config(b, &e), -EINVAL);
 	cr_assert_str_eq(e.key, "untouched");
+}
+
+Test(parse, node_ids_in_order)
+{
+	int32_t ids[4] = { -7, -7, -7, -7 };
+	size_t n = 0;
+
+	cr_assert_eq(ox_ctl_parse_ids("3,1,2", ids, 4, &n), 0);
+	cr_assert_eq(n, 3);
+	cr_expect_eq(ids[0], 3);
+	cr_expect_eq(ids[1], 1);
+	cr_expect_eq(ids[2], 2);
+	cr_expect_eq(ids[3], -7, "nothing written past the list");
+	cr_assert_eq(ox_ctl_parse_ids("0", ids, 4, &n), 0);
+	cr_assert_eq(n, 1);
+	cr_expect_eq(ids[0], 0);
+	cr_assert_eq(ox_ctl_parse_ids("2147483647,4", ids, 4, &n), 0);
+	cr_expect_eq(ids[0], INT32_MAX);
+	// Duplicates are the caller's to refuse.
+	cr_assert_eq(ox_ctl_parse_ids("1,1", ids, 4, &n), 0);
+	cr_assert_eq(n, 2);
+}
+
+Test(parse, bad_node_id_lists_are_refused)
+{
+	static const char *const bad[] = {
+		"", ",", "1,", ",1", "1,,2", "a", "1,b", "-1", "1,-2", "+1",
+		" 1", "1 ", "1, 2", "2147483648", "1.5", "0x3",
+		"99999999999999999999",
+	};
+	int32_t ids[4];
+	size_t n = 42;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_expect_eq(ox_ctl_parse_ids(bad[i], ids, 4, &n), -EINVAL,
+			     "'%s'", bad[i]);
+	cr_expect_eq(ox_ctl_parse_ids(NULL, ids, 4, &n), -EINVAL);
+	cr_expect_eq(ox_ctl_parse_ids("1,2,3,4,5", ids, 4, &n), -E2BIG);
+	cr_expect_eq(n, 42, "the count is left alone on error");
+	cr_expect_eq(ox_ctl_parse_ids("1,2,3,4", ids, 4, &n), 0);
+	cr_expect_eq(n, 4);
 }
 
 Test(parse, bootstrap_between_family_and_subcommand)
