@@ -1218,6 +1218,11 @@ int64_t ox_raft_match(const struct ox_raft *r, uint64_t peer)
 	return -1;
 }
 
+bool ox_raft_conf_committed(const struct ox_raft *r)
+{
+	return r->conf_index <= r->commit;
+}
+
 enum ox_raft_rejoin ox_raft_rejoining(const struct ox_raft *r)
 {
 	return (enum ox_raft_rejoin)r->rejoining;

@@ -404,6 +404,9 @@ int64_t ox_raft_start_index(const struct ox_raft *r);
 int ox_raft_term_at(const struct ox_raft *r, int64_t index,
 		    uint64_t *term_out);
 const struct ox_raft_conf *ox_raft_conf(const struct ox_raft *r);
+// Whether the configuration in effect is committed (R7: the next change
+// may then be proposed).
+bool ox_raft_conf_committed(const struct ox_raft *r);
 // Leader: a follower's durable match index (-1 unknown or not leader).
 int64_t ox_raft_match(const struct ox_raft *r, uint64_t peer);
 // Leader: whether `peer` answered since the last quorum check, that is
@@ -413,6 +416,10 @@ int64_t ox_raft_match(const struct ox_raft *r, uint64_t peer);
 // follower is unheard only from a check until its answer arrives. False
 // on a follower, for this node and for a non-member.
 bool ox_raft_heard(const struct ox_raft *r, uint64_t peer);
+// Leader: whether `peer` (a learner about to be made a voter) holds the
+// log durably up to the commit index, is not rejoining (R9) and answered
+// lately (ox_raft_heard). False on a follower and for a non-member.
+bool ox_raft_caught_up(const struct ox_raft *r, uint64_t peer);
 // Leader: the voter a leadership transfer is handing over to
 // (OX_RAFT_NONE: none under way).
 uint64_t ox_raft_transferee(const struct ox_raft *r);

@@ -507,6 +507,18 @@ bool ox_raft_heard(const struct ox_raft *r, uint64_t peer)
 	return false;
 }
 
+bool ox_raft_caught_up(const struct ox_raft *r, uint64_t peer)
+{
+	OX_ASSERT(r != NULL);
+	if (r->role != OX_RAFT_LEADER)
+		return false;
+	for (uint32_t i = 0; i < r->peers_n; i++)
+		if (r->peers[i].id == peer)
+			return r->peers[i].active && !r->peers[i].rejoining &&
+			       r->peers[i].match >= r->commit;
+	return false;
+}
+
 uint64_t ox_raft_transferee(const struct ox_raft *r)
 {
 	OX_ASSERT(r != NULL);
