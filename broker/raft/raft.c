@@ -109,6 +109,7 @@ static void peer_reset(struct peer *p, uint64_t id, int64_t next)
 	p->match = -1;
 	p->match_at_beat = -1;
 	p->next = next;
+	p->silent_ticks = UINT32_MAX; // never heard from
 }
 
 // The peers are the members but this node; progress of members that stay

@@ -418,7 +418,10 @@ int64_t ox_raft_match(const struct ox_raft *r, uint64_t peer);
 bool ox_raft_heard(const struct ox_raft *r, uint64_t peer);
 // Leader: whether `peer` (a learner about to be made a voter) holds the
 // log durably up to the commit index, is not rejoining (R9) and answered
-// lately (ox_raft_heard). False on a follower and for a non-member.
+// within the last election timeout (counted from its last answer, not
+// from the quorum check as ox_raft_heard is, so a host polling on its
+// own tick sees it whatever the two ticks' phases). False on a follower
+// and for a non-member.
 bool ox_raft_caught_up(const struct ox_raft *r, uint64_t peer);
 // Leader: the voter a leadership transfer is handing over to
 // (OX_RAFT_NONE: none under way).

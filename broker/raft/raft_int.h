@@ -35,6 +35,7 @@ struct peer {
 	uint32_t stall_beats;  // heartbeats without progress while paused
 	int64_t match_at_beat; // match at the last heartbeat
 	bool active;           // heard from since the last quorum check
+	uint32_t silent_ticks; // leader ticks since it was last heard from
 	bool rejoining;        // R9: its last answer said so: not counted
 	bool vote_answered;
 	bool vote_granted;

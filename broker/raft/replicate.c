@@ -184,6 +184,7 @@ void raft_leader_start(struct ox_raft *r)
 		p->match = -1;
 		p->match_at_beat = -1;
 		p->active = true;
+		p->silent_ticks = UINT32_MAX; // answers to this leader count
 		p->voter = voter;
 	}
 	r->heartbeat_elapsed = 0;
@@ -297,6 +298,9 @@ void raft_leader_tick(struct ox_raft *r)
 {
 	r->heartbeat_elapsed++;
 	r->election_elapsed++;
+	for (uint32_t i = 0; i < r->peers_n; i++)
+		if (r->peers[i].silent_ticks < UINT32_MAX)
+			r->peers[i].silent_ticks++;
 	if (r->transfer_target != OX_RAFT_NONE &&
 	    ++r->transfer_elapsed >= r->cfg.election_ticks)
 		r->transfer_target = OX_RAFT_NONE; // gave up: lead on
@@ -390,6 +394,7 @@ void raft_leader_step(struct ox_raft *r, const struct ox_raft_msg *m)
 	if (p == NULL)
 		return; // not a member (any more)
 	p->active = true;
+	p->silent_ticks = 0;
 	p->rejoining = m->rejoining;
 	if (m->rejoining && m->index < p->match) {
 		// R9: it lost what it held (a wiped disk) and holds `index`
@@ -514,7 +519,9 @@ bool ox_raft_caught_up(const struct ox_raft *r, uint64_t peer)
 		return false;
 	for (uint32_t i = 0; i < r->peers_n; i++)
 		if (r->peers[i].id == peer)
-			return r->peers[i].active && !r->peers[i].rejoining &&
+			return r->peers[i].silent_ticks <
+				       r->cfg.election_ticks &&
+			       !r->peers[i].rejoining &&
 			       r->peers[i].match >= r->commit;
 	return false;
 }

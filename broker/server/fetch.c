@@ -351,11 +351,13 @@ void ox_srv_fetch_answer_all(struct ox_server *srv)
 		fetch_answer(srv, srv->parked);
 }
 
-void ox_srv_fetch_forget_topic(struct ox_server *srv, struct ox_topic *t)
+void ox_srv_fetch_forget(struct ox_server *srv, const struct ox_topic *t,
+			 const struct ox_partition *only)
 {
 	for (struct ox_fetch *f = srv->parked; f; f = f->next) {
 		for (size_t i = 0; i < f->n; i++) {
-			if (f->t[i].part && f->t[i].part->topic == t) {
+			if (f->t[i].part && f->t[i].part->topic == t &&
+			    (only == NULL || f->t[i].part == only)) {
 				f->t[i].part = NULL;
 				srv->wake = true;
 			}

@@ -88,6 +88,8 @@
 // Raft of __meta: ticks of 10 ms; an election after 150 to 300 ms without
 // a leader, heartbeats every 30 ms (well inside the election timeout).
 #define META_TICK_MS 10u
+// Partition moves take their next step every this many ticks.
+#define MOVES_TICKS 10u
 #define META_ELECTION_TICKS 15u
 #define META_HEARTBEAT_TICKS 3u
 #define META_INFLIGHT_MAX 8u
@@ -140,6 +142,7 @@ struct ox_meta {
 	char snap_path[PATH_MAX];
 	struct snap *snap;       // M5: the one meta.snap holds; NULL: none
 	uint64_t snap_retry_ns;  // no new snapshot before this (a save failed)
+	uint64_t ticks;          // metadata ticks since start
 };
 
 // One topic of an admin request: its entry's request id while it waits.
@@ -197,9 +200,16 @@ static void admin_respond(struct admin *a)
 		r.n_topics = a->n;
 		r.topics = ptrs;
 		ox_srv_respond_msg(a->req, &r.base);
-	} else {
+	} else if (a->api == OX_META_ALTER) {
 		Oxbow__AlterConfigsResponse r =
 			OXBOW__ALTER_CONFIGS_RESPONSE__INIT;
+
+		OX_ASSERT(a->n == 1);
+		r.result = ptrs[0];
+		ox_srv_respond_msg(a->req, &r.base);
+	} else {
+		Oxbow__ReassignPartitionResponse r =
+			OXBOW__REASSIGN_PARTITION_RESPONSE__INIT;
 
 		OX_ASSERT(a->n == 1);
 		r.result = ptrs[0];
@@ -462,8 +472,12 @@ static void applied_act(struct ox_meta *m, const struct ox_cluster_result *r)
 	case OX_CLUSTER_OP_ADD_PARTITIONS:
 		topic_grow(m, r->topic_id);
 		break;
+	case OX_CLUSTER_OP_REASSIGN_PARTITION:
+	case OX_CLUSTER_OP_PARTITION_MOVED:
+		ox_srv_partition_follow(m->srv, r->topic_id, r->partition);
+		break;
 	default:
-		break; // nodes: the state is all; nothing proposes reassigns
+		break; // nodes: the state is all
 	}
 }
 
@@ -831,7 +845,7 @@ void ox_meta_admin(struct ox_server *srv, struct ox_net_req *req,
 	struct admin *a;
 
 	OX_ASSERT(m != NULL && n >= 1 && n <= OX_META_ADMIN_ITEMS_MAX);
-	OX_ASSERT(api != OX_META_ALTER || n == 1);
+	OX_ASSERT((api != OX_META_ALTER && api != OX_META_REASSIGN) || n == 1);
 	a = calloc(1, sizeof(*a) + n * sizeof(a->items[0]));
 	if (a == NULL || m->admins_n >= META_ADMINS_MAX) {
 		ox_srv_respond_error(req, a ? -ETIMEDOUT : -ENOMEM,
@@ -886,11 +900,18 @@ static void meta_forwarded(void *arg, uint64_t from, const uint8_t *entry,
 		return;
 	}
 	rc = ox_cluster_check(m->state, entry, len, &res);
-	if (rc == -ENOMEM || res.request.node != from ||
+	// A partition leader's record of a finished move names nobody; one
+	// already refused here is dropped (it asks again if it still must).
+	bool moved = res.op == OX_CLUSTER_OP_PARTITION_MOVED &&
+		     res.request.node == 0;
+	if (moved && rc < 0)
+		return;
+	if (rc == -ENOMEM || (!moved && res.request.node != from) ||
 	    (res.op != OX_CLUSTER_OP_CREATE_TOPIC &&
 	     res.op != OX_CLUSTER_OP_DELETE_TOPIC &&
 	     res.op != OX_CLUSTER_OP_ALTER_CONFIGS &&
-	     res.op != OX_CLUSTER_OP_ADD_PARTITIONS)) {
+	     res.op != OX_CLUSTER_OP_ADD_PARTITIONS &&
+	     res.op != OX_CLUSTER_OP_REASSIGN_PARTITION && !moved)) {
 		ox_slog(OX_SLOG_WARN, "forwarded metadata change refused "
 			"from=%" PRIu64 " op=%d request_node=%" PRIu64, from,
 			(int)res.op, res.request.node);
@@ -901,6 +922,19 @@ static void meta_forwarded(void *arg, uint64_t from, const uint8_t *entry,
 		ox_slog(OX_SLOG_WARN, "cannot propose a forwarded metadata "
 			"change from=%" PRIu64 " error=%s", from,
 			ox_strerror_name(rc));
+}
+
+int ox_meta_submit(struct ox_server *srv, const uint8_t *entry, size_t len)
+{
+	struct ox_meta *m = srv->meta;
+	const struct ox_raft *r = ox_replica_raft(m->rep);
+	uint64_t leader = ox_raft_leader(r);
+
+	if (ox_raft_role(r) == OX_RAFT_LEADER)
+		return propose(m, entry, len, proposal_done);
+	if (leader == OX_RAFT_NONE)
+		return -OX_ENOTLEADER;
+	return ox_peer_forward(m->peer, leader, entry, len);
 }
 
 // ---- cluster topic directories (M4) ----
@@ -1089,6 +1123,7 @@ static void reconcile(struct ox_meta *m)
 		}
 		topic_reconfigure(m, ct.id);
 		topic_grow(m, ct.id);
+		ox_srv_partitions_follow(srv, ct.id);
 	}
 }
 
@@ -1327,6 +1362,8 @@ static void tick_fired(void *arg, int res)
 	if (t->m->srv->shutting_down)
 		meta_handover(t->m);
 	tick_partitions(t->m->srv);
+	if (++t->m->ticks % MOVES_TICKS == 0)
+		ox_srv_moves_tick(t->m->srv);
 	register_nodes(t->m);
 	offsets_topic_ensure(t->m);
 	admin_expire(t->m);

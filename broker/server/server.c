@@ -277,9 +277,20 @@ static int open_replica(struct ox_server *srv, struct ox_partition *p,
 		const uint64_t *r = p->topic->assignment +
 				    (size_t)p->index * p->topic->meta.replicas;
 
+		struct ox_cluster_partition cp;
+
 		o.conf.voters_n = p->topic->meta.replicas;
 		for (uint32_t k = 0; k < o.conf.voters_n; k++)
 			o.conf.voters[k] = r[k];
+		// A replica new here while its partition moves joins the
+		// group as it was (the leader adds it as a learner); one this
+		// node had keeps the membership its state file holds.
+		if (ox_cluster_partition_get(ox_meta_state(srv),
+					     p->topic->meta.id -
+						     OX_CLUSTER_TOPIC_ID_BASE,
+					     p->index, &cp) == 0 && cp.moving)
+			for (uint32_t k = 0; k < o.conf.voters_n; k++)
+				o.conf.voters[k] = cp.from[k];
 		o.hooks.send = replica_send_peer;
 		o.hooks.role = replica_role;
 		o.seed ^= ox_srv_now_ns();
@@ -293,26 +304,36 @@ static int open_replica(struct ox_server *srv, struct ox_partition *p,
 	return ox_replica_open(&p->rep, srv->io, p->log, &o);
 }
 
-// Whether this node holds a replica of partition i of t.
-static bool hosted(const struct ox_server *srv, const struct ox_topic *t,
+bool ox_srv_hosted(const struct ox_server *srv, const struct ox_topic *t,
 		   uint32_t i)
 {
+	struct ox_cluster_partition cp;
+	char dir[PATH_MAX];
+	struct stat st;
+
 	if (t->assignment == NULL)
 		return true;
 	for (uint32_t k = 0; k < t->meta.replicas; k++)
 		if (t->assignment[(size_t)i * t->meta.replicas + k] ==
 		    (uint64_t)srv->cfg.node_id)
 			return true;
-	return false;
+	// A partition moving away keeps its copy here, a voter maybe, until
+	// its leader has the group without it (moves.c).
+	if (ox_cluster_partition_get(ox_meta_state(srv),
+				     t->meta.id - OX_CLUSTER_TOPIC_ID_BASE, i,
+				     &cp) < 0 || !cp.moving)
+		return false;
+	ox_srv_partition_dir(srv, t->meta.id, i, dir, sizeof(dir));
+	return stat(dir, &st) == 0;
 }
 
-static int open_partition(struct ox_server *srv, struct ox_topic *t,
+int ox_srv_partition_open(struct ox_server *srv, struct ox_topic *t,
 			  uint32_t i)
 {
 	char dir[PATH_MAX];
 	struct ox_log_config lc;
 
-	if (!hosted(srv, t, i)) {
+	if (!ox_srv_hosted(srv, t, i)) {
 		t->parts[i] = NULL;
 		return 0;
 	}
@@ -359,6 +380,35 @@ static void close_partition(struct ox_partition *p, const char *name)
 	free(p);
 }
 
+// Partitions that moved away from this node: closed (which runs the loop,
+// so the list is taken first) and removed, log and Raft state both.
+static void close_parting(struct ox_server *srv)
+{
+	struct ox_partition *p = srv->parting;
+	char dir[PATH_MAX], state[PATH_MAX + 8];
+
+	srv->parting = NULL;
+	while (p != NULL) {
+		struct ox_partition *next = p->parting_next;
+		uint64_t id = p->parting_topic_id; // p->topic may be gone
+		uint32_t i = p->index;
+		char name[32];
+
+		snprintf(name, sizeof(name), "id %" PRIu64, id);
+		close_partition(p, name);
+		ox_srv_partition_dir(srv, id, i, dir, sizeof(dir));
+		snprintf(state, sizeof(state), "%s.raft", dir);
+		ox_srv_rm_tree(dir);
+		if (unlink(state) < 0 && errno != ENOENT)
+			ox_slog(OX_SLOG_WARN, "cannot remove a moved partition's "
+				"raft state path=%s error=\"%s\"", state,
+				strerror(errno));
+		ox_slog(OX_SLOG_INFO, "partition copy removed: it moved away "
+			"topic_id=%" PRIu64 " partition=%u", id, i);
+		p = next;
+	}
+}
+
 void ox_srv_partitions_drop_fresh(struct ox_server *srv, struct ox_topic *t,
 				  uint32_t from, uint32_t to)
 {
@@ -388,7 +438,7 @@ int ox_srv_partitions_grow(struct ox_server *srv, struct ox_topic *t,
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
 		return -errno;
 	for (uint32_t i = old; i < partitions; i++) {
-		int rc = open_partition(srv, t, i);
+		int rc = ox_srv_partition_open(srv, t, i);
 		if (rc < 0) {
 			// Fresh logs have nothing in flight: closing them
 			// here does not run the loop.
@@ -582,13 +632,16 @@ int ox_srv_append(struct ox_server *srv, struct ox_append *a)
 }
 
 // Fails the queued appends of a topic being deleted.
-static void fail_queued(struct ox_server *srv, const struct ox_topic *t)
+// Fails the queued appends of topic t (of its partition `only`, if not
+// NULL).
+static void fail_queued(struct ox_server *srv, const struct ox_topic *t,
+			const struct ox_partition *only)
 {
 	struct ox_append **p = &srv->busy_head, *a, *failed = NULL;
 
 	srv->busy_tail = NULL;
 	while ((a = *p) != NULL) {
-		if (a->part->topic == t) {
+		if (a->part->topic == t && (only == NULL || a->part == only)) {
 			*p = a->next;
 			srv->appends_queued--;
 			a->next = failed;
@@ -606,10 +659,24 @@ static void fail_queued(struct ox_server *srv, const struct ox_topic *t)
 
 void ox_srv_topic_doom(struct ox_server *srv, struct ox_topic *t)
 {
-	fail_queued(srv, t);
-	ox_srv_fetch_forget_topic(srv, t);
+	fail_queued(srv, t, NULL);
+	ox_srv_fetch_forget(srv, t, NULL);
 	t->next = srv->doomed;
 	srv->doomed = t;
+}
+
+void ox_srv_partition_doom(struct ox_server *srv, struct ox_topic *t,
+			   uint32_t i)
+{
+	struct ox_partition *p = t->parts[i];
+
+	OX_ASSERT(p != NULL);
+	fail_queued(srv, t, p);
+	ox_srv_fetch_forget(srv, t, p);
+	t->parts[i] = NULL;
+	p->parting_topic_id = t->meta.id;
+	p->parting_next = srv->parting;
+	srv->parting = p;
 }
 
 // ---- responses ----
@@ -712,6 +779,9 @@ static void handle(void *arg, struct ox_net_req *req)
 		return;
 	case OXBOW__API_KEY__FIND_COORDINATOR:
 		ox_srv_find_coordinator(srv, req);
+		return;
+	case OXBOW__API_KEY__REASSIGN_PARTITION:
+		ox_srv_reassign_partition(srv, req);
 		return;
 	default:
 		snprintf(why, sizeof(why), "api %u is not served by this "
@@ -825,6 +895,8 @@ void ox_server_poll(struct ox_server *srv)
 		srv->wake = false;
 		ox_srv_fetch_wake(srv);
 	}
+	if (srv->parting)
+		close_parting(srv);
 	if (srv->doomed) {
 		// Closing runs the loop, which may doom more: take the list.
 		struct ox_topic *t = srv->doomed;
@@ -1400,6 +1472,7 @@ int ox_server_destroy(struct ox_server *srv)
 	}
 	ox_net_destroy(srv->net);
 	srv->net = NULL;
+	close_parting(srv);
 	while (srv->doomed) {
 		struct ox_topic *t = srv->doomed;
 		srv->doomed = t->next;

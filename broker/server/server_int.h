@@ -63,6 +63,13 @@ struct ox_partition {
 	// Bytes of batches below the high watermark since open: long-polls
 	// compare it with the value they saw when they parked.
 	uint64_t acked_bytes;
+	// Leader of a moving partition: when it last asked the metadata
+	// group to record the move done (moves.c).
+	uint64_t moved_asked_ns;
+	// Moved away from this node: the list ox_server_poll closes, and the
+	// topic's id (the topic may be deleted meanwhile).
+	struct ox_partition *parting_next;
+	uint64_t parting_topic_id;
 };
 
 struct ox_topic {
@@ -115,6 +122,7 @@ struct ox_server {
 	uint32_t npartitions;
 	uint64_t next_topic_id;
 	struct ox_topic *doomed; // deleted: logs closed by ox_server_poll
+	struct ox_partition *parting; // moved away: closed by ox_server_poll
 	struct ox_topic *offsets_topic;
 	struct ox_offsets *offsets;
 
@@ -178,6 +186,21 @@ void ox_srv_partitions_drop_fresh(struct ox_server *srv, struct ox_topic *t,
 // Takes a deleted topic, already unlinked, out of service: fails its queued appends, ends
 // its long-polls, and leaves its logs for ox_server_poll to close.
 void ox_srv_topic_doom(struct ox_server *srv, struct ox_topic *t);
+// Takes partition i of t, which moved away from this node, out of
+// service: fails its queued appends, ends its long-polls, and leaves it
+// for ox_server_poll to close and remove (its log directory and Raft
+// state file).
+void ox_srv_partition_doom(struct ox_server *srv, struct ox_topic *t,
+			   uint32_t i);
+// Opens the replica of partition i of t if this node hosts it (t->parts[i]
+// stays NULL otherwise). 0 or a negative error (logged).
+int ox_srv_partition_open(struct ox_server *srv, struct ox_topic *t,
+			  uint32_t i);
+// Whether this node hosts partition i of t: a replica of its assignment,
+// or (a cluster topic) a copy it still serves while the partition moves
+// away from it.
+bool ox_srv_hosted(const struct ox_server *srv, const struct ox_topic *t,
+		   uint32_t i);
 // Removes a directory and everything under it; what cannot be removed is
 // logged and left.
 void ox_srv_rm_tree(const char *path);
@@ -235,7 +258,12 @@ struct ox_peer *ox_meta_peer(const struct ox_server *srv);
 // Topics one admin request of a cluster may name.
 #define OX_META_ADMIN_ITEMS_MAX 64u
 #define OX_META_WHY_MAX 192u
-enum ox_meta_api { OX_META_CREATE, OX_META_DELETE, OX_META_ALTER };
+enum ox_meta_api {
+	OX_META_CREATE,
+	OX_META_DELETE,
+	OX_META_ALTER,
+	OX_META_REASSIGN,
+};
 struct ox_meta_change {
 	const char *name; // the topic, borrowed from the request message
 	uint8_t *entry;   // its MetaEntry (malloc'd; taken), or NULL
@@ -248,6 +276,23 @@ struct ox_meta_change {
 void ox_meta_admin(struct ox_server *srv, struct ox_net_req *req,
 		   enum ox_meta_api api, ProtobufCMessage *msg,
 		   struct ox_meta_change *changes, uint32_t n);
+
+// An entry this node writes on its own (not an admin request): proposed
+// here on the metadata leader or forwarded to it, without waiting for
+// it. 0, -OX_ENOTLEADER (no leader known), or the error of proposing or
+// forwarding (forwarding is lossy: the caller asks again if it must).
+int ox_meta_submit(struct ox_server *srv, const uint8_t *entry, size_t len);
+
+// moves.c: moving a partition's replicas (REASSIGN_PARTITION).
+void ox_srv_reassign_partition(struct ox_server *srv, struct ox_net_req *req);
+// Partition i of cluster topic topic_id (every partition, for the second)
+// follows the metadata: its assignment row, and its replica here opened
+// or, once moved away, closed and removed.
+void ox_srv_partition_follow(struct ox_server *srv, uint64_t topic_id,
+			     uint32_t i);
+void ox_srv_partitions_follow(struct ox_server *srv, uint64_t topic_id);
+// The leaders of moving partitions take their next step.
+void ox_srv_moves_tick(struct ox_server *srv);
 
 // status.c
 void ox_srv_cluster_status(struct ox_server *srv, struct ox_net_req *req);
@@ -264,7 +309,10 @@ void ox_srv_list_offsets(struct ox_server *srv, struct ox_net_req *req);
 void ox_srv_fetch_wake(struct ox_server *srv);
 void ox_srv_fetch_tick(struct ox_server *srv);
 void ox_srv_fetch_answer_all(struct ox_server *srv);
-void ox_srv_fetch_forget_topic(struct ox_server *srv, struct ox_topic *t);
+// Ends the long-polls waiting on topic t (on its partition `only`, if not
+// NULL): they answer without it.
+void ox_srv_fetch_forget(struct ox_server *srv, const struct ox_topic *t,
+			 const struct ox_partition *only);
 
 // groups.c
 int ox_srv_offsets_replay(struct ox_server *srv);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/cluster/cluster.h"
 #include "broker/raft/raft.h"
 
 struct status_build {
@@ -36,9 +37,10 @@ static bool in_sync_here(const struct ox_raft *r, uint64_t id, int64_t hw)
 	return ox_raft_leader(r) == id || ox_raft_heard(r, id);
 }
 
-static void status_partition(struct status_build *b, struct ox_topic *t,
-			     uint32_t i, int32_t *ids)
+static void status_partition(struct ox_server *srv, struct status_build *b,
+			     struct ox_topic *t, uint32_t i, int32_t *ids)
 {
+	struct ox_cluster_partition cp;
 	const struct ox_raft *r = ox_replica_raft(t->parts[i]->rep);
 	const struct ox_raft_conf *c = ox_raft_conf(r);
 	int64_t hw = ox_replica_high_watermark(t->parts[i]->rep);
@@ -60,6 +62,12 @@ static void status_partition(struct status_build *b, struct ox_topic *t,
 			p->in_sync[in_sync++] = (int32_t)c->voters[k];
 	}
 	p->n_in_sync = in_sync;
+	// Moving (moves.c): the replicas are the group's voters now.
+	p->moving = t->assignment != NULL &&
+		    ox_cluster_partition_get(ox_meta_state(srv),
+					     t->meta.id -
+						     OX_CLUSTER_TOPIC_ID_BASE,
+					     i, &cp) == 0 && cp.moving;
 	b->pptrs[b->n++] = p;
 }
 
@@ -130,7 +138,7 @@ void ox_srv_cluster_status(struct ox_server *srv, struct ox_net_req *req)
 			for (uint32_t i = 0; i < t->meta.partitions; i++) {
 				if (t->parts[i] == NULL)
 					continue; // reported by its replicas
-				status_partition(&b, t, i, b.ids + k);
+				status_partition(srv, &b, t, i, b.ids + k);
 				k += 2 * OX_RAFT_NODES_MAX;
 			}
 	snprintf(addr, sizeof(addr), "%s:%u", srv->adv_host, srv->adv_port);

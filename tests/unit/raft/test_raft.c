@@ -588,6 +588,47 @@ Test(raft_handover, heard_follows_the_followers_answers)
 	cluster_fini(&c);
 }
 
+// Caught up: holds the commit index and answered within an election
+// timeout of the leader's ticks, counted from its last answer (not reset
+// by quorum checks); silence or a gap ends it.
+Test(raft_handover, caught_up_needs_the_log_and_a_recent_answer)
+{
+	struct cluster c;
+	int l, f, g;
+
+	cluster_init(&c, 3);
+	l = elect(&c);
+	f = (l + 1) % 3;
+	g = (l + 2) % 3;
+	propose(&c, l, 5);
+	settle(&c);
+	for (int k = 0; k < 3 * ELECTION_TICKS; k++) {
+		ticks(&c, 1);
+		cr_assert(ox_raft_caught_up(c.r[l], (uint64_t)f + 1), "tick %d",
+			  k);
+	}
+	isolate(&c, f, true);
+	ticks(&c, ELECTION_TICKS - 1);
+	cr_assert(ox_raft_caught_up(c.r[l], (uint64_t)f + 1),
+		  "silent for less than an election timeout");
+	ticks(&c, 2);
+	cr_assert_not(ox_raft_caught_up(c.r[l], (uint64_t)f + 1));
+	// Back, but behind the commit index: not until it has the log.
+	propose(&c, l, 5);
+	settle(&c);
+	cr_assert_not(ox_raft_caught_up(c.r[l], (uint64_t)f + 1));
+	isolate(&c, f, false);
+	ticks(&c, 2 * HEARTBEAT_TICKS);
+	settle(&c);
+	cr_assert(ox_raft_caught_up(c.r[l], (uint64_t)f + 1));
+	cr_assert(ox_raft_caught_up(c.r[l], (uint64_t)g + 1));
+	// Not for itself, strangers, or on a follower.
+	cr_assert_not(ox_raft_caught_up(c.r[l], (uint64_t)l + 1));
+	cr_assert_not(ox_raft_caught_up(c.r[l], 99));
+	cr_assert_not(ox_raft_caught_up(c.r[f], (uint64_t)g + 1));
+	cluster_fini(&c);
+}
+
 // The successor is the caught-up voter: the one with the higher match,
 // and among equals the first in the configuration; a silent one only
 // when nobody else answers.

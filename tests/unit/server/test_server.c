@@ -272,7 +272,7 @@ Test(server, ready_file_and_api_versions)
 	Oxbow__ApiVersionsResponse *m =
 		oxbow__api_versions_response__unpack(NULL, r.body_len, r.body);
 	cr_assert_not_null(m);
-	cr_assert_eq(m->n_apis, 15u);
+	cr_assert_eq(m->n_apis, 16u);
 	cr_assert_eq(m->node_id, 1);
 	cr_assert_str_eq(m->server_version, "oxbowd 0.1.0");
 	oxbow__api_versions_response__free_unpacked(m, NULL);
@@ -766,6 +766,42 @@ Test(server, group_offsets_survive_restart_and_topic_delete)
 	cr_assert_eq(n, 0u);
 	fetch_group(fd, "g0", &n, &sum);
 	cr_assert_eq(n, 1u);
+	close(fd);
+}
+
+// A node alone has nowhere to move a partition: REASSIGN_PARTITION is
+// refused, saying why, for a topic it has and for one it has not.
+Test(server, reassign_on_a_node_alone_is_refused)
+{
+	int fd = tc_connect(H.port);
+	Oxbow__ReassignPartitionRequest req =
+		OXBOW__REASSIGN_PARTITION_REQUEST__INIT;
+	int32_t ids[] = { 1 };
+	const char *names[] = { "lonely", "nothing" };
+	const int want[] = { OXBOW__ERROR_CODE__INVALID_REQUEST,
+			     OXBOW__ERROR_CODE__UNKNOWN_TOPIC };
+	struct tc_resp r;
+
+	cr_assert_eq(create_topic(fd, "lonely", 1, 0, NULL, NULL), 0);
+	req.partition = 0;
+	req.n_replicas = 1;
+	req.replicas = ids;
+	for (int i = 0; i < 2; i++) {
+		req.topic = (char *)names[i];
+		tc_call(fd, OXBOW__API_KEY__REASSIGN_PARTITION, &req.base, NULL,
+			0, &r);
+		cr_assert_eq(r.error_code, 0);
+		Oxbow__ReassignPartitionResponse *m =
+			oxbow__reassign_partition_response__unpack(
+				NULL, r.body_len, r.body);
+		cr_assert_not_null(m);
+		cr_assert_not_null(m->result);
+		cr_assert_eq(m->result->error_code, want[i], "%s", names[i]);
+		cr_assert_not_null(strstr(m->result->error_message,
+					  "without peers"));
+		oxbow__reassign_partition_response__free_unpacked(m, NULL);
+		tc_resp_free(&r);
+	}
 	close(fd);
 }
 

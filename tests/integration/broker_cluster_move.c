@@ -1,0 +1,393 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// Moving a partition's replicas (REASSIGN_PARTITION, moves.c) on three
+// oxbowd processes. The topic has one partition and one replica, so every
+// move changes which node holds it:
+//   1. Requests that cannot be carried out are refused, each with its
+//      reason: an unknown node, a node listed twice, a list of the wrong
+//      length, a partition or a topic that does not exist.
+//   2. The partition moves from its node A to another node B while an
+//      idempotent acks=all producer writes to it (its own thread): the
+//      move finishes (CLUSTER_STATUS: not moving, B leads alone), A
+//      removes its copy (the log directory and the Raft state file), and
+//      B holds every record.
+//   3. It moves back to A, and B (its only voter, leading) gets SIGKILL
+//      as soon as A has joined as a learner: the move waits for B, goes on
+//      once B is restarted, and finishes with B's copy removed.
+// At the end no delivery may have failed, and every acknowledged record
+// must be stored once, intact, at the offset its callback gave.
+// A plain program (exit 0 pass, 1 fail, 77 skip): argv[1] is oxbowd.
+#include <dirent.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tests/integration/broker_common.h"
+#include "tests/integration/ledger.h"
+
+#define NODES 3
+#define WATCHDOG_S 150
+#define MOVE_WAIT_MS 30000   // a move finishes within this
+#define RECORDS_PER_MS 1     // the producer's steady rate
+#define RECORDS_MAX 100000
+#define KEYS 8
+#define VALUE_BYTES 64
+#define STALL_MS 20000
+
+static const char topic[] = "solo";
+static struct bc_broker nodes[NODES];
+static char bootstrap[256];
+
+static atomic_bool stop_sending;
+static size_t sent;     // records handed to the producer (sender thread)
+static size_t refused;  // refused at send: no callback comes
+
+static size_t key_of(uint64_t i, char *buf, size_t cap)
+{
+	return (size_t)snprintf(buf, cap, "key-%u", (unsigned)(i % KEYS));
+}
+
+static void *sender(void *arg)
+{
+	struct ox_producer *p = arg;
+	uint8_t value[VALUE_BYTES];
+	char key[16];
+	int64_t start = bc_now_ms();
+
+	while (!atomic_load(&stop_sending) && sent < RECORDS_MAX) {
+		int64_t due = (bc_now_ms() - start + 1) * RECORDS_PER_MS;
+
+		if ((int64_t)sent > due) {
+			bc_sleep_ms(1);
+			continue;
+		}
+		bc_value_fill(value, sent, sizeof(value));
+		struct ox_message m = {
+			.topic = topic,
+			.partition = 0,
+			.key = key,
+			.key_len = key_of(sent, key, sizeof(key)),
+			.value = value,
+			.value_len = sizeof(value),
+			.cb = bc_delivered,
+			.opaque = (void *)(uintptr_t)sent,
+		};
+		int rc = ox_producer_send(p, &m);
+
+		if (rc < 0) {
+			if (refused++ == 0)
+				printf("record %zu refused at send: %s\n", sent,
+				       ox_strerror(rc));
+			atomic_store(&bc_led.state[sent], BC_FAILED);
+		}
+		sent++;
+	}
+	return NULL;
+}
+
+// What node b says of partition 0: its leader, whether it is moving, and
+// its replicas (the group's voters). False when b does not answer or
+// holds no replica of it.
+static bool part_seen(const struct bc_broker *b, int *leader, bool *moving,
+		      int *replicas, int *n)
+{
+	Oxbow__ClusterStatusResponse *st = bc_cluster_status(b);
+	bool found = false;
+
+	if (st == NULL)
+		return false;
+	for (size_t k = 0; k < st->n_partitions; k++) {
+		const Oxbow__PartitionStatus *p = st->partitions[k];
+
+		if (strcmp(p->topic, topic) != 0 || p->partition != 0)
+			continue;
+		*leader = p->leader;
+		*moving = p->moving;
+		*n = (int)(p->n_replicas < NODES ? p->n_replicas : NODES);
+		for (int i = 0; i < *n; i++)
+			replicas[i] = p->replicas[i];
+		found = true;
+	}
+	oxbow__cluster_status_response__free_unpacked(st, NULL);
+	return found;
+}
+
+// The node that leads the partition, as it says itself (-1: none).
+static int holder(void)
+{
+	for (int i = 0; i < NODES; i++) {
+		int leader, ids[NODES], n;
+		bool moving;
+
+		if (nodes[i].pid > 0 && part_seen(&nodes[i], &leader, &moving,
+						  ids, &n) &&
+		    leader == i + 1)
+			return i + 1;
+	}
+	return -1;
+}
+
+// Waits until node `to` leads the partition alone and it is not moving,
+// as `to` says.
+static bool move_done(int to)
+{
+	int64_t start = bc_now_ms();
+
+	while (bc_now_ms() - start < MOVE_WAIT_MS) {
+		int leader, ids[NODES], n;
+		bool moving;
+
+		if (part_seen(&nodes[to - 1], &leader, &moving, ids, &n) &&
+		    leader == to && !moving && n == 1 && ids[0] == to) {
+			printf("move to node %d done after %" PRId64 " ms\n",
+			       to, bc_now_ms() - start);
+			return true;
+		}
+		bc_sleep_ms(20);
+	}
+	return false;
+}
+
+// The partition's log directory on node b, found as topics/<id>/0 of the
+// topic directory with one partition (the cluster's __offsets has
+// BC_OFFSETS_PARTITIONS): false when b has none.
+static bool part_dir(const struct bc_broker *b, char *out, size_t cap)
+{
+	char root[BC_PATH_MAX + 16], dir[BC_PATH_MAX + 300];
+	struct dirent *de;
+	bool found = false;
+	DIR *d;
+
+	snprintf(root, sizeof(root), "%s/topics", b->data_dir);
+	d = opendir(root);
+	if (d == NULL)
+		return false;
+	while (!found && (de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(dir, sizeof(dir), "%s/%s", root, de->d_name);
+		if (bc_dir_partitions(dir) == 1) {
+			snprintf(out, cap, "%s/0", dir);
+			found = true;
+		}
+	}
+	closedir(d);
+	return found;
+}
+
+static bool exists(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0;
+}
+
+// Waits until node b's copy of the partition (dir, and its Raft state
+// file dir.raft) is gone.
+static bool copy_removed(int node, const char *dir)
+{
+	char state[BC_PATH_MAX + 340];
+	int64_t start = bc_now_ms();
+
+	snprintf(state, sizeof(state), "%s.raft", dir);
+	while (bc_now_ms() - start < MOVE_WAIT_MS) {
+		if (!exists(dir) && !exists(state)) {
+			printf("node %d removed its copy %" PRId64 " ms after "
+			       "the move\n", node, bc_now_ms() - start);
+			return true;
+		}
+		bc_sleep_ms(20);
+	}
+	return false;
+}
+
+static int reassign(struct ox_admin *a, const char *name, int partition,
+		    const int32_t *ids, size_t n)
+{
+	int rc = ox_admin_partition_reassign(a, name, partition, ids, n);
+
+	printf("reassign %s/%d to %d node(s): %s%s%s\n", name, partition,
+	       (int)n, rc == 0 ? "accepted" : ox_strerror(rc),
+	       rc == 0 ? "" : ": ", rc == 0 ? "" : ox_admin_last_error(a));
+	return rc;
+}
+
+// 1: what cannot be carried out is refused, saying why.
+static void refusals(struct ox_admin *a, int from)
+{
+	int32_t other = from % NODES + 1;
+
+	CHECK(reassign(a, topic, 0, (const int32_t[]){ 9 }, 1) ==
+		      -OX_EINVALID_REQUEST &&
+	      strstr(ox_admin_last_error(a), "node 9") != NULL,
+	      "an unknown node was not refused by name");
+	CHECK(reassign(a, topic, 0, (const int32_t[]){ other, other }, 2) ==
+		      -OX_EINVALID_REQUEST,
+	      "a list of the wrong length was not refused");
+	CHECK(reassign(a, topic, 1, (const int32_t[]){ other }, 1) ==
+		      -OX_EUNKNOWN_TOPIC,
+	      "a partition that does not exist was not refused");
+	CHECK(reassign(a, "nothing-here", 0, (const int32_t[]){ other }, 1) ==
+		      -OX_EUNKNOWN_TOPIC,
+	      "a topic that does not exist was not refused");
+}
+
+// Waits until every node lists the topic: a producer asking any of them
+// then finds it.
+static void wait_listed(void)
+{
+	for (int i = 0; i < NODES; i++) {
+		struct ox_admin *a = bc_admin(&nodes[i]);
+		struct ox_topic_info *info = NULL;
+		int64_t start = bc_now_ms();
+
+		while (ox_admin_topic_describe(a, topic, &info) < 0) {
+			if (bc_now_ms() - start > MOVE_WAIT_MS)
+				bc_dief("node %d does not list %s", i + 1, topic);
+			bc_sleep_ms(20);
+		}
+		ox_topic_infos_free(info, 1);
+		ox_admin_destroy(a);
+	}
+}
+
+static bool record_ok(void *arg, int64_t i, const void *key, size_t key_len,
+		      size_t value_len)
+{
+	char want[16];
+	size_t n = key_of((uint64_t)i, want, sizeof(want));
+
+	(void)arg;
+	return value_len == VALUE_BYTES && key != NULL && key_len == n &&
+	       memcmp(key, want, n) == 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const char *const args[] = { "--log.segment.bytes", "1048576",
+					    NULL };
+	static const char *const kv[] = {
+		"acks", "all", "enable.idempotence", "true", "linger.ms", "2",
+		"request.timeout.ms", "5000", "delivery.timeout.ms", "60000",
+		"max.block.ms", "10000", "socket.connect.timeout.ms", "2000",
+		NULL
+	};
+	char dir_a[BC_PATH_MAX + 320], dir_b[BC_PATH_MAX + 320];
+	int holder_end;
+	struct ox_producer *p;
+	struct ox_admin *a;
+	int64_t end[1];
+	pthread_t th;
+	int rc, from, to;
+
+	bc_start("broker-cluster-move", argc, argv, WATCHDOG_S);
+	bc_ledger_init(RECORDS_MAX);
+	bc_cluster_start(nodes, NODES, "move", args);
+	bc_cluster_bootstrap(nodes, NODES, bootstrap, sizeof(bootstrap));
+	a = bc_admin(&nodes[bc_meta_agreed(nodes, NODES, 20000) - 1]);
+	rc = ox_admin_topic_create(a, topic, 1, 1, NULL, 0);
+	if (rc < 0)
+		bc_dief("create %s: %s (%s)", topic, ox_strerror(rc),
+			ox_admin_last_error(a));
+	for (int64_t t0 = bc_now_ms();
+	     (from = holder()) < 0 && bc_now_ms() - t0 < 10000;)
+		bc_sleep_ms(20);
+	if (from < 0)
+		bc_dief("the new partition has no leader");
+	to = from % NODES + 1;
+	printf("partition 0 of %s is on node %d\n", topic, from);
+	refusals(a, from);
+	wait_listed();
+
+	p = bc_producer(&nodes[0], bootstrap, kv);
+	if (pthread_create(&th, NULL, sender, p) != 0)
+		bc_dief("pthread_create failed");
+	bc_sleep_ms(500);
+
+	// 2: a move under writes.
+	CHECK(part_dir(&nodes[from - 1], dir_a, sizeof(dir_a)) &&
+	      exists(dir_a), "node %d has no directory of the partition",
+	      from);
+	CHECK(reassign(a, topic, 0, (const int32_t[]){ to }, 1) == 0,
+	      "the move to node %d was refused", to);
+	CHECK(move_done(to), "the move to node %d did not finish", to);
+	CHECK(copy_removed(from, dir_a),
+	      "node %d kept its copy %s", from, dir_a);
+	CHECK(part_dir(&nodes[to - 1], dir_b, sizeof(dir_b)),
+	      "node %d has no directory of the partition", to);
+	bc_sleep_ms(500);
+
+	// 3: back, with the node it leaves killed early in the move.
+	CHECK(reassign(a, topic, 0, (const int32_t[]){ from }, 1) == 0,
+	      "the move back to node %d was refused", from);
+	// A step takes a tick of 100 ms: killed within two, it is mid-move.
+	bc_sleep_ms((int)bc_rng_below(150));
+	{
+		int leader, ids[NODES], n;
+		bool moving = false;
+
+		part_seen(&nodes[to - 1], &leader, &moving, ids, &n);
+		bc_broker_kill(&nodes[to - 1]);
+		printf("node %d killed, %s, voters:", to,
+		       moving ? "moving" : "not moving any more");
+		for (int k = 0; k < n; k++)
+			printf(" %d", ids[k]);
+		printf("\n");
+		CHECK(moving || n != 1 || ids[0] != from,
+		      "the kill came after the move");
+	}
+	bc_sleep_ms(1000);
+	bc_broker_start(&nodes[to - 1]);
+	CHECK(move_done(from), "the move back to node %d did not finish",
+	      from);
+	CHECK(copy_removed(to, dir_b),
+	      "node %d kept its copy %s", to, dir_b);
+	bc_sleep_ms(500);
+
+	atomic_store(&stop_sending, true);
+	pthread_join(th, NULL);
+	rc = ox_producer_flush(p, 60000);
+	CHECK(rc == 0, "flush: %s", ox_strerror(rc));
+	ox_producer_destroy(p);
+	ox_admin_destroy(a);
+
+	struct bc_tally t = bc_ledger_tally(sent);
+	printf("sent %zu records: %zu acknowledged, %zu failed (%zu refused "
+	       "at send), %zu unanswered\n", sent, t.acked, t.failed, refused,
+	       t.unanswered);
+	CHECK(t.failed == 0 && t.unanswered == 0 && t.acked > 0,
+	      "deliveries failed or went unanswered (first error: %s)",
+	      ox_strerror(atomic_load(&bc_led.first_err)));
+	end[0] = -1;
+	holder_end = from;
+	{
+		Oxbow__ClusterStatusResponse *st =
+			bc_cluster_status(&nodes[holder_end - 1]);
+
+		for (size_t k = 0; st != NULL && k < st->n_partitions; k++)
+			if (strcmp(st->partitions[k]->topic, topic) == 0)
+				end[0] = st->partitions[k]->high_watermark;
+		if (st != NULL)
+			oxbow__cluster_status_response__free_unpacked(st, NULL);
+	}
+	CHECK(end[0] >= 0, "node %d does not say its high watermark",
+	      holder_end);
+	struct bc_read rd = bc_read_back(&nodes[holder_end - 1], bootstrap,
+					 topic, 1,
+					 end, sent, record_ok, NULL, STALL_MS);
+	size_t acked, lost = bc_ledger_missing("read back", sent, &acked);
+
+	printf("read back %zu records: %zu acknowledged, %zu missing, %zu "
+	       "damaged, %zu stored twice\n", rd.got, acked, lost, rd.bad,
+	       rd.dups);
+	CHECK(lost == 0 && rd.bad == 0 && rd.dups == 0, "the partition does "
+	      "not hold exactly what was acknowledged");
+	for (int i = 0; i < NODES; i++)
+		CHECK(bc_broker_stop(&nodes[i]) == 0, "node %d did not stop "
+		      "cleanly", i + 1);
+	bc_finish();
+}
