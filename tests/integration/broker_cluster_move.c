@@ -12,8 +12,12 @@
 //      removes its copy (the log directory and the Raft state file), and
 //      B holds every record.
 //   3. It moves back to A, and B (its only voter, leading) gets SIGKILL
-//      as soon as A has joined as a learner: the move waits for B, goes on
-//      once B is restarted, and finishes with B's copy removed.
+//      early in the move: the move waits for B, goes on once B is
+//      restarted, and finishes with B's copy removed.
+//   4. A partition of an RF 3 topic moves one replica, its leader's, to
+//      the fourth node under writes: the leader hands its leadership to a
+//      listed voter, the group ends with the listed three, and the old
+//      leader removes its copy.
 // At the end no delivery may have failed, and every acknowledged record
 // must be stored once, intact, at the offset its callback gave.
 // A plain program (exit 0 pass, 1 fail, 77 skip): argv[1] is oxbowd.
@@ -29,7 +33,7 @@
 #include "tests/integration/broker_common.h"
 #include "tests/integration/ledger.h"
 
-#define NODES 3
+#define NODES 4
 #define WATCHDOG_S 150
 #define MOVE_WAIT_MS 30000   // a move finishes within this
 #define RECORDS_PER_MS 1     // the producer's steady rate
@@ -38,7 +42,10 @@
 #define VALUE_BYTES 64
 #define STALL_MS 20000
 
-static const char topic[] = "solo";
+static const char solo[] = "solo", trio[] = "trio";
+// Where the sender writes, and what the checks look at (the test's thread
+// switches it once the next topic is listed everywhere).
+static const char *_Atomic topic = solo;
 static struct bc_broker nodes[NODES];
 static char bootstrap[256];
 
@@ -131,52 +138,72 @@ static int holder(void)
 	return -1;
 }
 
-// Waits until node `to` leads the partition alone and it is not moving,
-// as `to` says.
-static bool move_done(int to)
+// Whether ids[0, n) holds exactly the nodes of want[0, want_n).
+static bool same_nodes(const int *ids, int n, const int32_t *want, int want_n)
+{
+	if (n != want_n)
+		return false;
+	for (int i = 0; i < n; i++) {
+		bool found = false;
+
+		for (int k = 0; k < want_n; k++)
+			found |= ids[i] == want[k];
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+// Waits until a node of want[0, n) leads the partition, saying it is not
+// moving and its voters are exactly want; returns that leader or -1.
+static int move_done(const int32_t *want, int want_n)
 {
 	int64_t start = bc_now_ms();
 
 	while (bc_now_ms() - start < MOVE_WAIT_MS) {
-		int leader, ids[NODES], n;
-		bool moving;
+		for (int k = 0; k < want_n; k++) {
+			int leader, ids[NODES], n, to = want[k];
+			bool moving;
 
-		if (part_seen(&nodes[to - 1], &leader, &moving, ids, &n) &&
-		    leader == to && !moving && n == 1 && ids[0] == to) {
-			printf("move to node %d done after %" PRId64 " ms\n",
-			       to, bc_now_ms() - start);
-			return true;
+			if (nodes[to - 1].pid > 0 &&
+			    part_seen(&nodes[to - 1], &leader, &moving, ids,
+				      &n) &&
+			    leader == to && !moving &&
+			    same_nodes(ids, n, want, want_n)) {
+				printf("move of %s done after %" PRId64 " ms, "
+				       "led by node %d\n", topic,
+				       bc_now_ms() - start, to);
+				return to;
+			}
 		}
 		bc_sleep_ms(20);
 	}
-	return false;
+	return -1;
 }
 
-// The partition's log directory on node b, found as topics/<id>/0 of the
-// topic directory with one partition (the cluster's __offsets has
-// BC_OFFSETS_PARTITIONS): false when b has none.
+// The log directory of partition 0 of the newest topic on node b:
+// topics/<id>/0 with the highest id (ids only grow, and this program
+// creates its topics one after the other). False when b has none.
 static bool part_dir(const struct bc_broker *b, char *out, size_t cap)
 {
-	char root[BC_PATH_MAX + 16], dir[BC_PATH_MAX + 300];
+	char root[BC_PATH_MAX + 16];
+	unsigned long long best = 0;
 	struct dirent *de;
-	bool found = false;
 	DIR *d;
 
 	snprintf(root, sizeof(root), "%s/topics", b->data_dir);
 	d = opendir(root);
 	if (d == NULL)
 		return false;
-	while (!found && (de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(dir, sizeof(dir), "%s/%s", root, de->d_name);
-		if (bc_dir_partitions(dir) == 1) {
-			snprintf(out, cap, "%s/0", dir);
-			found = true;
-		}
+	while ((de = readdir(d)) != NULL) {
+		unsigned long long id = strtoull(de->d_name, NULL, 10);
+
+		if (id > best)
+			best = id;
 	}
 	closedir(d);
-	return found;
+	return best > 0 &&
+	       snprintf(out, cap, "%s/%llu/0", root, best) < (int)cap;
 }
 
 static bool exists(const char *path)
@@ -238,16 +265,16 @@ static void refusals(struct ox_admin *a, int from)
 
 // Waits until every node lists the topic: a producer asking any of them
 // then finds it.
-static void wait_listed(void)
+static void wait_listed(const char *name)
 {
 	for (int i = 0; i < NODES; i++) {
 		struct ox_admin *a = bc_admin(&nodes[i]);
 		struct ox_topic_info *info = NULL;
 		int64_t start = bc_now_ms();
 
-		while (ox_admin_topic_describe(a, topic, &info) < 0) {
+		while (ox_admin_topic_describe(a, name, &info) < 0) {
 			if (bc_now_ms() - start > MOVE_WAIT_MS)
-				bc_dief("node %d does not list %s", i + 1, topic);
+				bc_dief("node %d does not list %s", i + 1, name);
 			bc_sleep_ms(20);
 		}
 		ox_topic_infos_free(info, 1);
@@ -266,6 +293,66 @@ static bool record_ok(void *arg, int64_t i, const void *key, size_t key_len,
 	       memcmp(key, want, n) == 0;
 }
 
+// The high watermark of partition 0 of `name` as node `id` says it.
+static int64_t stored_end(const char *name, int id)
+{
+	Oxbow__ClusterStatusResponse *st = bc_cluster_status(&nodes[id - 1]);
+	int64_t end = -1;
+
+	for (size_t k = 0; st != NULL && k < st->n_partitions; k++)
+		if (strcmp(st->partitions[k]->topic, name) == 0)
+			end = st->partitions[k]->high_watermark;
+	if (st != NULL)
+		oxbow__cluster_status_response__free_unpacked(st, NULL);
+	CHECK(end >= 0, "node %d does not say the high watermark of %s", id,
+	      name);
+	return end;
+}
+
+static int trio_leader = 1;
+
+// 4: the sender moves on to trio (RF 3 over three of the four nodes),
+// whose leader's replica goes to the fourth node.
+static void trio_move(struct ox_admin *a, char *dir, size_t cap)
+{
+	int32_t want[3];
+	int leader = -1, ids[NODES], n = 0, fourth = 0, k = 0;
+	bool moving;
+
+	if (ox_admin_topic_create(a, trio, 1, 3, NULL, 0) < 0)
+		bc_dief("create %s: %s", trio, ox_admin_last_error(a));
+	wait_listed(trio);
+	topic = trio;
+	for (int64_t t0 = bc_now_ms(); bc_now_ms() - t0 < MOVE_WAIT_MS;) {
+		if ((leader = holder()) > 0 &&
+		    part_seen(&nodes[leader - 1], &leader, &moving, ids, &n) &&
+		    n == 3)
+			break;
+		bc_sleep_ms(20);
+	}
+	if (leader <= 0 || n != 3)
+		bc_dief("%s has no leader with three voters", trio);
+	for (int i = 1; i <= NODES; i++)
+		if (i != ids[0] && i != ids[1] && i != ids[2])
+			fourth = i;
+	for (int i = 0; i < 3; i++)
+		want[k++] = ids[i] == leader ? fourth : ids[i];
+	printf("%s: voters %d %d %d led by %d; moving %d's replica to %d\n",
+	       trio, ids[0], ids[1], ids[2], leader, leader, fourth);
+	CHECK(part_dir(&nodes[leader - 1], dir, cap) && exists(dir),
+	      "node %d has no directory of %s", leader, trio);
+	bc_sleep_ms(500); // writes go on meanwhile
+	CHECK(reassign(a, trio, 0, want, 3) == 0, "the move of %s was refused",
+	      trio);
+	trio_leader = move_done(want, 3);
+	CHECK(trio_leader > 0, "the move of %s did not finish", trio);
+	CHECK(copy_removed(leader, dir), "node %d kept its copy %s", leader,
+	      dir);
+	if (trio_leader < 0)
+		trio_leader = want[0];
+	bc_sleep_ms(500);
+}
+
 int main(int argc, char **argv)
 {
 	static const char *const args[] = { "--log.segment.bytes", "1048576",
@@ -277,7 +364,6 @@ int main(int argc, char **argv)
 		NULL
 	};
 	char dir_a[BC_PATH_MAX + 320], dir_b[BC_PATH_MAX + 320];
-	int holder_end;
 	struct ox_producer *p;
 	struct ox_admin *a;
 	int64_t end[1];
@@ -301,7 +387,7 @@ int main(int argc, char **argv)
 	to = from % NODES + 1;
 	printf("partition 0 of %s is on node %d\n", topic, from);
 	refusals(a, from);
-	wait_listed();
+	wait_listed(solo);
 
 	p = bc_producer(&nodes[0], bootstrap, kv);
 	if (pthread_create(&th, NULL, sender, p) != 0)
@@ -314,7 +400,8 @@ int main(int argc, char **argv)
 	      from);
 	CHECK(reassign(a, topic, 0, (const int32_t[]){ to }, 1) == 0,
 	      "the move to node %d was refused", to);
-	CHECK(move_done(to), "the move to node %d did not finish", to);
+	CHECK(move_done((const int32_t[]){ to }, 1) == to,
+	      "the move to node %d did not finish", to);
 	CHECK(copy_removed(from, dir_a),
 	      "node %d kept its copy %s", from, dir_a);
 	CHECK(part_dir(&nodes[to - 1], dir_b, sizeof(dir_b)),
@@ -342,11 +429,14 @@ int main(int argc, char **argv)
 	}
 	bc_sleep_ms(1000);
 	bc_broker_start(&nodes[to - 1]);
-	CHECK(move_done(from), "the move back to node %d did not finish",
-	      from);
+	CHECK(move_done((const int32_t[]){ from }, 1) == from,
+	      "the move back to node %d did not finish", from);
 	CHECK(copy_removed(to, dir_b),
 	      "node %d kept its copy %s", to, dir_b);
 	bc_sleep_ms(500);
+
+	// 4: an RF 3 partition swaps its leader's replica for the fourth node.
+	trio_move(a, dir_a, sizeof(dir_a));
 
 	atomic_store(&stop_sending, true);
 	pthread_join(th, NULL);
@@ -362,28 +452,21 @@ int main(int argc, char **argv)
 	CHECK(t.failed == 0 && t.unanswered == 0 && t.acked > 0,
 	      "deliveries failed or went unanswered (first error: %s)",
 	      ox_strerror(atomic_load(&bc_led.first_err)));
-	end[0] = -1;
-	holder_end = from;
-	{
-		Oxbow__ClusterStatusResponse *st =
-			bc_cluster_status(&nodes[holder_end - 1]);
-
-		for (size_t k = 0; st != NULL && k < st->n_partitions; k++)
-			if (strcmp(st->partitions[k]->topic, topic) == 0)
-				end[0] = st->partitions[k]->high_watermark;
-		if (st != NULL)
-			oxbow__cluster_status_response__free_unpacked(st, NULL);
-	}
-	CHECK(end[0] >= 0, "node %d does not say its high watermark",
-	      holder_end);
-	struct bc_read rd = bc_read_back(&nodes[holder_end - 1], bootstrap,
-					 topic, 1,
+	end[0] = stored_end(solo, from);
+	struct bc_read rd = bc_read_back(&nodes[from - 1], bootstrap, solo, 1,
 					 end, sent, record_ok, NULL, STALL_MS);
+	end[0] = stored_end(trio, trio_leader);
+	struct bc_read rd3 = bc_read_back(&nodes[trio_leader - 1], bootstrap,
+					  trio, 1, end, sent, record_ok, NULL,
+					  STALL_MS);
 	size_t acked, lost = bc_ledger_missing("read back", sent, &acked);
 
-	printf("read back %zu records: %zu acknowledged, %zu missing, %zu "
-	       "damaged, %zu stored twice\n", rd.got, acked, lost, rd.bad,
-	       rd.dups);
+	rd.got += rd3.got;
+	rd.bad += rd3.bad;
+	rd.dups += rd3.dups;
+	printf("read back %zu records of both topics: %zu acknowledged, %zu "
+	       "missing, %zu damaged, %zu stored twice\n", rd.got, acked,
+	       lost, rd.bad, rd.dups);
 	CHECK(lost == 0 && rd.bad == 0 && rd.dups == 0, "the partition does "
 	      "not hold exactly what was acknowledged");
 	for (int i = 0; i < NODES; i++)
