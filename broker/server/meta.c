@@ -1308,17 +1308,17 @@ static void meta_deliver(void *arg, const struct ox_peer_delivery *d)
 
 static void tick_arm(struct meta_tick *t);
 
+static void tick_replica(struct ox_server *srv, struct ox_topic *t,
+			 uint32_t i)
+{
+	(void)srv;
+	ox_replica_tick(t->parts[i]->rep);
+}
+
 // Partitions of cluster topics keep Raft time with the metadata group.
 static void tick_partitions(struct ox_server *srv)
 {
-	for (size_t s = 0; s < OX_TOPIC_SLOTS; s++)
-		for (struct ox_topic *t = srv->topics[s]; t; t = t->next) {
-			if (t->assignment == NULL)
-				continue;
-			for (uint32_t i = 0; i < t->meta.partitions; i++)
-				if (t->parts[i] != NULL)
-					ox_replica_tick(t->parts[i]->rep);
-		}
+	ox_srv_each_replica(srv, tick_replica);
 }
 
 static bool meta_linked(void *arg, uint64_t id)

@@ -402,14 +402,6 @@ static void move_step(struct ox_server *srv, struct ox_topic *t, uint32_t i)
 
 void ox_srv_moves_tick(struct ox_server *srv)
 {
-	if (srv->meta == NULL || srv->shutting_down)
-		return;
-	for (size_t s = 0; s < OX_TOPIC_SLOTS; s++)
-		for (struct ox_topic *t = srv->topics[s]; t; t = t->next) {
-			if (t->assignment == NULL)
-				continue;
-			for (uint32_t i = 0; i < t->meta.partitions; i++)
-				if (t->parts[i] != NULL)
-					move_step(srv, t, i);
-		}
+	if (srv->meta != NULL && !srv->shutting_down)
+		ox_srv_each_replica(srv, move_step);
 }

@@ -665,6 +665,20 @@ void ox_srv_topic_doom(struct ox_server *srv, struct ox_topic *t)
 	srv->doomed = t;
 }
 
+void ox_srv_each_replica(struct ox_server *srv,
+			 void (*fn)(struct ox_server *srv, struct ox_topic *t,
+				    uint32_t i))
+{
+	for (size_t s = 0; s < OX_TOPIC_SLOTS; s++)
+		for (struct ox_topic *t = srv->topics[s]; t; t = t->next) {
+			if (t->assignment == NULL)
+				continue;
+			for (uint32_t i = 0; i < t->meta.partitions; i++)
+				if (t->parts[i] != NULL)
+					fn(srv, t, i);
+		}
+}
+
 void ox_srv_partition_doom(struct ox_server *srv, struct ox_topic *t,
 			   uint32_t i)
 {

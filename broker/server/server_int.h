@@ -186,6 +186,11 @@ void ox_srv_partitions_drop_fresh(struct ox_server *srv, struct ox_topic *t,
 // Takes a deleted topic, already unlinked, out of service: fails its queued appends, ends
 // its long-polls, and leaves its logs for ox_server_poll to close.
 void ox_srv_topic_doom(struct ox_server *srv, struct ox_topic *t);
+// Calls fn for every partition of a cluster topic that has a replica on
+// this node (fn must not close topics or partitions).
+void ox_srv_each_replica(struct ox_server *srv,
+			 void (*fn)(struct ox_server *srv, struct ox_topic *t,
+				    uint32_t i));
 // Takes partition i of t, which moved away from this node, out of
 // service: fails its queued appends, ends its long-polls, and leaves it
 // for ox_server_poll to close and remove (its log directory and Raft

@@ -23,7 +23,6 @@
 // A plain program (exit 0 pass, 1 fail, 77 skip): argv[1] is oxbowd.
 #include <dirent.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,57 +42,22 @@
 #define STALL_MS 20000
 
 static const char solo[] = "solo", trio[] = "trio";
-// Where the sender writes, and what the checks look at (the test's thread
-// switches it once the next topic is listed everywhere).
-static const char *_Atomic topic = solo;
 static struct bc_broker nodes[NODES];
 static char bootstrap[256];
 
-static atomic_bool stop_sending;
-static size_t sent;     // records handed to the producer (sender thread)
-static size_t refused;  // refused at send: no callback comes
+static struct bc_sender snd = {
+	.topic = solo,
+	.partition = 0,
+	.per_ms = RECORDS_PER_MS,
+	.keys = KEYS,
+	.value_bytes = VALUE_BYTES,
+};
 
-static size_t key_of(uint64_t i, char *buf, size_t cap)
+// What the checks look at: where the sender writes (switched once the
+// next topic is listed everywhere).
+static const char *cur_topic(void)
 {
-	return (size_t)snprintf(buf, cap, "key-%u", (unsigned)(i % KEYS));
-}
-
-static void *sender(void *arg)
-{
-	struct ox_producer *p = arg;
-	uint8_t value[VALUE_BYTES];
-	char key[16];
-	int64_t start = bc_now_ms();
-
-	while (!atomic_load(&stop_sending) && sent < RECORDS_MAX) {
-		int64_t due = (bc_now_ms() - start + 1) * RECORDS_PER_MS;
-
-		if ((int64_t)sent > due) {
-			bc_sleep_ms(1);
-			continue;
-		}
-		bc_value_fill(value, sent, sizeof(value));
-		struct ox_message m = {
-			.topic = topic,
-			.partition = 0,
-			.key = key,
-			.key_len = key_of(sent, key, sizeof(key)),
-			.value = value,
-			.value_len = sizeof(value),
-			.cb = bc_delivered,
-			.opaque = (void *)(uintptr_t)sent,
-		};
-		int rc = ox_producer_send(p, &m);
-
-		if (rc < 0) {
-			if (refused++ == 0)
-				printf("record %zu refused at send: %s\n", sent,
-				       ox_strerror(rc));
-			atomic_store(&bc_led.state[sent], BC_FAILED);
-		}
-		sent++;
-	}
-	return NULL;
+	return atomic_load(&snd.topic);
 }
 
 // What node b says of partition 0: its leader, whether it is moving, and
@@ -110,7 +74,7 @@ static bool part_seen(const struct bc_broker *b, int *leader, bool *moving,
 	for (size_t k = 0; k < st->n_partitions; k++) {
 		const Oxbow__PartitionStatus *p = st->partitions[k];
 
-		if (strcmp(p->topic, topic) != 0 || p->partition != 0)
+		if (strcmp(p->topic, cur_topic()) != 0 || p->partition != 0)
 			continue;
 		*leader = p->leader;
 		*moving = p->moving;
@@ -171,7 +135,7 @@ static int move_done(const int32_t *want, int want_n)
 			    leader == to && !moving &&
 			    same_nodes(ids, n, want, want_n)) {
 				printf("move of %s done after %" PRId64 " ms, "
-				       "led by node %d\n", topic,
+				       "led by node %d\n", cur_topic(),
 				       bc_now_ms() - start, to);
 				return to;
 			}
@@ -248,14 +212,14 @@ static void refusals(struct ox_admin *a, int from)
 {
 	int32_t other = from % NODES + 1;
 
-	CHECK(reassign(a, topic, 0, (const int32_t[]){ 9 }, 1) ==
+	CHECK(reassign(a, solo, 0, (const int32_t[]){ 9 }, 1) ==
 		      -OX_EINVALID_REQUEST &&
 	      strstr(ox_admin_last_error(a), "node 9") != NULL,
 	      "an unknown node was not refused by name");
-	CHECK(reassign(a, topic, 0, (const int32_t[]){ other, other }, 2) ==
+	CHECK(reassign(a, solo, 0, (const int32_t[]){ other, other }, 2) ==
 		      -OX_EINVALID_REQUEST,
 	      "a list of the wrong length was not refused");
-	CHECK(reassign(a, topic, 1, (const int32_t[]){ other }, 1) ==
+	CHECK(reassign(a, solo, 1, (const int32_t[]){ other }, 1) ==
 		      -OX_EUNKNOWN_TOPIC,
 	      "a partition that does not exist was not refused");
 	CHECK(reassign(a, "nothing-here", 0, (const int32_t[]){ other }, 1) ==
@@ -280,17 +244,6 @@ static void wait_listed(const char *name)
 		ox_topic_infos_free(info, 1);
 		ox_admin_destroy(a);
 	}
-}
-
-static bool record_ok(void *arg, int64_t i, const void *key, size_t key_len,
-		      size_t value_len)
-{
-	char want[16];
-	size_t n = key_of((uint64_t)i, want, sizeof(want));
-
-	(void)arg;
-	return value_len == VALUE_BYTES && key != NULL && key_len == n &&
-	       memcmp(key, want, n) == 0;
 }
 
 // The high watermark of partition 0 of `name` as node `id` says it.
@@ -322,7 +275,7 @@ static void trio_move(struct ox_admin *a, char *dir, size_t cap)
 	if (ox_admin_topic_create(a, trio, 1, 3, NULL, 0) < 0)
 		bc_dief("create %s: %s", trio, ox_admin_last_error(a));
 	wait_listed(trio);
-	topic = trio;
+	atomic_store(&snd.topic, trio);
 	for (int64_t t0 = bc_now_ms(); bc_now_ms() - t0 < MOVE_WAIT_MS;) {
 		if ((leader = holder()) > 0 &&
 		    part_seen(&nodes[leader - 1], &leader, &moving, ids, &n) &&
@@ -367,7 +320,6 @@ int main(int argc, char **argv)
 	struct ox_producer *p;
 	struct ox_admin *a;
 	int64_t end[1];
-	pthread_t th;
 	int rc, from, to;
 
 	bc_start("broker-cluster-move", argc, argv, WATCHDOG_S);
@@ -375,9 +327,9 @@ int main(int argc, char **argv)
 	bc_cluster_start(nodes, NODES, "move", args);
 	bc_cluster_bootstrap(nodes, NODES, bootstrap, sizeof(bootstrap));
 	a = bc_admin(&nodes[bc_meta_agreed(nodes, NODES, 20000) - 1]);
-	rc = ox_admin_topic_create(a, topic, 1, 1, NULL, 0);
+	rc = ox_admin_topic_create(a, solo, 1, 1, NULL, 0);
 	if (rc < 0)
-		bc_dief("create %s: %s (%s)", topic, ox_strerror(rc),
+		bc_dief("create %s: %s (%s)", solo, ox_strerror(rc),
 			ox_admin_last_error(a));
 	for (int64_t t0 = bc_now_ms();
 	     (from = holder()) < 0 && bc_now_ms() - t0 < 10000;)
@@ -385,20 +337,20 @@ int main(int argc, char **argv)
 	if (from < 0)
 		bc_dief("the new partition has no leader");
 	to = from % NODES + 1;
-	printf("partition 0 of %s is on node %d\n", topic, from);
+	printf("partition 0 of %s is on node %d\n", solo, from);
 	refusals(a, from);
 	wait_listed(solo);
 
 	p = bc_producer(&nodes[0], bootstrap, kv);
-	if (pthread_create(&th, NULL, sender, p) != 0)
-		bc_dief("pthread_create failed");
+	snd.p = p;
+	bc_sender_start(&snd);
 	bc_sleep_ms(500);
 
 	// 2: a move under writes.
 	CHECK(part_dir(&nodes[from - 1], dir_a, sizeof(dir_a)) &&
 	      exists(dir_a), "node %d has no directory of the partition",
 	      from);
-	CHECK(reassign(a, topic, 0, (const int32_t[]){ to }, 1) == 0,
+	CHECK(reassign(a, solo, 0, (const int32_t[]){ to }, 1) == 0,
 	      "the move to node %d was refused", to);
 	CHECK(move_done((const int32_t[]){ to }, 1) == to,
 	      "the move to node %d did not finish", to);
@@ -409,7 +361,7 @@ int main(int argc, char **argv)
 	bc_sleep_ms(500);
 
 	// 3: back, with the node it leaves killed early in the move.
-	CHECK(reassign(a, topic, 0, (const int32_t[]){ from }, 1) == 0,
+	CHECK(reassign(a, solo, 0, (const int32_t[]){ from }, 1) == 0,
 	      "the move back to node %d was refused", from);
 	// A step takes a tick of 100 ms: killed within two, it is mid-move.
 	bc_sleep_ms((int)bc_rng_below(150));
@@ -438,28 +390,29 @@ int main(int argc, char **argv)
 	// 4: an RF 3 partition swaps its leader's replica for the fourth node.
 	trio_move(a, dir_a, sizeof(dir_a));
 
-	atomic_store(&stop_sending, true);
-	pthread_join(th, NULL);
+	bc_sender_stop(&snd);
 	rc = ox_producer_flush(p, 60000);
 	CHECK(rc == 0, "flush: %s", ox_strerror(rc));
 	ox_producer_destroy(p);
 	ox_admin_destroy(a);
 
-	struct bc_tally t = bc_ledger_tally(sent);
+	struct bc_tally t = bc_ledger_tally(snd.sent);
 	printf("sent %zu records: %zu acknowledged, %zu failed (%zu refused "
-	       "at send), %zu unanswered\n", sent, t.acked, t.failed, refused,
+	       "at send), %zu unanswered\n", snd.sent, t.acked, t.failed,
+	       snd.refused,
 	       t.unanswered);
 	CHECK(t.failed == 0 && t.unanswered == 0 && t.acked > 0,
 	      "deliveries failed or went unanswered (first error: %s)",
 	      ox_strerror(atomic_load(&bc_led.first_err)));
 	end[0] = stored_end(solo, from);
 	struct bc_read rd = bc_read_back(&nodes[from - 1], bootstrap, solo, 1,
-					 end, sent, record_ok, NULL, STALL_MS);
+					 end, snd.sent, bc_sender_record_ok,
+					 &snd, STALL_MS);
 	end[0] = stored_end(trio, trio_leader);
 	struct bc_read rd3 = bc_read_back(&nodes[trio_leader - 1], bootstrap,
-					  trio, 1, end, sent, record_ok, NULL,
-					  STALL_MS);
-	size_t acked, lost = bc_ledger_missing("read back", sent, &acked);
+					  trio, 1, end, snd.sent, bc_sender_record_ok,
+					  &snd, STALL_MS);
+	size_t acked, lost = bc_ledger_missing("read back", snd.sent, &acked);
 
 	rd.got += rd3.got;
 	rd.bad += rd3.bad;

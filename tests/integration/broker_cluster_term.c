@@ -17,7 +17,6 @@
 // A plain program (exit 0 pass, 1 fail, 77 skip): argv[1] is oxbowd.
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -48,49 +47,13 @@ static const char topic[] = "term";
 static struct bc_broker nodes[NODES];
 static char bootstrap[256];
 
-static atomic_bool stop_sending;
-static size_t sent;     // records handed to the producer (sender thread)
-static size_t refused;  // refused at send: no callback comes
-
-static size_t key_of(uint64_t i, char *buf, size_t cap)
-{
-	return (size_t)snprintf(buf, cap, "key-%u", (unsigned)(i % KEYS));
-}
-
-// Sends RECORDS_PER_MS records a millisecond until told to stop.
-static void *sender(void *arg)
-{
-	struct ox_producer *p = arg;
-	uint8_t value[VALUE_BYTES];
-	char key[16];
-	int64_t start = bc_now_ms();
-
-	while (!atomic_load(&stop_sending) && sent < RECORDS_MAX) {
-		int64_t due = (bc_now_ms() - start + 1) * RECORDS_PER_MS;
-
-		if ((int64_t)sent > due) {
-			bc_sleep_ms(1);
-			continue;
-		}
-		bc_value_fill(value, sent, sizeof(value));
-		struct ox_message m = {
-			.topic = topic,
-			.partition = OX_PARTITION_ANY,
-			.key = key,
-			.key_len = key_of(sent, key, sizeof(key)),
-			.value = value,
-			.value_len = sizeof(value),
-			.cb = bc_delivered,
-			.opaque = (void *)(uintptr_t)sent,
-		};
-		if (ox_producer_send(p, &m) < 0) {
-			atomic_store(&bc_led.state[sent], BC_FAILED);
-			refused++;
-		}
-		sent++;
-	}
-	return NULL;
-}
+static struct bc_sender snd = {
+	.topic = topic,
+	.partition = OX_PARTITION_ANY,
+	.per_ms = RECORDS_PER_MS,
+	.keys = KEYS,
+	.value_bytes = VALUE_BYTES,
+};
 
 static struct ox_producer *producer(void)
 {
@@ -248,27 +211,15 @@ static void term_round(const char *what, int victim, int q, int bound_ms)
 	      "within %d ms of its restart", what, victim, SETTLE_TIMEOUT_MS);
 }
 
-// Whether a stored record is record i's, intact.
-static bool record_ok(void *arg, int64_t i, const void *key, size_t key_len,
-		      size_t value_len)
-{
-	char want[16];
-	size_t n = key_of((uint64_t)i, want, sizeof(want));
-
-	(void)arg;
-	return value_len == VALUE_BYTES && key != NULL && key_len == n &&
-	       memcmp(key, want, n) == 0;
-}
-
 // Reads every partition up to end and checks each record: one that was
 // sent, intact, stored once; then that every acknowledged record is where
 // its callback said.
 static void check_stored(const int64_t *end)
 {
 	struct bc_read rd = bc_read_back(&nodes[0], bootstrap, topic,
-					 PARTITIONS, end, sent, record_ok,
-					 NULL, STALL_MS);
-	size_t acked, lost = bc_ledger_missing("read back", sent, &acked);
+					 PARTITIONS, end, snd.sent,
+					 bc_sender_record_ok, &snd, STALL_MS);
+	size_t acked, lost = bc_ledger_missing("read back", snd.sent, &acked);
 
 	printf("read back %zu records: %zu acknowledged, %zu missing, %zu "
 	       "damaged, %zu stored twice\n", rd.got, acked, lost, rd.bad,
@@ -280,10 +231,11 @@ static void check_stored(const int64_t *end)
 // Every record got its callback, and none failed.
 static void check_deliveries(void)
 {
-	struct bc_tally t = bc_ledger_tally(sent);
+	struct bc_tally t = bc_ledger_tally(snd.sent);
 
 	printf("sent %zu records: %zu acknowledged, %zu failed (%zu refused "
-	       "at send), %zu unanswered\n", sent, t.acked, t.failed, refused,
+	       "at send), %zu unanswered\n", snd.sent, t.acked, t.failed,
+	       snd.refused,
 	       t.unanswered);
 	CHECK(t.failed == 0, "%zu deliveries failed (first: %s)", t.failed,
 	      ox_strerror(atomic_load(&bc_led.first_err)));
@@ -299,7 +251,6 @@ int main(int argc, char **argv)
 	int64_t end[PARTITIONS];
 	struct ox_producer *p;
 	struct ox_admin *a;
-	pthread_t th;
 	int rc, victim;
 
 	bc_start("broker-cluster-term", argc, argv, WATCHDOG_S);
@@ -316,8 +267,8 @@ int main(int argc, char **argv)
 		bc_dief("the new topic's replicas never came in sync");
 
 	p = producer();
-	if (pthread_create(&th, NULL, sender, p) != 0)
-		bc_dief("pthread_create failed");
+	snd.p = p;
+	bc_sender_start(&snd);
 	bc_sleep_ms(1000);
 
 	victim = leader_seen(0, -1);
@@ -330,8 +281,7 @@ int main(int argc, char **argv)
 	term_round("metadata leader", victim, -1, META_ELECTION_MIN_MS);
 	bc_sleep_ms(500);
 
-	atomic_store(&stop_sending, true);
-	pthread_join(th, NULL);
+	bc_sender_stop(&snd);
 	rc = ox_producer_flush(p, 60000);
 	CHECK(rc == 0, "flush: %s", ox_strerror(rc));
 	ox_producer_destroy(p);

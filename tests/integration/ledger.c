@@ -4,6 +4,7 @@
 #include "tests/integration/ledger.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -213,4 +214,82 @@ size_t bc_ledger_missing(const char *what, size_t n, size_t *acked)
 	if (acked != NULL)
 		*acked = ack;
 	return lost;
+}
+
+// ---- the paced sender ----
+
+#define SENDER_VALUE_MAX 256
+
+size_t bc_sender_key(uint64_t i, unsigned keys, char *buf, size_t cap)
+{
+	return (size_t)snprintf(buf, cap, "key-%u", (unsigned)(i % keys));
+}
+
+static void *sender_run(void *arg)
+{
+	struct bc_sender *s = arg;
+	uint8_t value[SENDER_VALUE_MAX];
+	char key[16];
+	int64_t start = bc_now_ms();
+
+	while (!atomic_load(&s->stop) && s->sent < bc_led.cap) {
+		int64_t due = (bc_now_ms() - start + 1) * s->per_ms;
+
+		if ((int64_t)s->sent > due) {
+			bc_sleep_ms(1);
+			continue;
+		}
+		bc_value_fill(value, s->sent, s->value_bytes);
+		struct ox_message m = {
+			.topic = atomic_load(&s->topic),
+			.partition = s->partition,
+			.key = key,
+			.key_len = bc_sender_key(s->sent, s->keys, key,
+						 sizeof(key)),
+			.value = value,
+			.value_len = s->value_bytes,
+			.cb = bc_delivered,
+			.opaque = (void *)(uintptr_t)s->sent,
+		};
+		int rc = ox_producer_send(s->p, &m);
+
+		if (rc < 0) {
+			if (s->refused++ == 0)
+				printf("record %zu refused at send: %s\n",
+				       s->sent, ox_strerror(rc));
+			atomic_store(&bc_led.state[s->sent], BC_FAILED);
+		}
+		s->sent++;
+	}
+	return NULL;
+}
+
+void bc_sender_start(struct bc_sender *s)
+{
+	if (s->value_bytes < 16 || s->value_bytes > SENDER_VALUE_MAX ||
+	    s->keys == 0 || s->per_ms == 0)
+		bc_dief("a sender with %zu-byte values, %u keys, %u a ms",
+			s->value_bytes, s->keys, s->per_ms);
+	atomic_store(&s->stop, false);
+	s->sent = 0;
+	s->refused = 0;
+	if (pthread_create(&s->th, NULL, sender_run, s) != 0)
+		bc_dief("pthread_create failed");
+}
+
+void bc_sender_stop(struct bc_sender *s)
+{
+	atomic_store(&s->stop, true);
+	pthread_join(s->th, NULL);
+}
+
+bool bc_sender_record_ok(void *arg, int64_t i, const void *key,
+			 size_t key_len, size_t value_len)
+{
+	const struct bc_sender *s = arg;
+	char want[16];
+	size_t n = bc_sender_key((uint64_t)i, s->keys, want, sizeof(want));
+
+	return value_len == s->value_bytes && key != NULL && key_len == n &&
+	       memcmp(key, want, n) == 0;
 }

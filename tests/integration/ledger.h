@@ -10,6 +10,7 @@
 #ifndef OX_TESTS_INTEGRATION_LEDGER_H
 #define OX_TESTS_INTEGRATION_LEDGER_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -81,6 +82,34 @@ struct bc_read bc_read_back(const struct bc_broker *b, const char *bootstrap,
 			    const char *topic, int partitions,
 			    const int64_t *end, size_t sent, bc_record_ok ok,
 			    void *arg, int64_t stall_ms);
+
+// A paced sender on its own thread: record after record (record i: key
+// "key-<i % keys>", a value of value_bytes filled by bc_value_fill) to
+// partition `partition` of `topic` (read for every record, so the test may
+// switch topics while it runs), per_ms records a millisecond, until
+// stopped or `max` records (at most the ledger's) were handed over. A send
+// the producer refuses marks its record BC_FAILED and counts in refused
+// (its first error is printed). Set the first six fields, then start.
+struct bc_sender {
+	struct ox_producer *p;
+	const char *_Atomic topic;
+	int32_t partition;        // OX_PARTITION_ANY: by key
+	unsigned per_ms;
+	unsigned keys;
+	size_t value_bytes;       // at least 16, at most 256
+	atomic_bool stop;
+	size_t sent;              // records handed over; read once stopped
+	size_t refused;
+	pthread_t th;
+};
+void bc_sender_start(struct bc_sender *s);
+// Stops the thread and waits for it.
+void bc_sender_stop(struct bc_sender *s);
+// The key of record i among `keys` keys.
+size_t bc_sender_key(uint64_t i, unsigned keys, char *buf, size_t cap);
+// A bc_record_ok for the sender's records (arg: the struct bc_sender).
+bool bc_sender_record_ok(void *arg, int64_t i, const void *key,
+			 size_t key_len, size_t value_len);
 
 // Counts records [0, n) acknowledged (into *acked, may be NULL) and
 // returns how many of them were not found where their callback said,

@@ -551,6 +551,18 @@ static void isolate(struct cluster *c, int f, bool cut)
 			c->cut[f + 1][i + 1] = c->cut[i + 1][f + 1] = cut;
 }
 
+// Three nodes with a leader l and its followers f and g holding the
+// same five records.
+static void three_settled(struct cluster *c, int *l, int *f, int *g)
+{
+	cluster_init(c, 3);
+	*l = elect(c);
+	*f = (*l + 1) % 3;
+	*g = (*l + 2) % 3;
+	propose(c, *l, 5);
+	settle(c);
+}
+
 // A live follower stays heard through every quorum check (each falls on
 // a heartbeat, which it answers); a cut-off one is unheard after the
 // next check, and heard again once it answers.
@@ -559,12 +571,7 @@ Test(raft_handover, heard_follows_the_followers_answers)
 	struct cluster c;
 	int l, f, g;
 
-	cluster_init(&c, 3);
-	l = elect(&c);
-	f = (l + 1) % 3;
-	g = (l + 2) % 3;
-	propose(&c, l, 5);
-	settle(&c);
+	three_settled(&c, &l, &f, &g);
 	for (int k = 0; k < 3 * ELECTION_TICKS; k++) {
 		ticks(&c, 1);
 		cr_assert(ox_raft_heard(c.r[l], (uint64_t)f + 1), "tick %d", k);
@@ -596,12 +603,7 @@ Test(raft_handover, caught_up_needs_the_log_and_a_recent_answer)
 	struct cluster c;
 	int l, f, g;
 
-	cluster_init(&c, 3);
-	l = elect(&c);
-	f = (l + 1) % 3;
-	g = (l + 2) % 3;
-	propose(&c, l, 5);
-	settle(&c);
+	three_settled(&c, &l, &f, &g);
 	for (int k = 0; k < 3 * ELECTION_TICKS; k++) {
 		ticks(&c, 1);
 		cr_assert(ox_raft_caught_up(c.r[l], (uint64_t)f + 1), "tick %d",
