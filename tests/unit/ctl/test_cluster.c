@@ -18,6 +18,7 @@
 #include "client/ctl/json.h"
 #include "proto/envelope.pb-c.h"
 #include "tests/unit/client/fake_broker.h"
+#include "tests/unit/ctl/slurp.h"
 
 static void redirect_all(void)
 {
@@ -48,23 +49,11 @@ static int run_status(const char *bootstrap, const char *w1, const char *w2)
 	return ox_ctl_cluster(&ctl, argc, argv);
 }
 
-// Everything the command wrote to the redirected stream; the caller frees.
-static char *slurp(FILE *f)
-{
-	size_t cap = 1 << 16, n;
-	char *buf = malloc(cap);
-
-	cr_assert_not_null(f);
-	cr_assert_not_null(buf);
-	n = fread(buf, 1, cap - 1, f);
-	buf[n] = '\0';
-	return buf;
-}
 
 static char *stdout_text(void)
 {
 	fflush(stdout);
-	return slurp(cr_get_redirected_stdout());
+	return ctl_slurp(cr_get_redirected_stdout());
 }
 
 // The JSON field at path in text, as oxbowctl's reader gives it.
@@ -235,7 +224,7 @@ Test(cluster, status_broker_error_is_exit_1)
 	pthread_mutex_unlock(&fb->lock);
 	cr_assert_eq(run_status(fb->bootstrap, NULL, NULL), OX_CTL_EXIT_ERROR);
 	fflush(stderr);
-	char *err = slurp(cr_get_redirected_stderr());
+	char *err = ctl_slurp(cr_get_redirected_stderr());
 	cr_expect_eq(strncmp(err, "oxbowctl: asking for the cluster status: ",
 			     41), 0, "%s", err);
 	cr_expect_not_null(strstr(err, "scripted error"), "%s", err);

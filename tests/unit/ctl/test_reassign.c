@@ -16,6 +16,7 @@
 #include "client/ctl/ctl.h"
 #include "proto/envelope.pb-c.h"
 #include "tests/unit/client/fake_broker.h"
+#include "tests/unit/ctl/slurp.h"
 
 static void redirect_all(void)
 {
@@ -52,18 +53,6 @@ static int run_reassign(const char *bootstrap, const char *topic,
 	return ox_ctl_topic(&ctl, 7, argv);
 }
 
-// Everything the command wrote to the redirected stream; the caller frees.
-static char *slurp(FILE *f)
-{
-	size_t cap = 1 << 16, n;
-	char *buf = malloc(cap);
-
-	cr_assert_not_null(f);
-	cr_assert_not_null(buf);
-	n = fread(buf, 1, cap - 1, f);
-	buf[n] = '\0';
-	return buf;
-}
 
 Test(reassign, sends_the_list_and_prints_one_line)
 {
@@ -103,11 +92,11 @@ Test(reassign, broker_refusal_is_one_line_exit_1)
 		 "oxbowctl: reassigning partition 0 of topic 'orders': %s "
 		 "(orders: node 9 is not registered)\n",
 		 ox_strerror(-OX_EINVALID_REQUEST));
-	char *err = slurp(cr_get_redirected_stderr());
+	char *err = ctl_slurp(cr_get_redirected_stderr());
 	cr_expect_str_eq(err, want);
 	free(err);
 	fflush(stdout);
-	char *out = slurp(cr_get_redirected_stdout());
+	char *out = ctl_slurp(cr_get_redirected_stdout());
 	cr_expect_str_eq(out, "");
 	free(out);
 	fb_stop(fb);
@@ -148,7 +137,7 @@ Test(reassign, old_broker_is_exit_1)
 	cr_assert_eq(run_reassign(fb->bootstrap, "orders", "0", "1"),
 		     OX_CTL_EXIT_ERROR);
 	fflush(stderr);
-	char *err = slurp(cr_get_redirected_stderr());
+	char *err = ctl_slurp(cr_get_redirected_stderr());
 	cr_expect_eq(strncmp(err, "oxbowctl: reassigning partition 0 of "
 				  "topic 'orders': ", 53), 0, "%s", err);
 	cr_expect_eq(strchr(err, '\n'), err + strlen(err) - 1, "%s", err);
