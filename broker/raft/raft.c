@@ -57,7 +57,7 @@ static bool is_member(const struct ox_raft_conf *c, uint64_t id)
 }
 
 // At least one voter, lists within bounds, ids non-zero and distinct.
-static bool conf_valid(const struct ox_raft_conf *c)
+bool ox_raft_conf_valid(const struct ox_raft_conf *c)
 {
 	uint64_t seen[2 * OX_RAFT_NODES_MAX];
 	uint32_t n = 0;
@@ -142,7 +142,7 @@ static void peers_rebuild(struct ox_raft *r)
 static void set_conf(struct ox_raft *r, const struct ox_raft_conf *c,
 		     int64_t index)
 {
-	OX_ASSERT(conf_valid(c));
+	OX_ASSERT(ox_raft_conf_valid(c));
 	r->conf = *c;
 	r->conf_index = index;
 	r->hard_changed = true;
@@ -798,7 +798,7 @@ static bool msg_valid(const struct ox_raft *r, const struct ox_raft_msg *m)
 		return m->end_index >= m->prev_index && runs_valid(m) &&
 		       (m->prev_index > 0 || m->prev_term == 0);
 	case OX_RAFT_MSG_SNAPSHOT:
-		return conf_valid(&m->conf);
+		return ox_raft_conf_valid(&m->conf);
 	}
 	return false;
 }
@@ -812,7 +812,7 @@ static bool restore_valid(const struct ox_raft_restore *rs, uint32_t max)
 	    rs->last_index >= OX_RAFT_INDEX_MAX ||
 	    rs->hard.term >= OX_RAFT_TERM_MAX ||
 	    rs->runs_n > max || (rs->runs_n > 0 && rs->runs == NULL) ||
-	    !conf_valid(&rs->hard.conf) || rs->commit > rs->last_index)
+	    !ox_raft_conf_valid(&rs->hard.conf) || rs->commit > rs->last_index)
 		return false;
 	if (rs->last_index > rs->start_index &&
 	    (rs->runs_n == 0 || rs->runs[0].start > rs->start_index ||
@@ -862,7 +862,7 @@ int ox_raft_create(struct ox_raft **out, const struct ox_raft_config *cfg,
 		r->term = rs->runs[rs->runs_n - 1].term;
 		r->vote = OX_RAFT_NONE;
 	}
-	r->conf_prev = conf_valid(&rs->hard.conf_prev) ? rs->hard.conf_prev :
+	r->conf_prev = ox_raft_conf_valid(&rs->hard.conf_prev) ? rs->hard.conf_prev :
 							 rs->hard.conf;
 	r->start_index = rs->start_index;
 	r->start_term = rs->start_term;
@@ -1054,7 +1054,7 @@ int ox_raft_propose_conf(struct ox_raft *r, int64_t end_index,
 	int rc;
 
 	OX_ASSERT(r != NULL);
-	if (conf == NULL || !conf_valid(conf) || !single_change(&r->conf, conf))
+	if (conf == NULL || !ox_raft_conf_valid(conf) || !single_change(&r->conf, conf))
 		return r->role == OX_RAFT_LEADER ? -EINVAL : -OX_ENOTLEADER;
 	if (r->role == OX_RAFT_LEADER && r->conf_index > r->commit)
 		return -EBUSY; // R7
@@ -1073,7 +1073,7 @@ int ox_raft_conf_appended(struct ox_raft *r, int64_t index,
 			  const struct ox_raft_conf *conf)
 {
 	OX_ASSERT(r != NULL);
-	if (conf == NULL || !conf_valid(conf) || index <= r->start_index ||
+	if (conf == NULL || !ox_raft_conf_valid(conf) || index <= r->start_index ||
 	    index > r->last_index || r->role == OX_RAFT_LEADER)
 		return -EINVAL;
 	if (index <= r->conf_index)

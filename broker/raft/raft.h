@@ -404,6 +404,9 @@ int64_t ox_raft_start_index(const struct ox_raft *r);
 int ox_raft_term_at(const struct ox_raft *r, int64_t index,
 		    uint64_t *term_out);
 const struct ox_raft_conf *ox_raft_conf(const struct ox_raft *r);
+// Whether conf is a membership Raft takes: 1 to OX_RAFT_NODES_MAX voters,
+// at most OX_RAFT_NODES_MAX learners, distinct ids, none OX_RAFT_NONE.
+bool ox_raft_conf_valid(const struct ox_raft_conf *conf);
 // Whether the configuration in effect is committed (R7: the next change
 // may then be proposed).
 bool ox_raft_conf_committed(const struct ox_raft *r);

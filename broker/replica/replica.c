@@ -407,7 +407,8 @@ static void control_batch(uint8_t *buf, size_t cap, const char *key,
 
 // Whether one verified batch is a membership change: 1 with *conf, 0 when
 // it is not one, -OX_ECORRUPT when it says it is but its membership does
-// not decode.
+// not decode or is not one Raft takes (so a peer's bad batch is refused
+// with its APPEND, before Raft counts it).
 static int conf_of(const uint8_t *batch, size_t len,
 		   const struct ox_batch_header *h, struct ox_raft_conf *conf)
 {
@@ -421,7 +422,8 @@ static int conf_of(const uint8_t *batch, size_t len,
 	    memcmp(r.key, CONF_KEY, sizeof(CONF_KEY) - 1) != 0)
 		return 0;
 	if (r.value_len < 0 ||
-	    ox_replica_conf_decode(r.value, (size_t)r.value_len, conf) < 0)
+	    ox_replica_conf_decode(r.value, (size_t)r.value_len, conf) < 0 ||
+	    !ox_raft_conf_valid(conf))
 		return -OX_ECORRUPT;
 	return 1;
 }

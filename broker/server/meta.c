@@ -143,6 +143,9 @@ struct ox_meta {
 	struct snap *snap;       // M5: the one meta.snap holds; NULL: none
 	uint64_t snap_retry_ns;  // no new snapshot before this (a save failed)
 	uint64_t ticks;          // metadata ticks since start
+	// Replicas follow moved partitions once this node has caught up
+	// (moves.c V5).
+	bool follow;
 };
 
 // One topic of an admin request: its entry's request id while it waits.
@@ -474,7 +477,7 @@ static void applied_act(struct ox_meta *m, const struct ox_cluster_result *r)
 		break;
 	case OX_CLUSTER_OP_REASSIGN_PARTITION:
 	case OX_CLUSTER_OP_PARTITION_MOVED:
-		ox_srv_partition_follow(m->srv, r->topic_id, r->partition);
+		m->follow = true; // moves.c V5: once caught up
 		break;
 	default:
 		break; // nodes: the state is all
@@ -881,6 +884,26 @@ out:
 		free(changes[i].entry);
 }
 
+// A move is recorded done only by a node of its new list (its leader is
+// one once the group has the new members): a node left out cannot end a
+// move early, which would have the nodes left out delete copies the group
+// may still need (moves.c V1).
+static bool moved_by_member(struct ox_meta *m,
+			    const struct ox_cluster_result *res, uint64_t from)
+{
+	struct ox_cluster_partition cp;
+
+	if (ox_cluster_partition_get(m->state, res->topic_id, res->partition,
+				     &cp) < 0)
+		return false;
+	for (uint32_t k = 0; k < cp.replicas_n; k++)
+		if (cp.replicas[k] == from)
+			return true;
+	ox_slog(OX_SLOG_WARN, "a partition move's end refused: from a node "
+		"not in its list from=%" PRIu64, from);
+	return false;
+}
+
 // A forwarded admin entry reached this node: the leader proposes it
 // whatever its verdict, so that the node that asked learns the verdict
 // when it applies it. Only topic changes are taken from other nodes, and
@@ -904,7 +927,7 @@ static void meta_forwarded(void *arg, uint64_t from, const uint8_t *entry,
 	// already refused here is dropped (it asks again if it still must).
 	bool moved = res.op == OX_CLUSTER_OP_PARTITION_MOVED &&
 		     res.request.node == 0;
-	if (moved && rc < 0)
+	if (moved && (rc < 0 || !moved_by_member(m, &res, from)))
 		return;
 	if (rc == -ENOMEM || (!moved && res.request.node != from) ||
 	    (res.op != OX_CLUSTER_OP_CREATE_TOPIC &&
@@ -1123,8 +1146,8 @@ static void reconcile(struct ox_meta *m)
 		}
 		topic_reconfigure(m, ct.id);
 		topic_grow(m, ct.id);
-		ox_srv_partitions_follow(srv, ct.id);
 	}
+	m->follow = true; // moves.c V5: once caught up
 }
 
 // Once meta.snapshot.entries entries were applied since the last
@@ -1362,6 +1385,8 @@ static void tick_fired(void *arg, int res)
 	if (t->m->srv->shutting_down)
 		meta_handover(t->m);
 	tick_partitions(t->m->srv);
+	if (t->m->follow && caught_up(t->m))
+		t->m->follow = !ox_srv_partitions_follow(t->m->srv);
 	if (++t->m->ticks % MOVES_TICKS == 0)
 		ox_srv_moves_tick(t->m->srv);
 	register_nodes(t->m);

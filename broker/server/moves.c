@@ -29,13 +29,27 @@
 //       the group waiting for a voter still catching up.
 //   V3  Every step is taken again from the state on the next tick: a
 //       leader change, a crash or a refused proposal only delays a move.
+//   V4  The group never has fewer voters than the replication factor: a
+//       voter the list leaves out is removed only while more remain, so
+//       a move keeps the fault tolerance the topic was created with.
+//   V5  Replicas follow the metadata only once this node has applied
+//       what the group committed (never an older state met while
+//       replaying the log at start: a copy moved away and back since must
+//       not be deleted), and a copy being removed is gone before a new
+//       replica takes its directory. A replica new here while its
+//       partition moves starts as a non-voter that holds its vote back
+//       until it has caught up (raft.h R9), whatever the list it was
+//       given.
 #include "broker/server/server_int.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "broker/cluster/cluster.h"
 #include "broker/peer/peer.h"
@@ -168,44 +182,77 @@ void ox_srv_reassign_partition(struct ox_server *srv, struct ox_net_req *req)
 
 // ---- following the metadata ----
 
-void ox_srv_partition_follow(struct ox_server *srv, uint64_t topic_id,
-			     uint32_t i)
+// A copy of partition i of t that this node holds no replica of and that
+// moves away from nobody here: left by a node that was down (or crashed)
+// when its move was recorded done. Nothing has it open: removed now, the
+// Raft state first (a log directory without it is never taken for a
+// voter's: V1).
+static void remove_stale_copy(struct ox_server *srv, const struct ox_topic *t,
+			      uint32_t i)
 {
-	struct ox_topic *t = ox_srv_topic_by_id(srv, OX_CLUSTER_TOPIC_ID_BASE +
-							     topic_id);
+	char dir[PATH_MAX], state[PATH_MAX + 8];
+	struct stat st;
+
+	ox_srv_partition_dir(srv, t->meta.id, i, dir, sizeof(dir));
+	snprintf(state, sizeof(state), "%s.raft", dir);
+	if (stat(dir, &st) < 0 && stat(state, &st) < 0)
+		return;
+	ox_slog(OX_SLOG_INFO, "removing a copy of a partition that moved away "
+		"topic=%s partition=%u", t->meta.name, i);
+	if (unlink(state) < 0 && errno != ENOENT)
+		ox_slog(OX_SLOG_WARN, "cannot remove path=%s error=\"%s\"",
+			state, strerror(errno));
+	ox_srv_rm_tree(dir);
+}
+
+// Partition i of t follows the metadata. false: it must wait.
+static bool follow(struct ox_server *srv, struct ox_topic *t, uint32_t i)
+{
+	uint64_t topic_id = t->meta.id - OX_CLUSTER_TOPIC_ID_BASE;
 	struct ox_cluster_partition cp;
 	bool want;
 
-	if (t == NULL || t->assignment == NULL || i >= t->meta.partitions ||
-	    ox_cluster_partition_get(ox_meta_state(srv), topic_id, i,
+	if (ox_cluster_partition_get(ox_meta_state(srv), topic_id, i,
 				     &cp) < 0)
-		return;
+		return true;
 	OX_ASSERT(cp.replicas_n == t->meta.replicas); // C5
 	memcpy(t->assignment + (size_t)i * cp.replicas_n, cp.replicas,
 	       cp.replicas_n * sizeof(*cp.replicas));
-	want = ox_srv_hosted(srv, t, i);
-	if (want && t->parts[i] == NULL) {
-		if (ox_srv_partition_open(srv, t, i) == 0)
-			ox_slog(OX_SLOG_INFO, "partition replica added here "
-				"topic=%s partition=%u epoch=%" PRIu64,
-				t->meta.name, i, cp.epoch);
-	} else if (!want && t->parts[i] != NULL) {
+	if (t->parts[i] != NULL) {
+		if (ox_srv_hosted(srv, t, i))
+			return true;
 		ox_slog(OX_SLOG_INFO, "partition moved away: removing its "
 			"copy topic=%s partition=%u epoch=%" PRIu64,
 			t->meta.name, i, cp.epoch); // V1
 		ox_srv_partition_doom(srv, t, i);
+		return true;
 	}
+	// A copy still being removed goes first: its directory is the one
+	// a new replica would take.
+	if (ox_srv_parting(srv, t->meta.id, i))
+		return false;
+	want = ox_srv_hosted(srv, t, i);
+	if (!want && !cp.moving)
+		remove_stale_copy(srv, t, i);
+	if (want && ox_srv_partition_open(srv, t, i) == 0)
+		ox_slog(OX_SLOG_INFO, "partition replica added here "
+			"topic=%s partition=%u epoch=%" PRIu64,
+			t->meta.name, i, cp.epoch);
+	return true;
 }
 
-void ox_srv_partitions_follow(struct ox_server *srv, uint64_t topic_id)
+bool ox_srv_partitions_follow(struct ox_server *srv)
 {
-	struct ox_topic *t = ox_srv_topic_by_id(srv, OX_CLUSTER_TOPIC_ID_BASE +
-							     topic_id);
+	bool done = true;
 
-	if (t == NULL)
-		return;
-	for (uint32_t i = 0; i < t->meta.partitions; i++)
-		ox_srv_partition_follow(srv, topic_id, i);
+	for (size_t s = 0; s < OX_TOPIC_SLOTS; s++)
+		for (struct ox_topic *t = srv->topics[s]; t; t = t->next) {
+			if (t->assignment == NULL)
+				continue;
+			for (uint32_t i = 0; i < t->meta.partitions; i++)
+				done &= follow(srv, t, i);
+		}
+	return done;
 }
 
 // ---- the leader's steps ----
@@ -278,8 +325,16 @@ static int next_step(const struct ox_raft *r, uint64_t self,
 			next->voters[next->voters_n++] = *node;
 			return 1;
 		}
+	// V4: a voter goes only while more than n remain, or once every
+	// listed node votes: the group never has fewer voters than the
+	// replication factor.
+	bool all_vote = true;
+
+	for (uint32_t k = 0; k < n; k++)
+		all_vote &= listed(c->voters, c->voters_n, target[k]);
 	for (uint32_t k = 0; k < c->voters_n; k++)
-		if (!listed(target, n, c->voters[k])) {
+		if (!listed(target, n, c->voters[k]) &&
+		    (c->voters_n > n || all_vote)) {
 			*node = c->voters[k];
 			*transfer = *node == self;
 			conf_without(next, *node);

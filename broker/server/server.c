@@ -250,6 +250,25 @@ static void replica_committed(void *arg, int64_t hw)
 	p->srv->wake = true;
 }
 
+// The membership a replica new here while its partition moves starts
+// with: the list the partition had, else the one it goes to, without this
+// node (it is not a voter until the leader makes it one).
+static void joining_conf(struct ox_raft_conf *c,
+			 const struct ox_cluster_partition *cp, uint64_t self)
+{
+	const uint64_t *lists[2] = { cp->from, cp->replicas };
+
+	for (int l = 0; l < 2; l++) {
+		c->voters_n = 0;
+		for (uint32_t k = 0; k < cp->replicas_n; k++)
+			if (lists[l][k] != self)
+				c->voters[c->voters_n++] = lists[l][k];
+		if (c->voters_n > 0)
+			return;
+	}
+	OX_ASSERT(!"a move between two lists of this node alone");
+}
+
 // The Raft group of a partition: its hard state sits beside the log's
 // directory (<dir>.raft), so deleting the topic's directory takes both.
 static int open_replica(struct ox_server *srv, struct ox_partition *p,
@@ -277,27 +296,29 @@ static int open_replica(struct ox_server *srv, struct ox_partition *p,
 		const uint64_t *r = p->topic->assignment +
 				    (size_t)p->index * p->topic->meta.replicas;
 
-		struct ox_cluster_partition cp;
+		struct ox_cluster_partition cp = { 0 };
 
 		o.conf.voters_n = p->topic->meta.replicas;
 		for (uint32_t k = 0; k < o.conf.voters_n; k++)
 			o.conf.voters[k] = r[k];
-		// A replica new here while its partition moves joins the
-		// group as it was (the leader adds it as a learner); one this
-		// node had keeps the membership its state file holds.
+		// A replica new here while its partition moves (one this node
+		// had keeps the membership its state file holds) joins as a
+		// non-voter of the group as it was, the leader adding it as a
+		// learner, and holds its vote back until it has caught up
+		// (moves.c V5).
 		if (ox_cluster_partition_get(ox_meta_state(srv),
 					     p->topic->meta.id -
 						     OX_CLUSTER_TOPIC_ID_BASE,
 					     p->index, &cp) == 0 && cp.moving)
-			for (uint32_t k = 0; k < o.conf.voters_n; k++)
-				o.conf.voters[k] = cp.from[k];
+			joining_conf(&o.conf, &cp, (uint64_t)srv->cfg.node_id);
 		o.hooks.send = replica_send_peer;
 		o.hooks.role = replica_role;
 		o.seed ^= ox_srv_now_ns();
 		// raft.h R9: a replica this node may have held before its
 		// disk was wiped holds its votes back until it has caught up.
 		o.rejoin_if_new =
-			ox_meta_may_have_held(srv, p->topic->created_index) ?
+			ox_meta_may_have_held(srv, p->topic->created_index) ||
+					cp.moving ?
 				OX_RAFT_REJOIN_BEHIND :
 				OX_RAFT_REJOIN_NONE;
 	}
@@ -398,14 +419,42 @@ static void close_parting(struct ox_server *srv)
 		close_partition(p, name);
 		ox_srv_partition_dir(srv, id, i, dir, sizeof(dir));
 		snprintf(state, sizeof(state), "%s.raft", dir);
-		ox_srv_rm_tree(dir);
+		// The Raft state first: a log directory left without it by a
+		// crash is never taken for a voter's (moves.c V1).
 		if (unlink(state) < 0 && errno != ENOENT)
 			ox_slog(OX_SLOG_WARN, "cannot remove a moved partition's "
 				"raft state path=%s error=\"%s\"", state,
 				strerror(errno));
+		ox_srv_rm_tree(dir);
 		ox_slog(OX_SLOG_INFO, "partition copy removed: it moved away "
 			"topic_id=%" PRIu64 " partition=%u", id, i);
 		p = next;
+	}
+}
+
+static bool parting_of(const struct ox_server *srv, const struct ox_topic *t)
+{
+	for (const struct ox_partition *p = srv->parting; p != NULL;
+	     p = p->parting_next)
+		if (p->topic == t)
+			return true;
+	return false;
+}
+
+// Closes what moved away and what was deleted. Closing runs the loop,
+// which may add to either list, so each is taken one at a time; a
+// deleted topic is freed only once no partition of it waits to close
+// (their hooks read the topic).
+static void close_doomed(struct ox_server *srv)
+{
+	close_parting(srv);
+	while (srv->doomed != NULL) {
+		struct ox_topic *t = srv->doomed;
+
+		srv->doomed = t->next;
+		while (parting_of(srv, t))
+			close_parting(srv);
+		ox_srv_topic_close(t, true, srv->cfg.data_dir);
 	}
 }
 
@@ -679,6 +728,16 @@ void ox_srv_each_replica(struct ox_server *srv,
 		}
 }
 
+bool ox_srv_parting(const struct ox_server *srv, uint64_t topic_id,
+		    uint32_t i)
+{
+	for (const struct ox_partition *p = srv->parting; p != NULL;
+	     p = p->parting_next)
+		if (p->parting_topic_id == topic_id && p->index == i)
+			return true;
+	return false;
+}
+
 void ox_srv_partition_doom(struct ox_server *srv, struct ox_topic *t,
 			   uint32_t i)
 {
@@ -909,18 +968,8 @@ void ox_server_poll(struct ox_server *srv)
 		srv->wake = false;
 		ox_srv_fetch_wake(srv);
 	}
-	if (srv->parting)
-		close_parting(srv);
-	if (srv->doomed) {
-		// Closing runs the loop, which may doom more: take the list.
-		struct ox_topic *t = srv->doomed;
-		srv->doomed = NULL;
-		while (t) {
-			struct ox_topic *next = t->next;
-			ox_srv_topic_close(t, true, srv->cfg.data_dir);
-			t = next;
-		}
-	}
+	if (srv->parting || srv->doomed)
+		close_doomed(srv);
 	if (srv->tick && srv->tick->due && !srv->shutting_down) {
 		bool retention = srv->tick->run_retention;
 		srv->tick->due = false;
@@ -1486,12 +1535,7 @@ int ox_server_destroy(struct ox_server *srv)
 	}
 	ox_net_destroy(srv->net);
 	srv->net = NULL;
-	close_parting(srv);
-	while (srv->doomed) {
-		struct ox_topic *t = srv->doomed;
-		srv->doomed = t->next;
-		ox_srv_topic_close(t, true, srv->cfg.data_dir);
-	}
+	close_doomed(srv);
 	for (size_t s = 0; s < OX_TOPIC_SLOTS; s++) {
 		struct ox_topic *t;
 		while ((t = srv->topics[s]) != NULL) {

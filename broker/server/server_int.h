@@ -191,6 +191,10 @@ void ox_srv_topic_doom(struct ox_server *srv, struct ox_topic *t);
 void ox_srv_each_replica(struct ox_server *srv,
 			 void (*fn)(struct ox_server *srv, struct ox_topic *t,
 				    uint32_t i));
+// Whether partition i of topic id topic_id is among those moved away and
+// not yet closed.
+bool ox_srv_parting(const struct ox_server *srv, uint64_t topic_id,
+		    uint32_t i);
 // Takes partition i of t, which moved away from this node, out of
 // service: fails its queued appends, ends its long-polls, and leaves it
 // for ox_server_poll to close and remove (its log directory and Raft
@@ -290,12 +294,13 @@ int ox_meta_submit(struct ox_server *srv, const uint8_t *entry, size_t len);
 
 // moves.c: moving a partition's replicas (REASSIGN_PARTITION).
 void ox_srv_reassign_partition(struct ox_server *srv, struct ox_net_req *req);
-// Partition i of cluster topic topic_id (every partition, for the second)
-// follows the metadata: its assignment row, and its replica here opened
-// or, once moved away, closed and removed.
-void ox_srv_partition_follow(struct ox_server *srv, uint64_t topic_id,
-			     uint32_t i);
-void ox_srv_partitions_follow(struct ox_server *srv, uint64_t topic_id);
+// Every partition of every cluster topic follows the metadata (moves.c
+// V5: call it only once caught up): its assignment row, its replica here
+// opened or, once moved away, closed and removed, and a copy of a
+// partition that neither lists nor moves away from this node removed.
+// Returns false when something must wait (a copy still being removed):
+// call it again later.
+bool ox_srv_partitions_follow(struct ox_server *srv);
 // The leaders of moving partitions take their next step.
 void ox_srv_moves_tick(struct ox_server *srv);
 

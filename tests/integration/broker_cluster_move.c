@@ -16,8 +16,8 @@
 //      restarted, and finishes with B's copy removed.
 //   4. A partition of an RF 3 topic moves one replica, its leader's, to
 //      the fourth node under writes: the leader hands its leadership to a
-//      listed voter, the group ends with the listed three, and the old
-//      leader removes its copy.
+//      listed voter, the group never has fewer than three voters and
+//      ends with the listed three, and the old leader removes its copy.
 // At the end no delivery may have failed, and every acknowledged record
 // must be stored once, intact, at the offset its callback gave.
 // A plain program (exit 0 pass, 1 fail, 77 skip): argv[1] is oxbowd.
@@ -120,27 +120,33 @@ static bool same_nodes(const int *ids, int n, const int32_t *want, int want_n)
 
 // Waits until a node of want[0, n) leads the partition, saying it is not
 // moving and its voters are exactly want; returns that leader or -1.
-static int move_done(const int32_t *want, int want_n)
+// Meanwhile the fewest voters any leader named goes into *fewest.
+static int move_done(const int32_t *want, int want_n, int *fewest)
 {
 	int64_t start = bc_now_ms();
 
+	*fewest = NODES + 1;
 	while (bc_now_ms() - start < MOVE_WAIT_MS) {
-		for (int k = 0; k < want_n; k++) {
-			int leader, ids[NODES], n, to = want[k];
+		for (int i = 1; i <= NODES; i++) {
+			int leader, ids[NODES], n;
 			bool moving;
 
-			if (nodes[to - 1].pid > 0 &&
-			    part_seen(&nodes[to - 1], &leader, &moving, ids,
-				      &n) &&
-			    leader == to && !moving &&
-			    same_nodes(ids, n, want, want_n)) {
+			if (nodes[i - 1].pid <= 0 ||
+			    !part_seen(&nodes[i - 1], &leader, &moving, ids,
+				       &n) ||
+			    leader != i)
+				continue;
+			if (n < *fewest)
+				*fewest = n;
+			if (!moving && same_nodes(ids, n, want, want_n)) {
 				printf("move of %s done after %" PRId64 " ms, "
-				       "led by node %d\n", cur_topic(),
-				       bc_now_ms() - start, to);
-				return to;
+				       "led by node %d, %d voters at the "
+				       "fewest\n", cur_topic(),
+				       bc_now_ms() - start, i, *fewest);
+				return i;
 			}
 		}
-		bc_sleep_ms(20);
+		bc_sleep_ms(10);
 	}
 	return -1;
 }
@@ -269,7 +275,7 @@ static int trio_leader = 1;
 static void trio_move(struct ox_admin *a, char *dir, size_t cap)
 {
 	int32_t want[3];
-	int leader = -1, ids[NODES], n = 0, fourth = 0, k = 0;
+	int leader = -1, ids[NODES], n = 0, fourth = 0, k = 0, fewest;
 	bool moving;
 
 	if (ox_admin_topic_create(a, trio, 1, 3, NULL, 0) < 0)
@@ -297,8 +303,10 @@ static void trio_move(struct ox_admin *a, char *dir, size_t cap)
 	bc_sleep_ms(500); // writes go on meanwhile
 	CHECK(reassign(a, trio, 0, want, 3) == 0, "the move of %s was refused",
 	      trio);
-	trio_leader = move_done(want, 3);
+	trio_leader = move_done(want, 3, &fewest);
 	CHECK(trio_leader > 0, "the move of %s did not finish", trio);
+	CHECK(fewest >= 3, "the group of %s had %d voters during the move",
+	      trio, fewest); // V4
 	CHECK(copy_removed(leader, dir), "node %d kept its copy %s", leader,
 	      dir);
 	if (trio_leader < 0)
@@ -320,7 +328,7 @@ int main(int argc, char **argv)
 	struct ox_producer *p;
 	struct ox_admin *a;
 	int64_t end[1];
-	int rc, from, to;
+	int rc, from, to, fewest;
 
 	bc_start("broker-cluster-move", argc, argv, WATCHDOG_S);
 	bc_ledger_init(RECORDS_MAX);
@@ -352,7 +360,7 @@ int main(int argc, char **argv)
 	      from);
 	CHECK(reassign(a, solo, 0, (const int32_t[]){ to }, 1) == 0,
 	      "the move to node %d was refused", to);
-	CHECK(move_done((const int32_t[]){ to }, 1) == to,
+	CHECK(move_done((const int32_t[]){ to }, 1, &fewest) == to,
 	      "the move to node %d did not finish", to);
 	CHECK(copy_removed(from, dir_a),
 	      "node %d kept its copy %s", from, dir_a);
@@ -381,7 +389,7 @@ int main(int argc, char **argv)
 	}
 	bc_sleep_ms(1000);
 	bc_broker_start(&nodes[to - 1]);
-	CHECK(move_done((const int32_t[]){ from }, 1) == from,
+	CHECK(move_done((const int32_t[]){ from }, 1, &fewest) == from,
 	      "the move back to node %d did not finish", from);
 	CHECK(copy_removed(to, dir_b),
 	      "node %d kept its copy %s", to, dir_b);

@@ -588,6 +588,62 @@ Test(replica, appends_whose_bytes_disagree_are_refused, .fini = teardown)
 	cr_assert_eq(ox_log_end_offset(W.nodes[0].log), 3);
 }
 
+// One control batch of a membership change (P7) at offset `at` of term 1
+// whose value is conf as given (valid or not).
+static size_t conf_batch(uint8_t *buf, size_t cap, int64_t at,
+			 const struct ox_raft_conf *conf)
+{
+	struct ox_batch_params params = { .attributes = OX_BATCH_ATTR_CONTROL };
+	struct ox_batch_builder b;
+	uint8_t value[REPLICA_CONF_BYTES_MAX];
+	int n = ox_replica_conf_encode(conf, value, sizeof(value));
+	struct ox_record rec = { .key = (const uint8_t *)"oxbow.conf",
+				 .key_len = 10, .value = value,
+				 .value_len = n };
+	size_t len;
+
+	cr_assert_gt(n, 0);
+	cr_assert_eq(ox_batch_builder_init(&b, buf, cap, &params), 0);
+	cr_assert_eq(ox_batch_builder_add(&b, &rec), 0);
+	cr_assert_eq(ox_batch_builder_finish(&b, &len), 0);
+	ox_batch_stamp(buf, at, 1);
+	return len;
+}
+
+// P7: an APPEND carrying a membership Raft would not take (an id twice,
+// id 0) is refused whole before Raft sees it, and the replica goes on:
+// a valid one after it is taken.
+Test(replica, a_bad_membership_batch_is_refused, .fini = teardown)
+{
+	struct ox_raft_msg m = { .type = OX_RAFT_MSG_APPEND, .from = 2,
+				 .to = 1, .term = 1, .prev_index = 0,
+				 .end_index = 1, .runs_n = 1,
+				 .runs = { { 0, 1 } } };
+	const struct ox_raft_conf bad[] = {
+		{ .voters_n = 2, .voters = { 2, 2 } },
+		{ .voters_n = 2, .voters = { 1, 0 } },
+		{ .voters_n = 1, .voters = { 1 }, .learners_n = 1,
+		  .learners = { 1 } },
+	};
+	const struct ox_raft_conf good = { .voters_n = 2, .voters = { 1, 2 },
+					   .learners_n = 1,
+					   .learners = { 3 } };
+	uint8_t buf[1024];
+	size_t len;
+
+	setup_n(2);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		len = conf_batch(buf, sizeof(buf), 0, &bad[i]);
+		cr_assert_eq(ox_replica_deliver(W.nodes[0].rep, &m, buf, len),
+			     -OX_ECORRUPT, "membership %zu", i);
+	}
+	cr_assert_eq(ox_raft_last_index(ox_replica_raft(W.nodes[0].rep)), 0);
+	len = conf_batch(buf, sizeof(buf), 0, &good);
+	cr_assert_eq(ox_replica_deliver(W.nodes[0].rep, &m, buf, len), 0);
+	cr_assert_eq(ox_raft_conf(ox_replica_raft(W.nodes[0].rep))->learners_n,
+		     1, "the valid change took effect once in the log");
+}
+
 // A retried batch of an idempotent producer is stored once, and its
 // retry gets the first copy's offsets, on the leader that stored it and
 // on the next one, which learnt the producers from its log as a follower.
