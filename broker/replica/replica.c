@@ -1192,13 +1192,20 @@ static int restore(struct ox_replica *rep)
 		rs.start_term = rs.runs_n > 0 ? runs[0].term : 0;
 	if (rs.runs_n > 0 && runs[0].term < rs.start_term)
 		rs.start_term = runs[0].term;
-	// The membership is the last one in the log (raft.h): a change whose
-	// batch a crash cut from the tail gives way to the one before it
-	// (committed, R7), as a truncation of it would.
+	// The membership is the last one in the log (raft.h, P7): a change
+	// whose batch a crash cut from the tail gives way to the one before
+	// it (committed, R7), as a truncation of it would; and a change whose
+	// batch reached the log before the crash, but not the hard state,
+	// takes effect (the one before it, in the hard state, was committed).
 	if (rs.hard.conf_index > rs.last_index &&
 	    rs.hard.conf_prev.voters_n > 0) {
 		rs.hard.conf = rs.hard.conf_prev;
 		rs.hard.conf_index = 0;
+	}
+	if (rep->log_conf_index > rs.hard.conf_index) {
+		rs.hard.conf_prev = rs.hard.conf;
+		rs.hard.conf = rep->log_conf;
+		rs.hard.conf_index = rep->log_conf_index;
 	}
 	rc = ox_raft_create(&rep->raft, &cfg, &rs, REPLICA_RUNS_MAX);
 out:
@@ -1210,9 +1217,10 @@ out:
 // it grows to fit a batch larger than itself.
 #define SCAN_BYTES (1u << 20)
 
-// Rebuilds the idempotent producers from the log's batches (producers.h):
-// a read of the whole log, once per open. A batch that fails its checksum
-// ends the scan (the producers after it are unknown: D2).
+// Rebuilds the idempotent producers from the log's batches (producers.h),
+// and finds the last membership batch (P7): a read of the whole log, once
+// per open, before Raft is created. A batch that fails its checksum ends
+// the scan (the producers after it are unknown: D2).
 static int scan_producers(struct ox_replica *rep)
 {
 	int64_t o = ox_log_start_offset(rep->log);
@@ -1242,8 +1250,15 @@ static int scan_producers(struct ox_replica *rep)
 			break;
 		int64_t from = o;
 		while (ox_batch_next(buf, len, &pos, &h) == 1) {
+			struct ox_raft_conf conf;
+
 			producers_note(rep, h, h.base_offset);
 			o = h.base_offset + h.last_offset_delta + 1;
+			if (conf_of(buf + pos - h.length, h.length, &h,
+				    &conf) == 1) {
+				rep->log_conf = conf; // P7
+				rep->log_conf_index = o;
+			}
 		}
 		if (o <= from)
 			break; // the log handed back nothing past o
@@ -1299,9 +1314,9 @@ int ox_replica_open(struct ox_replica **out, struct ox_io *io,
 	rep->producers = ox_producers_create();
 	rc = rep->producers != NULL ? load_state(rep) : -ENOMEM;
 	if (rc == 0)
-		rc = restore(rep);
-	if (rc == 0)
 		rc = scan_producers(rep);
+	if (rc == 0)
+		rc = restore(rep);
 	if (rc < 0) {
 		ox_raft_destroy(rep->raft);
 		ox_producers_destroy(rep->producers);

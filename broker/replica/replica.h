@@ -34,9 +34,11 @@
 //   P7  A membership change is a control batch in the log (key
 //       "oxbow.conf", value a RaftConf): the leader proposes it through
 //       ox_replica_change_conf, a follower hands each one it appends to
-//       Raft, and an open takes the membership of the hard state unless
-//       the crash cut its batch from the log (then the committed one
-//       before it).
+//       Raft, and an open takes the last membership in the log: the hard
+//       state's, unless a crash cut its batch from the log (then the
+//       committed one before it) or a batch the log holds never reached
+//       the hard state (then that one: the open's scan of the log finds
+//       it).
 //
 // The hard state lives in one small file (state_path): "OXRS", u32 LE
 // length, a RaftHardState protobuf (proto/raft.proto), XXH3-64 of the

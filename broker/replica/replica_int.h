@@ -131,6 +131,10 @@ struct ox_replica {
 	uint32_t sizes_n;
 	uint64_t appended_bytes;
 	uint64_t committed_bytes;
+	// The last membership batch the open's scan found in the log (index
+	// 0: none), for restore (P7).
+	struct ox_raft_conf log_conf;
+	int64_t log_conf_index;
 	bool failed;             // the log or the state file failed
 	bool opening;            // inside ox_replica_open: hooks wait
 	bool in_ready;           // process_ready is running

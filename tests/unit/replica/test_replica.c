@@ -927,3 +927,31 @@ Test(replica, a_membership_the_log_lost_gives_way, .fini = teardown)
 	cr_assert_eq(ox_raft_role(ox_replica_raft(W.nodes[0].rep)),
 		     OX_RAFT_LEADER, "alone again, it leads at once");
 }
+
+// P7: a membership batch that reached the log when a crash kept it from
+// the hard state takes effect at the next open.
+Test(replica, a_membership_only_the_log_holds_takes_effect, .fini = teardown)
+{
+	struct ox_raft_conf c = { .voters_n = 1, .voters = { 1 },
+				  .learners_n = 1, .learners = { 2 } };
+	struct replica_state st;
+	int64_t at;
+
+	setup_n(1);
+	cr_assert_eq(elect(), 0);
+	cr_assert_eq(ox_replica_change_conf(W.nodes[0].rep, &c), 0);
+	wait_settled(0);
+	at = ox_raft_last_index(ox_replica_raft(W.nodes[0].rep));
+	close_node(0);
+	cr_assert_eq(ox_replica_state_read(W.nodes[0].state, &st), 0);
+	cr_assert_eq(st.hard.conf_index, at);
+	st.hard.conf = st.hard.conf_prev = (struct ox_raft_conf){
+		.voters_n = 1, .voters = { 1 } };
+	st.hard.conf_index = 0; // as before the change
+	cr_assert_eq(ox_replica_state_write(W.nodes[0].state, &st), 0);
+	open_node(0);
+	cr_assert_eq(ox_raft_conf(ox_replica_raft(W.nodes[0].rep))->learners_n,
+		     1, "the change in the log took effect");
+	cr_assert_eq(ox_raft_role(ox_replica_raft(W.nodes[0].rep)),
+		     OX_RAFT_LEADER);
+}
