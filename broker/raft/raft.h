@@ -420,11 +420,13 @@ int64_t ox_raft_match(const struct ox_raft *r, uint64_t peer);
 // on a follower, for this node and for a non-member.
 bool ox_raft_heard(const struct ox_raft *r, uint64_t peer);
 // Leader: whether `peer` (a learner about to be made a voter) holds the
-// log durably up to the commit index, is not rejoining (R9) and answered
-// within the last election timeout (counted from its last answer, not
-// from the quorum check as ox_raft_heard is, so a host polling on its
-// own tick sees it whatever the two ticks' phases). False on a follower
-// and for a non-member.
+// log durably up to the commit index as it was at the last heartbeat
+// (under steady writes the commit index moves on while the answer to
+// that heartbeat travels: the current one would rarely be matched), is
+// not rejoining (R9) and answered within the last election timeout
+// (counted from its last answer, not from the quorum check as
+// ox_raft_heard is, so a host polling on its own tick sees it whatever
+// the two ticks' phases). False on a follower and for a non-member.
 bool ox_raft_caught_up(const struct ox_raft *r, uint64_t peer);
 // Leader: the voter a leadership transfer is handing over to
 // (OX_RAFT_NONE: none under way).

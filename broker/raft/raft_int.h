@@ -68,6 +68,7 @@ struct ox_raft {
 	uint32_t runs_max;
 
 	int64_t commit;
+	int64_t commit_at_beat; // leader: the commit index at its last heartbeat
 	// Follower: the log agrees with the current leader's up to here (R6).
 	int64_t verified;
 	// Follower: the last durable index told to the leader.

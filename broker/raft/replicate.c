@@ -190,6 +190,7 @@ void raft_leader_start(struct ox_raft *r)
 	r->heartbeat_elapsed = 0;
 	r->election_elapsed = 0;
 	r->transfer_target = OX_RAFT_NONE;
+	r->commit_at_beat = r->commit;
 	raft_broadcast_heartbeat(r);
 	raft_maybe_commit(r); // a group of one commits on its own
 }
@@ -317,6 +318,7 @@ void raft_leader_tick(struct ox_raft *r)
 	r->heartbeat_elapsed = 0;
 	for (uint32_t i = 0; i < r->peers_n; i++)
 		check_stall(r, &r->peers[i]);
+	r->commit_at_beat = r->commit;
 	raft_broadcast_heartbeat(r);
 }
 
@@ -522,7 +524,7 @@ bool ox_raft_caught_up(const struct ox_raft *r, uint64_t peer)
 			return r->peers[i].silent_ticks <
 				       r->cfg.election_ticks &&
 			       !r->peers[i].rejoining &&
-			       r->peers[i].match >= r->commit;
+			       r->peers[i].match >= r->commit_at_beat;
 	return false;
 }
 

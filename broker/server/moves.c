@@ -391,9 +391,9 @@ static void note_waiting(const struct ox_topic *t, uint32_t i,
 	uint64_t now = ox_srv_now_ns();
 
 	if (c->learners_n == 0 ||
-	    now - p->moved_asked_ns < 5 * MOVED_ASK_NS)
+	    now - p->waiting_noted_ns < 5 * MOVED_ASK_NS)
 		return;
-	p->moved_asked_ns = now;
+	p->waiting_noted_ns = now;
 	ox_slog(OX_SLOG_INFO, "partition moving: waiting for a learner to "
 		"catch up topic=%s partition=%u node=%" PRIu64 " match=%"
 		PRId64 " commit=%" PRId64 " log_end=%" PRId64 " heard=%d",

@@ -64,8 +64,10 @@ struct ox_partition {
 	// compare it with the value they saw when they parked.
 	uint64_t acked_bytes;
 	// Leader of a moving partition: when it last asked the metadata
-	// group to record the move done (moves.c).
+	// group to record the move done, and when it last said it waits for
+	// a learner (moves.c).
 	uint64_t moved_asked_ns;
+	uint64_t waiting_noted_ns;
 	// Moved away from this node: the list ox_server_poll closes, and the
 	// topic's id (the topic may be deleted meanwhile).
 	struct ox_partition *parting_next;
