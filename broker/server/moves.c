@@ -11,8 +11,9 @@
 //   the partition's leader changes the group's membership one Raft step
 //   at a time (ox_replica_change_conf: each waits for the last to
 //   commit): add a listed node as a learner; make a learner a voter once
-//   it has caught up; remove a voter the list leaves out (handing its
-//   own leadership to a listed voter first, when that is itself); when
+//   it has caught up; remove a voter the list leaves out while more
+//   voters than the replication factor remain (handing its own
+//   leadership to a listed voter first, when that is itself); when
 //   the voters are the list, committed, it asks the metadata group to
 //   record the move done (MetaPartitionMoved, at the move's epoch);
 //   a node left out keeps serving its copy, a voter maybe, until that
@@ -25,8 +26,9 @@
 //       on a majority of every committed membership, so none is lost.
 //   V2  At most one membership change is in flight per partition (Raft's
 //       R7); a learner becomes a voter only once it holds the log up to
-//       the commit index (ox_raft_caught_up), so a promotion never leaves
-//       the group waiting for a voter still catching up.
+//       the commit index of the last heartbeat and answers
+//       (ox_raft_caught_up), so a promotion does not leave the group
+//       waiting for a voter still catching up.
 //   V3  Every step is taken again from the state on the next tick: a
 //       leader change, a crash or a refused proposal only delays a move.
 //   V4  The group never has fewer voters than the replication factor: a
