@@ -210,12 +210,10 @@ static void remove_stale_copy(struct ox_server *srv, const struct ox_topic *t,
 // Partition i of t follows the metadata. false: it must wait.
 static bool follow(struct ox_server *srv, struct ox_topic *t, uint32_t i)
 {
-	uint64_t topic_id = t->meta.id - OX_CLUSTER_TOPIC_ID_BASE;
 	struct ox_cluster_partition cp;
 	bool want;
 
-	if (ox_cluster_partition_get(ox_meta_state(srv), topic_id, i,
-				     &cp) < 0)
+	if (ox_srv_cluster_partition(srv, t, i, &cp) < 0)
 		return true;
 	OX_ASSERT(cp.replicas_n == t->meta.replicas); // C5
 	memcpy(t->assignment + (size_t)i * cp.replicas_n, cp.replicas,
@@ -375,13 +373,13 @@ static void ask_moved(struct ox_server *srv, struct ox_topic *t, uint32_t i,
 		free(entry);
 	}
 	if (rc < 0)
-		ox_slog(OX_SLOG_WARN, "cannot record a partition move done "
-			"topic=%s partition=%u error=%s", t->meta.name, i,
+		ox_slog(OX_SLOG_WARN, "cannot ask to record a partition move "
+			"done topic=%s partition=%u error=%s", t->meta.name, i,
 			ox_strerror_name(rc));
 	else
-		ox_slog(OX_SLOG_INFO, "partition move done topic=%s "
-			"partition=%u epoch=%" PRIu64, t->meta.name, i,
-			cp->epoch);
+		ox_slog(OX_SLOG_INFO, "partition move done: asking the metadata "
+			"group to record it topic=%s partition=%u epoch=%" PRIu64,
+			t->meta.name, i, cp->epoch);
 }
 
 // A move waiting for a learner to catch up says so now and then, with
@@ -416,9 +414,7 @@ static void move_step(struct ox_server *srv, struct ox_topic *t, uint32_t i)
 	int step, rc;
 
 	if (ox_raft_role(r) != OX_RAFT_LEADER ||
-	    ox_cluster_partition_get(ox_meta_state(srv),
-				     t->meta.id - OX_CLUSTER_TOPIC_ID_BASE, i,
-				     &cp) < 0 || !cp.moving ||
+	    ox_srv_cluster_partition(srv, t, i, &cp) < 0 || !cp.moving ||
 	    !ox_raft_conf_committed(r) ||
 	    ox_raft_transferee(r) != OX_RAFT_NONE)
 		return; // V2: one change at a time

@@ -306,10 +306,8 @@ static int open_replica(struct ox_server *srv, struct ox_partition *p,
 		// non-voter of the group as it was, the leader adding it as a
 		// learner, and holds its vote back until it has caught up
 		// (moves.c V5).
-		if (ox_cluster_partition_get(ox_meta_state(srv),
-					     p->topic->meta.id -
-						     OX_CLUSTER_TOPIC_ID_BASE,
-					     p->index, &cp) == 0 && cp.moving)
+		if (ox_srv_cluster_partition(srv, p->topic, p->index,
+					     &cp) == 0 && cp.moving)
 			joining_conf(&o.conf, &cp, (uint64_t)srv->cfg.node_id);
 		o.hooks.send = replica_send_peer;
 		o.hooks.role = replica_role;
@@ -323,6 +321,17 @@ static int open_replica(struct ox_server *srv, struct ox_partition *p,
 				OX_RAFT_REJOIN_NONE;
 	}
 	return ox_replica_open(&p->rep, srv->io, p->log, &o);
+}
+
+int ox_srv_cluster_partition(const struct ox_server *srv,
+			     const struct ox_topic *t, uint32_t i,
+			     struct ox_cluster_partition *out)
+{
+	if (srv->meta == NULL || t->assignment == NULL)
+		return -OX_EUNKNOWN_TOPIC;
+	return ox_cluster_partition_get(ox_meta_state(srv),
+					t->meta.id - OX_CLUSTER_TOPIC_ID_BASE,
+					i, out);
 }
 
 bool ox_srv_hosted(const struct ox_server *srv, const struct ox_topic *t,
@@ -340,9 +349,7 @@ bool ox_srv_hosted(const struct ox_server *srv, const struct ox_topic *t,
 			return true;
 	// A partition moving away keeps its copy here, a voter maybe, until
 	// its leader has the group without it (moves.c).
-	if (ox_cluster_partition_get(ox_meta_state(srv),
-				     t->meta.id - OX_CLUSTER_TOPIC_ID_BASE, i,
-				     &cp) < 0 || !cp.moving)
+	if (ox_srv_cluster_partition(srv, t, i, &cp) < 0 || !cp.moving)
 		return false;
 	ox_srv_partition_dir(srv, t->meta.id, i, dir, sizeof(dir));
 	return stat(dir, &st) == 0;
@@ -680,9 +687,8 @@ int ox_srv_append(struct ox_server *srv, struct ox_append *a)
 	return 0;
 }
 
-// Fails the queued appends of a topic being deleted.
 // Fails the queued appends of topic t (of its partition `only`, if not
-// NULL).
+// NULL) being taken out of service.
 static void fail_queued(struct ox_server *srv, const struct ox_topic *t,
 			const struct ox_partition *only)
 {

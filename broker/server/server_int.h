@@ -109,6 +109,7 @@ struct ox_fetch;
 struct ox_meta;
 struct ox_cluster;
 struct ox_peer;
+struct ox_cluster_partition;
 
 struct ox_server {
 	struct ox_io *io;
@@ -188,6 +189,12 @@ void ox_srv_partitions_drop_fresh(struct ox_server *srv, struct ox_topic *t,
 // Takes a deleted topic, already unlinked, out of service: fails its queued appends, ends
 // its long-polls, and leaves its logs for ox_server_poll to close.
 void ox_srv_topic_doom(struct ox_server *srv, struct ox_topic *t);
+// Partition i of cluster topic t as the metadata state holds it: 0, or
+// an error of ox_cluster_partition_get (t is not the state's, or this
+// node has no cluster layer: -OX_EUNKNOWN_TOPIC).
+int ox_srv_cluster_partition(const struct ox_server *srv,
+			     const struct ox_topic *t, uint32_t i,
+			     struct ox_cluster_partition *out);
 // Calls fn for every partition of a cluster topic that has a replica on
 // this node (fn must not close topics or partitions).
 void ox_srv_each_replica(struct ox_server *srv,

@@ -63,11 +63,8 @@ static void status_partition(struct ox_server *srv, struct status_build *b,
 	}
 	p->n_in_sync = in_sync;
 	// Moving (moves.c): the replicas are the group's voters now.
-	p->moving = t->assignment != NULL &&
-		    ox_cluster_partition_get(ox_meta_state(srv),
-					     t->meta.id -
-						     OX_CLUSTER_TOPIC_ID_BASE,
-					     i, &cp) == 0 && cp.moving;
+	p->moving = ox_srv_cluster_partition(srv, t, i, &cp) == 0 &&
+		    cp.moving;
 	b->pptrs[b->n++] = p;
 }
 
